@@ -1,0 +1,356 @@
+"""Pipeline configuration: YAML in, typed, frozen, validated dataclasses out.
+
+A pipeline YAML names the grid, the dates, the stores, the chunking, the fusion method,
+the simulation (for synthetic regions) and the cluster profile. Every section is a frozen
+dataclass; :func:`load_pipeline` reads the file with ``yaml.safe_load`` and validates every
+field, failing with one :class:`~lst_pipeline.errors.ConfigError` that names the field
+(``grid.coarse_factor: expected an integer, got 31.5``).
+
+Relative paths are resolved against the current working directory, as with most
+command-line tools, so ``lst-pipeline run pipelines/demo.yaml`` writes under ``./demo_output``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lst_pipeline.errors import ConfigError
+
+FusionMethodName = Literal["reference_change"]
+OutputDtype = Literal["int16", "float32"]
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The fine target grid and its coarse companion.
+
+    Attributes
+    ----------
+    crs
+        Any CRS string understood by pyproj (``"EPSG:32755"``); projected, in metres.
+    resolution
+        Fine pixel size in CRS units (metres), square pixels.
+    bounds
+        ``(left, bottom, right, top)`` in CRS units. Width and height must be whole
+        multiples of ``resolution * coarse_factor`` so that coarse pixels tile the grid.
+    coarse_factor
+        Fine pixels per coarse pixel along each axis (32 x 30 m = 960 m, MODIS-like).
+    """
+
+    crs: str
+    resolution: float
+    bounds: tuple[float, float, float, float]
+    coarse_factor: int
+
+    def __post_init__(self) -> None:
+        _require(self.resolution > 0, "grid.resolution", "must be positive")
+        _require(self.coarse_factor >= 1, "grid.coarse_factor", "must be >= 1")
+        left, bottom, right, top = self.bounds
+        _require(right > left and top > bottom, "grid.bounds",
+                 "must be [left, bottom, right, top] with right > left and top > bottom")
+        step = self.resolution * self.coarse_factor
+        for name, extent in (("width", right - left), ("height", top - bottom)):
+            n = extent / step
+            _require(abs(n - round(n)) < 1e-6, "grid.bounds",
+                     f"{name} {extent:g} is not a whole number of coarse pixels "
+                     f"({self.resolution:g} x {self.coarse_factor} = {step:g}); "
+                     "adjust the bounds or the coarse factor")
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Inclusive range of output days."""
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        _require(self.end >= self.start, "dates.end",
+                 f"{self.end} is before dates.start {self.start}")
+
+    @property
+    def n_days(self) -> int:
+        """Number of days in the range, both ends included."""
+        return (self.end - self.start).days + 1
+
+
+@dataclass(frozen=True)
+class InputsConfig:
+    """Where the input stack (Landsat + MODIS on the target grid) lives."""
+
+    stack: Path
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """The output cube.
+
+    ``dtype: int16`` stores CF-packed Kelvin (0.01 K steps, compact); ``float32`` stores
+    the fused values unrounded.
+    """
+
+    cube: Path
+    dtype: OutputDtype = "int16"
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    """Output chunk shape: the unit of work and of writing (one Zarr chunk per task)."""
+
+    time: int = 32
+    y: int = 256
+    x: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("time", "y", "x"):
+            _require(getattr(self, name) >= 1, f"chunks.{name}", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Fusion method and reference selection.
+
+    Attributes
+    ----------
+    method
+        ``reference_change``: reference Landsat + upsampled (target MODIS - reference MODIS).
+    max_reference_gap_days
+        A Landsat date further than this from the target day is never used as reference.
+    min_clear_fraction
+        A Landsat date is a usable reference for a pixel only if at least this fraction
+        of the pixel's coarse cell is clear on that date (partly cloudy cells carry
+        undetected cloud edges and a contaminated coarse reference).
+    max_references
+        How many candidate reference dates per target day are tried, nearest first,
+        before a pixel is left as no data.
+    """
+
+    method: FusionMethodName = "reference_change"
+    max_reference_gap_days: int = 48
+    min_clear_fraction: float = 0.5
+    max_references: int = 4
+
+    def __post_init__(self) -> None:
+        _require(self.max_reference_gap_days >= 0, "fusion.max_reference_gap_days",
+                 "must be >= 0")
+        _require(0.0 <= self.min_clear_fraction <= 1.0, "fusion.min_clear_fraction",
+                 "must be between 0 and 1")
+        _require(self.max_references >= 1, "fusion.max_references", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """A synthetic region with known truth (see :mod:`lst_pipeline.simulate`).
+
+    Temperatures and noise levels are in Kelvin; fractions in [0, 1].
+    """
+
+    truth: Path
+    seed: int = 0
+    landsat_revisit_days: Literal[8, 16] = 16
+    landsat_noise_k: float = 0.4
+    landsat_cloud_fraction: float = 0.3
+    modis_noise_k: float = 0.7
+    modis_offset_k: float = -1.2
+    modis_cloud_fraction: float = 0.25
+    modis_psf_sigma: float = 0.5
+    day_batch: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("landsat_cloud_fraction", "modis_cloud_fraction"):
+            _require(0.0 <= getattr(self, name) < 1.0, f"simulation.{name}",
+                     "must be in [0, 1)")
+        for name in ("landsat_noise_k", "modis_noise_k", "modis_psf_sigma"):
+            _require(getattr(self, name) >= 0.0, f"simulation.{name}", "must be >= 0")
+        _require(self.day_batch >= 1, "simulation.day_batch", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A whole pipeline: what to compute, where, and on which cluster profile."""
+
+    name: str
+    grid: GridConfig
+    dates: DateRange
+    inputs: InputsConfig
+    output: OutputConfig
+    chunks: ChunkConfig = field(default_factory=ChunkConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    simulation: SimulationConfig | None = None
+    cluster: str = "local"
+
+    def __post_init__(self) -> None:
+        f = self.grid.coarse_factor
+        for name in ("y", "x"):
+            size = getattr(self.chunks, name)
+            _require(size % f == 0, f"chunks.{name}",
+                     f"{size} is not a multiple of grid.coarse_factor {f}; output chunks "
+                     "must cover whole coarse pixels")
+
+
+def _require(condition: bool, field_path: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{field_path}: {message}")
+
+
+# --------------------------------------------------------------------------------------
+# Generic, strict conversion of plain YAML data into the dataclasses above.
+
+
+def from_mapping(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, checking keys and types field by field.
+
+    Parameters
+    ----------
+    cls
+        A (frozen) dataclass type whose annotations drive the validation.
+    data
+        Plain data as produced by ``yaml.safe_load``.
+    path
+        Dotted location of ``data`` in the document, used in error messages.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first offending field: unknown key, missing key, wrong type or value.
+    """
+    where = path or "top level"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{_join(path, str(unknown[0]))}: unknown field; "
+                          f"allowed fields are {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        field_path = _join(path, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{field_path}: required field is missing")
+            continue
+        kwargs[name] = _convert(hints[name], data[name], field_path)
+    return cls(**kwargs)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _convert(non_none[0], value, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_mapping(tp, value, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(f"{path}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: expected a path, got {value!r}")
+        return Path(value).expanduser()
+    if tp is dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{path}: expected a date as YYYY-MM-DD, got {value!r}")
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # programming error
+
+
+def load_pipeline(source: str | Path | Mapping[str, Any]) -> PipelineConfig:
+    """Read and validate a pipeline configuration.
+
+    Parameters
+    ----------
+    source
+        Path to a YAML file, or an already parsed mapping.
+
+    Returns
+    -------
+    PipelineConfig
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not valid YAML, or any field is invalid; the message
+        names the file and the field.
+    """
+    if isinstance(source, Mapping):
+        return from_mapping(PipelineConfig, source)
+    import yaml
+
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"{path}: pipeline configuration file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return from_mapping(PipelineConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def replace_paths(config: PipelineConfig, workdir: Path) -> PipelineConfig:
+    """Return ``config`` with every relative store path placed under ``workdir``."""
+
+    def under(p: Path) -> Path:
+        return p if p.is_absolute() else workdir / p.name
+
+    sim = config.simulation
+    return dataclasses.replace(
+        config,
+        inputs=dataclasses.replace(config.inputs, stack=under(config.inputs.stack)),
+        output=dataclasses.replace(config.output, cube=under(config.output.cube)),
+        simulation=None if sim is None else dataclasses.replace(sim, truth=under(sim.truth)),
+    )
+
+
+def bundled_pipeline(name: str) -> Path:
+    """Path of a pipeline YAML shipped inside the package (``pipelines/<name>.yaml``)."""
+    path = Path(__file__).parent / "pipelines" / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"no bundled pipeline named {name!r}; available: {available}")
+    return path

@@ -1,0 +1,1 @@
+"""Fusion: reference selection, block kernels, methods and the Dask engine."""

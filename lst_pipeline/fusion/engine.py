@@ -1,0 +1,319 @@
+"""The Dask engine: plan a run, then map the block kernel over the plan on a cluster.
+
+Planning (:func:`plan_run`) opens the input stack's metadata, checks it against the
+pipeline config and cuts the output cube into chunks; it reads no pixels and needs no
+cluster. Executing (:func:`execute`) creates the cube and submits one task per chunk to a
+``distributed`` client, a bounded number at a time, so the scheduler never holds a huge
+graph. Each task (:func:`fuse_chunk`) reads only its window plus halo and the dates it needs,
+fuses, and writes its own Zarr chunks: tasks never share a chunk, so writes need no lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lst_pipeline import __version__
+from lst_pipeline.errors import GridError, InputError, StoreError
+from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
+from lst_pipeline.fusion.methods import get_method
+from lst_pipeline.grid import ChunkPlan, OutputChunk, TargetGrid, Window, plan_chunks
+from lst_pipeline.io.cube import CubeWriter, Flag, create_cube
+from lst_pipeline.io.stack import StackReader
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from lst_pipeline.config import PipelineConfig
+
+
+@dataclass(frozen=True)
+class FusionTask:
+    """Everything a chunk task needs besides its chunk; small and picklable."""
+
+    stack: str
+    cube: str
+    method: str
+    coarse_factor: int
+    first_day: int  # output day 0, days since 1970-01-01
+    max_gap_days: int
+    min_clear_fraction: float
+    max_references: int
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A fusion run, fully decided but not started."""
+
+    config: PipelineConfig
+    grid: TargetGrid
+    days: np.ndarray
+    chunks: ChunkPlan
+    task: FusionTask
+    n_landsat_dates: int
+
+    @property
+    def n_pixel_days(self) -> int:
+        nt, ny, nx = self.chunks.shape
+        return nt * ny * nx
+
+    def describe(self) -> str:
+        """A human-readable summary of the plan."""
+        nt, ny, nx = self.chunks.shape
+        ct, cy, cx = self.chunks.chunks
+        return (
+            f"plan: {nt} days ({self.days[0]} .. {self.days[-1]}) x {ny} x {nx} px, "
+            f"method {self.task.method}, {len(self.chunks)} chunks of {ct} x {cy} x {cx} "
+            f"(halo {self.chunks.halo_aligned} px), {self.n_landsat_dates} Landsat dates, "
+            f"output {self.task.cube}"
+        )
+
+
+def output_days(config: PipelineConfig) -> np.ndarray:
+    """Every output day of a pipeline, ``datetime64[D]``."""
+    start = np.datetime64(config.dates.start, "D")
+    return start + np.arange(config.dates.n_days)
+
+
+def plan_run(config: PipelineConfig) -> RunPlan:
+    """Check the inputs against the configuration and cut the run into chunks.
+
+    Raises
+    ------
+    InputError
+        If the stack is missing or incomplete, or holds no Landsat date that can serve as
+        a reference for the requested days.
+    GridError
+        If the stack's grid differs from the configured grid.
+    """
+    grid = TargetGrid.from_config(config.grid)
+    reader = StackReader(config.inputs.stack)
+    if reader.grid != grid:
+        raise GridError(
+            f"{config.inputs.stack}: the stack's grid ({reader.grid.fine}, coarse factor "
+            f"{reader.grid.coarse_factor}) differs from the configured grid ({grid.fine}, "
+            f"coarse factor {grid.coarse_factor}); fix `grid:` in the config or rebuild the stack"
+        )
+    days = output_days(config)
+    gap = config.fusion.max_reference_gap_days
+    ldays = reader.landsat_dates
+    near = (ldays >= days[0] - gap) & (ldays <= days[-1] + gap)
+    near &= reader.landsat_clear_fraction > 0
+    if not near.any():
+        raise InputError(
+            f"{config.inputs.stack}: no Landsat date with clear pixels within "
+            f"{gap} days of {days[0]} .. {days[-1]}; widen fusion.max_reference_gap_days "
+            "or add Landsat scenes"
+        )
+    method = get_method(config.fusion.method)
+    chunks = plan_chunks(grid, len(days), (config.chunks.time, config.chunks.y, config.chunks.x),
+                         halo=method.halo(grid.coarse_factor))
+    task = FusionTask(
+        stack=str(config.inputs.stack), cube=str(config.output.cube), method=method.name,
+        coarse_factor=grid.coarse_factor, first_day=int(days[0].astype(np.int64)),
+        max_gap_days=gap, min_clear_fraction=config.fusion.min_clear_fraction,
+        max_references=config.fusion.max_references,
+    )
+    return RunPlan(config=config, grid=grid, days=days, chunks=chunks, task=task,
+                   n_landsat_dates=int(near.sum()))
+
+
+@lru_cache(maxsize=4)
+def _reader(path: str) -> StackReader:
+    """One stack reader per worker process and store (metadata read once)."""
+    return StackReader(Path(path))
+
+
+@lru_cache(maxsize=8)
+def _writer(path: str) -> CubeWriter:
+    return CubeWriter(Path(path))
+
+
+def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
+                  read_window: Window) -> FusedBlock:
+    """Read the inputs of one block (window plus halo, needed dates only) and fuse it."""
+    reader = _reader(task.stack)
+    target_days = task.first_day + np.arange(t0, t1, dtype=np.int64)
+    ldays = reader.landsat_dates.astype(np.int64)
+    gap = task.max_gap_days
+    wanted = np.nonzero((ldays >= target_days[0] - gap) & (ldays <= target_days[-1] + gap)
+                        & (reader.landsat_clear_fraction > 0))[0]
+    f = task.coarse_factor
+    coarse_read = read_window.coarse(f)
+    landsat = reader.read_landsat(wanted, read_window)
+    landsat_modis = reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read)
+    target_modis = reader.read_modis(target_days.astype("datetime64[D]"), coarse_read)
+    return fuse_block(
+        landsat, ldays[wanted], landsat_modis, target_modis, target_days,
+        method=get_method(task.method), coarse_factor=f,
+        out_window=window.relative_to(read_window), max_gap_days=gap,
+        min_clear_fraction=task.min_clear_fraction, max_references=task.max_references,
+    )
+
+
+@dataclass(frozen=True)
+class ChunkStats:
+    """What one chunk task did."""
+
+    index: tuple[int, int, int]
+    pixel_days: int
+    observed: int
+    fused: int
+    no_data: int
+    seconds: float
+
+
+def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
+    """Task body: read, fuse and write one output chunk. Runs on a Dask worker."""
+    start = time.perf_counter()
+    block = read_and_fuse(task, chunk.t0, chunk.t1, chunk.window, chunk.read_window)
+    _writer(task.cube).write(chunk.t0, chunk.window, block.lst_k, block.qa,
+                             block.reference_day)
+    counts = np.bincount(block.qa.ravel(), minlength=3)
+    return ChunkStats(
+        index=chunk.index, pixel_days=int(block.qa.size), observed=int(counts[Flag.OBSERVED]),
+        fused=int(counts[Flag.FUSED]), no_data=int(counts[Flag.NO_DATA]),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def fuse_scene(plan: RunPlan) -> FusedBlock:
+    """The same computation in this process, unchunked: the whole scene and all days at once.
+
+    For tests and small scenes: it holds the whole stack and cube in memory.
+    """
+    ny, nx = plan.grid.shape
+    whole = Window(0, ny, 0, nx)
+    return read_and_fuse(plan.task, 0, len(plan.days), whole, whole)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Totals of an executed run."""
+
+    cube: Path
+    days: int
+    shape: tuple[int, int]
+    chunks: int
+    pixel_days: int
+    observed: int
+    fused: int
+    no_data: int
+    wall_seconds: float
+
+    @property
+    def pixel_days_per_second(self) -> float:
+        return self.pixel_days / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+    def __str__(self) -> str:
+        pd = max(self.pixel_days, 1)
+        return (
+            f"fused {self.days} days x {self.shape[0]} x {self.shape[1]} px "
+            f"({self.pixel_days:,} pixel-days, {self.chunks} chunks) in {self.wall_seconds:.1f} s "
+            f"= {self.pixel_days_per_second:,.0f} pixel-days/s\n"
+            f"  observed {100 * self.observed / pd:.1f} %, fused {100 * self.fused / pd:.1f} %, "
+            f"no data {100 * self.no_data / pd:.1f} %\n  cube: {self.cube}"
+        )
+
+
+def provenance(plan: RunPlan) -> dict[str, Any]:
+    """Root attributes recording how the cube was made."""
+    cfg = plan.config
+    return {
+        "lst_pipeline:version": __version__,
+        "lst_pipeline:method": plan.task.method,
+        "lst_pipeline:fusion": dataclasses.asdict(cfg.fusion),
+        "lst_pipeline:input_stack": str(cfg.inputs.stack),
+        "lst_pipeline:pipeline": cfg.name,
+        "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",
+    }
+
+
+def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
+            progress: bool = True, max_in_flight: int | None = None) -> RunSummary:
+    """Create the cube and fuse every chunk of ``plan`` on ``client``.
+
+    Parameters
+    ----------
+    plan
+        From :func:`plan_run`.
+    client
+        A ``distributed.Client`` (local cluster, SLURM, Kubernetes ...).
+    overwrite
+        Replace an existing cube; otherwise an existing cube is refused.
+    progress
+        Show a progress bar.
+    max_in_flight
+        Chunks submitted at once (default: 4 per worker thread), keeping the scheduler's
+        graph small for plans with millions of chunks.
+
+    Returns
+    -------
+    RunSummary
+
+    Notes
+    -----
+    The cube's ``lst_pipeline:status`` attribute stays ``writing`` until every chunk is
+    written; a failed run raises and leaves it so.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    cube = Path(plan.task.cube)
+    if cube.exists() and not overwrite:
+        raise StoreError(f"{cube}: output cube already exists; pass --overwrite to replace it")
+    start = time.perf_counter()
+    create_cube(cube, plan.grid, plan.days, plan.chunks.chunks,
+                dtype=plan.config.output.dtype, attrs=provenance(plan), overwrite=overwrite)
+    if max_in_flight is None:
+        threads = sum(client.nthreads().values()) or 1
+        max_in_flight = 4 * threads
+    chunks: Iterable[OutputChunk] = iter(plan.chunks)
+    totals = np.zeros(4, dtype=np.int64)
+    bar = tqdm(total=len(plan.chunks), unit="chunk", desc="fusing", disable=not progress)
+    pending = as_completed()
+    run_token = uuid.uuid4().hex[:8]
+    try:
+        for chunk in _take(chunks, max_in_flight):
+            pending.add(client.submit(fuse_chunk, plan.task, chunk, key=_key(chunk, run_token)))
+        for future in pending:
+            stats: ChunkStats = future.result()
+            future.release()
+            totals += (stats.pixel_days, stats.observed, stats.fused, stats.no_data)
+            bar.update()
+            for chunk in _take(chunks, 1):
+                pending.add(client.submit(fuse_chunk, plan.task, chunk,
+                                          key=_key(chunk, run_token)))
+    except BaseException:
+        for future in pending.futures:
+            future.cancel()
+        raise
+    finally:
+        bar.close()
+    CubeWriter(cube).set_status("complete")
+    ny, nx = plan.grid.shape
+    return RunSummary(cube=cube, days=len(plan.days), shape=(ny, nx), chunks=len(plan.chunks),
+                      pixel_days=int(totals[0]), observed=int(totals[1]), fused=int(totals[2]),
+                      no_data=int(totals[3]), wall_seconds=time.perf_counter() - start)
+
+
+def _take(iterator: Iterable[OutputChunk], n: int) -> list[OutputChunk]:
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
+
+
+def _key(chunk: OutputChunk, run_token: str) -> str:
+    it, iy, ix = chunk.index
+    return f"fuse-chunk-{run_token}-{it}-{iy}-{ix}"

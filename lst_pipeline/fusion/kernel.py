@@ -1,0 +1,195 @@
+"""Block kernels: numpy in, numpy out; no Dask, no I/O.
+
+:func:`fuse_block` fuses every day of one block of the output cube from the Landsat
+references and MODIS images read for it (its read window, i.e. the block plus halo). It
+does the bookkeeping common to every method (reference ranking, per-pixel fallback to the
+next reference, observed days, flags, cropping the halo) and calls the method for the
+actual prediction of fine LST from (reference fine, reference coarse, target coarse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lst_pipeline.fusion.pairs import candidate_references
+from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
+
+if TYPE_CHECKING:
+    from lst_pipeline.fusion.methods import FusionMethod
+    from lst_pipeline.grid import Window
+
+
+def _axis_weights(n_coarse: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour indices and weight of the second neighbour for linear upsampling."""
+    u = (np.arange(n_coarse * factor) + 0.5) / factor - 0.5  # fine centres in coarse px
+    lo = np.floor(u)
+    w_hi = (u - lo).astype(np.float32)
+    i_lo = np.clip(lo, 0, n_coarse - 1).astype(np.intp)
+    i_hi = np.clip(lo + 1, 0, n_coarse - 1).astype(np.intp)
+    return i_lo, i_hi, w_hi
+
+
+def _linear_upsample(a: np.ndarray, factor: int) -> np.ndarray:
+    """Separable bilinear upsampling of the last two axes, edges clamped."""
+    iy0, iy1, wy = _axis_weights(a.shape[-2], factor)
+    ix0, ix1, wx = _axis_weights(a.shape[-1], factor)
+    rows = a[..., iy0, :] * (1 - wy)[:, None] + a[..., iy1, :] * wy[:, None]
+    return rows[..., ix0] * (1 - wx) + rows[..., ix1] * wx
+
+
+def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
+    """Upsample coarse images onto the fine grid, NaN-aware.
+
+    Bilinear interpolation between coarse pixel centres (edges clamped), where only valid
+    neighbours contribute (weights renormalised). A fine pixel whose own coarse pixel is NaN
+    stays NaN: gaps are never filled from neighbours.
+
+    Parameters
+    ----------
+    coarse
+        ``(..., yc, xc)`` float array, NaN for gaps.
+    factor
+        Fine pixels per coarse pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., yc * factor, xc * factor)`` float32.
+
+    Notes
+    -----
+    A fine pixel depends only on the coarse pixels around it (at most one coarse pixel
+    away), so blocks upsampled with a halo of one coarse pixel equal the whole-scene result.
+    """
+    coarse = np.asarray(coarse, dtype=np.float32)
+    valid = np.isfinite(coarse)
+    num = _linear_upsample(np.where(valid, coarse, 0.0).astype(np.float32), factor)
+    den = _linear_upsample(valid.astype(np.float32), factor)
+    own = np.repeat(np.repeat(valid, factor, axis=-2), factor, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    return np.where(own, out, np.float32(np.nan)).astype(np.float32)
+
+
+def coarse_cell_fraction(valid: np.ndarray, factor: int) -> np.ndarray:
+    """Fraction of valid fine pixels in each pixel's coarse cell, on the fine grid."""
+    *lead, ny, nx = valid.shape
+    cells = valid.reshape(*lead, ny // factor, factor, nx // factor, factor).mean(axis=(-3, -1))
+    return np.repeat(np.repeat(cells, factor, axis=-2), factor, axis=-1)
+
+
+@dataclass(frozen=True)
+class FusedBlock:
+    """Result of :func:`fuse_block` over the output window.
+
+    Attributes
+    ----------
+    lst_k
+        ``(T, y, x)`` float32 Kelvin, NaN where no value.
+    qa
+        ``(T, y, x)`` uint8 :class:`~lst_pipeline.io.cube.Flag` values.
+    reference_day
+        ``(T, y, x)`` int32 day (since 1970-01-01) of the Landsat date used, fill if none.
+    """
+
+    lst_k: np.ndarray
+    qa: np.ndarray
+    reference_day: np.ndarray
+
+
+def fuse_block(
+    landsat_lst: np.ndarray,
+    landsat_days: np.ndarray,
+    landsat_modis: np.ndarray,
+    target_modis: np.ndarray,
+    target_days: np.ndarray,
+    *,
+    method: FusionMethod,
+    coarse_factor: int,
+    out_window: Window,
+    max_gap_days: int,
+    min_clear_fraction: float,
+    max_references: int,
+) -> FusedBlock:
+    """Fuse every target day of one block.
+
+    Parameters
+    ----------
+    landsat_lst
+        ``(R, Y, X)`` candidate reference Landsat LST over the read window (K, NaN unusable).
+    landsat_days
+        ``(R,)`` their days since 1970-01-01.
+    landsat_modis
+        ``(R, Y/f, X/f)`` MODIS LST on the reference dates (K, NaN gaps).
+    target_modis
+        ``(T, Y/f, X/f)`` MODIS LST on the target days.
+    target_days
+        ``(T,)`` target days since 1970-01-01.
+    method
+        The fusion method (see :mod:`lst_pipeline.fusion.methods`).
+    coarse_factor
+        Fine pixels per coarse pixel.
+    out_window
+        The output pixels inside the read window (relative coordinates).
+    max_gap_days, min_clear_fraction, max_references
+        Reference selection, see :class:`~lst_pipeline.config.FusionConfig`.
+
+    Returns
+    -------
+    FusedBlock
+        Over ``out_window`` only.
+
+    Notes
+    -----
+    A Landsat date is a usable reference for a pixel when the pixel is clear, its coarse
+    cell is at least ``min_clear_fraction`` clear and MODIS saw the cell that day. Each pixel
+    takes the nearest usable date (earlier wins a tie); a Landsat observation on the target
+    day itself is kept as observed. Everything is decided per pixel or per coarse cell, never
+    per block, so the result does not depend on how the cube is chunked.
+    """
+    f = coarse_factor
+    n_days = len(target_days)
+    ys, xs = out_window.slices
+    shape = (n_days, *out_window.shape)
+    lst = np.full(shape, np.nan, dtype=np.float32)
+    qa = np.full(shape, Flag.NO_DATA, dtype=np.uint8)
+    ref_day = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
+    landsat_days = np.asarray(landsat_days, dtype=np.int64)
+    target_days = np.asarray(target_days, dtype=np.int64)
+
+    clear = np.isfinite(landsat_lst)
+    # Observed: a usable Landsat pixel on the target day itself.
+    same_day = np.nonzero(target_days[:, None] == landsat_days[None, :])
+    for t, r in zip(*same_day):
+        obs = clear[r, ys, xs]
+        lst[t][obs] = landsat_lst[r, ys, xs][obs]
+        qa[t][obs] = Flag.OBSERVED
+        ref_day[t][obs] = landsat_days[r]
+
+    usable = (
+        clear
+        & (coarse_cell_fraction(clear, f) >= min_clear_fraction)
+        & np.repeat(np.repeat(np.isfinite(landsat_modis), f, axis=-2), f, axis=-1)
+    )[:, ys, xs]
+    target_seen = np.isfinite(target_modis).any(axis=(-2, -1))
+
+    ranked = candidate_references(target_days, landsat_days, max_gap_days=max_gap_days,
+                                  max_references=max_references)
+    for rank in range(ranked.shape[1]):
+        refs = ranked[:, rank]
+        days = [t for t in range(n_days) if refs[t] >= 0 and target_seen[t]
+                and np.isnan(lst[t]).any()]
+        if not days:
+            break
+        r_idx = refs[days]
+        pred = method.predict(landsat_lst[r_idx], landsat_modis[r_idx], target_modis[days],
+                              coarse_factor=f)[:, ys, xs]
+        for k, t in enumerate(days):
+            take = np.isnan(lst[t]) & usable[r_idx[k]] & np.isfinite(pred[k])
+            lst[t][take] = pred[k][take]
+            qa[t][take] = Flag.FUSED
+            ref_day[t][take] = landsat_days[r_idx[k]]
+    return FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day)

@@ -1,0 +1,1 @@
+"""Everything that touches storage: input stacks, output cubes, sensor readers."""

@@ -1,0 +1,188 @@
+"""The output cube: daily fine-resolution LST in Zarr v3, CF-described.
+
+Layout
+------
+``lst (time, y, x)``
+    Kelvin. Default storage int16, CF-packed with ``scale_factor`` 0.01 K and
+    ``add_offset`` 300 K (so -27.67 K to 627.67 K fit), ``_FillValue`` -32768; or float32.
+``qa (time, y, x)``
+    uint8 flag: 0 no data, 1 observed (clear Landsat that day), 2 fused from one reference.
+``reference_date (time, y, x)``
+    The Landsat date the value comes from, int32 days since 1970-01-01 (CF time).
+
+``spatial_ref`` carries the CRS (``xr.open_zarr(path).rio.crs``), the root attributes carry
+provenance (method, parameters, package version, inputs) and ``lst_pipeline:status`` which is
+``complete`` only once every chunk was written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lst_pipeline.errors import StoreError
+from lst_pipeline.io.zarr_store import (
+    GRID_ATTR,
+    STATUS_ATTR,
+    create_store,
+    grid_attrs,
+    open_group,
+    spatial_coords,
+)
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from lst_pipeline.grid import TargetGrid, Window
+
+LST = "lst"
+QA = "qa"
+REFERENCE_DATE = "reference_date"
+
+#: CF packing of ``lst`` when stored as int16.
+LST_SCALE_K = 0.01
+LST_OFFSET_K = 300.0
+LST_FILL = np.int16(-32768)
+REFERENCE_DATE_FILL = np.int32(-2147483648)
+
+
+class Flag:
+    """Values of the ``qa`` variable."""
+
+    NO_DATA = np.uint8(0)
+    OBSERVED = np.uint8(1)
+    FUSED = np.uint8(2)
+
+    values = (0, 1, 2)
+    meanings = "no_data observed fused_one_reference"
+
+
+def encode_lst(lst_k: np.ndarray) -> np.ndarray:
+    """Pack Kelvin into int16 exactly as CF decoding expects (NaN -> fill).
+
+    Values outside the representable range are clipped to it.
+    """
+    packed = np.round((np.asarray(lst_k, dtype=np.float64) - LST_OFFSET_K) / LST_SCALE_K)
+    packed = np.clip(packed, -32767, 32767)
+    return np.where(np.isfinite(lst_k), packed, LST_FILL).astype(np.int16)
+
+
+def decode_lst(packed: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_lst` (fill -> NaN), float32 Kelvin."""
+    packed = np.asarray(packed)
+    out = packed.astype(np.float64) * LST_SCALE_K + LST_OFFSET_K
+    return np.where(packed == LST_FILL, np.nan, out).astype(np.float32)
+
+
+def create_cube(
+    path: Path,
+    grid: TargetGrid,
+    days: np.ndarray,
+    chunks: tuple[int, int, int],
+    *,
+    dtype: str = "int16",
+    attrs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Create an empty output cube (metadata and coordinates only).
+
+    Parameters
+    ----------
+    path
+        Store directory.
+    grid
+        Target fine grid.
+    days
+        ``datetime64[D]`` output days.
+    chunks
+        Zarr chunk shape ``(time, y, x)``; the engine writes whole chunks.
+    dtype
+        ``"int16"`` (CF-packed, 0.01 K) or ``"float32"``.
+    attrs
+        Provenance attributes for the root group.
+    overwrite
+        Replace an existing store.
+    """
+    import dask.array as da
+    import xarray as xr
+
+    days = np.asarray(days, dtype="datetime64[D]")
+    shape = (len(days), *grid.shape)
+    chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
+
+    def lazy(dtype_):
+        return da.zeros(shape, chunks=chunks, dtype=dtype_)
+
+    lst_attrs = {"standard_name": "surface_temperature", "long_name":
+                 "daily land surface temperature", "units": "K", "grid_mapping": "spatial_ref"}
+    ds = xr.Dataset(
+        {
+            LST: (("time", "y", "x"), lazy("f4"), lst_attrs),
+            QA: (("time", "y", "x"), lazy("u1"), {
+                "long_name": "how the value was obtained", "flag_values": list(Flag.values),
+                "flag_meanings": Flag.meanings, "grid_mapping": "spatial_ref"}),
+            REFERENCE_DATE: (("time", "y", "x"), lazy("i4"), {
+                "long_name": "date of the Landsat reference the value comes from",
+                "units": "days since 1970-01-01", "calendar": "proleptic_gregorian",
+                "grid_mapping": "spatial_ref"}),
+        },
+        coords={**spatial_coords(grid), "time": days.astype("datetime64[ns]")},
+        attrs={**(attrs or {}), GRID_ATTR: grid_attrs(grid), STATUS_ATTR: "writing",
+               "Conventions": "CF-1.10", "title": "lst_pipeline daily LST cube"},
+    )
+    if dtype == "int16":
+        lst_encoding = {"dtype": "int16", "scale_factor": LST_SCALE_K,
+                        "add_offset": LST_OFFSET_K, "_FillValue": LST_FILL,
+                        "fill_value": LST_FILL}
+    elif dtype == "float32":
+        lst_encoding = {"dtype": "float32", "_FillValue": np.float32("nan")}
+    else:
+        raise StoreError(f"output.dtype: {dtype!r} is not int16 or float32")
+    encoding = {
+        LST: {**lst_encoding, "chunks": chunks},
+        QA: {"chunks": chunks, "_FillValue": None, "fill_value": Flag.NO_DATA},
+        REFERENCE_DATE: {"chunks": chunks, "_FillValue": REFERENCE_DATE_FILL,
+                         "fill_value": REFERENCE_DATE_FILL},
+    }
+    create_store(path, ds, encoding, overwrite=overwrite)
+
+
+@dataclass
+class CubeWriter:
+    """Region writes into a cube created by :func:`create_cube` (safe from any worker)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self._group = open_group(self.path, mode="r+")
+        self._packed = np.dtype(self._group[LST].dtype) == np.int16
+
+    def write(self, t0: int, window: Window, lst_k: np.ndarray, qa: np.ndarray,
+              reference_day: np.ndarray) -> None:
+        """Write one output block starting at day index ``t0`` over ``window``."""
+        ys, xs = window.slices
+        ts = slice(t0, t0 + lst_k.shape[0])
+        lst = encode_lst(lst_k) if self._packed else lst_k.astype(np.float32)
+        self._group[LST][ts, ys, xs] = lst
+        self._group[QA][ts, ys, xs] = qa.astype(np.uint8)
+        self._group[REFERENCE_DATE][ts, ys, xs] = reference_day.astype(np.int32)
+
+    def set_status(self, status: str) -> None:
+        self._group.attrs[STATUS_ATTR] = status
+
+
+def cube_status(path: Path | str) -> str | None:
+    """The ``lst_pipeline:status`` of a cube (``writing`` or ``complete``), None if absent."""
+    return open_group(path).attrs.get(STATUS_ATTR)
+
+
+def open_cube(path: Path | str) -> xr.Dataset:
+    """Open an output cube lazily (CF-decoded Kelvin, dates, CRS via rioxarray)."""
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+    import xarray as xr
+
+    return xr.open_zarr(path, consolidated=False)

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny pipeline configs and a real LocalCluster of worker processes."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lst_pipeline.config import PipelineConfig, load_pipeline
+
+#: A tiny region: 128 x 128 px at 30 m, coarse factor 16 (8 x 8 coarse pixels), 48 days.
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "grid": {"crs": "EPSG:32755", "resolution": 30, "coarse_factor": 16,
+             "bounds": [400000, 6200000, 400000 + 128 * 30, 6200000 + 128 * 30]},
+    "dates": {"start": "2021-01-01", "end": "2021-02-17"},
+    "inputs": {"stack": "inputs.zarr"},
+    "output": {"cube": "cube.zarr", "dtype": "float32"},
+    "chunks": {"time": 16, "y": 64, "x": 64},
+    "fusion": {"method": "reference_change", "max_reference_gap_days": 32},
+    "simulation": {"truth": "truth.zarr", "seed": 7, "day_batch": 8},
+    "cluster": "local",
+}
+
+
+def config_dict(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """The tiny config with store paths under ``tmp_path`` and sections updated."""
+    data = copy.deepcopy(TINY)
+    data["inputs"]["stack"] = str(tmp_path / "inputs.zarr")
+    data["output"]["cube"] = str(tmp_path / "cube.zarr")
+    data["simulation"]["truth"] = str(tmp_path / "truth.zarr")
+    for name, values in sections.items():
+        if isinstance(values, dict) and isinstance(data.get(name), dict):
+            data[name].update(values)
+        else:
+            data[name] = values
+    return data
+
+
+def tiny_config(tmp_path: Path, **sections: dict[str, Any]) -> PipelineConfig:
+    return load_pipeline(config_dict(tmp_path, **sections))
+
+
+@pytest.fixture(scope="session")
+def simulated_tiny(tmp_path_factory) -> PipelineConfig:
+    """The tiny region, simulated once per session (input stack + truth on disk)."""
+    from lst_pipeline.simulate import simulate_region
+
+    root = tmp_path_factory.mktemp("tiny")
+    config = tiny_config(root)
+    simulate_region(config, progress=False)
+    return config
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A real distributed LocalCluster with 2 worker processes (1 thread each)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs="error") as cluster, \
+            Client(cluster) as c:
+        yield c

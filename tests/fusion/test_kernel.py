@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from lst_pipeline.fusion.kernel import coarse_cell_fraction, fuse_block, upsample_bilinear
+from lst_pipeline.fusion.methods import ReferenceChange, get_method
+from lst_pipeline.errors import ConfigError
+from lst_pipeline.grid import ChunkPlan, Window
+from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
+
+F = 8
+
+
+def test_upsample_constant_and_linear_fields_exactly():
+    assert np.allclose(upsample_bilinear(np.full((1, 3, 4), 290.0), F), 290.0)
+    ramp = np.arange(5, dtype=np.float32)[None, :].repeat(3, 0)  # 1 K per coarse px in x
+    up = upsample_bilinear(ramp, F)
+    x_fine = (np.arange(5 * F) + 0.5) / F - 0.5
+    expected = np.clip(x_fine, 0, 4)
+    np.testing.assert_allclose(up, np.broadcast_to(expected, (3 * F, 5 * F)), atol=1e-6)
+    # block means of the upsampled field reproduce interior coarse values
+    assert up[:, 2 * F:3 * F].mean() == pytest.approx(2.0)
+
+
+def test_upsample_gaps_stay_gaps_and_neighbours_renormalise():
+    c = np.full((4, 4), 300.0, np.float32)
+    c[1, 2] = np.nan
+    c[2, 2] = 310.0
+    up = upsample_bilinear(c, F)
+    assert np.isnan(up[F:2 * F, 2 * F:3 * F]).all()
+    assert np.isfinite(up).sum() == up.size - F * F
+    # next to the gap only valid neighbours contribute: values stay within their range
+    assert np.nanmin(up) >= 300 and np.nanmax(up) <= 310
+
+
+def test_coarse_cell_fraction():
+    valid = np.zeros((16, 16), bool)
+    valid[:4, :8] = True
+    frac = coarse_cell_fraction(valid, F)
+    assert frac[0, 0] == 0.5 and frac[0, 8] == 0 and frac.shape == (16, 16)
+
+
+def synthetic_block(rng, n_days=12, ny=64, nx=96, clouds=True):
+    """Landsat every 8 days, MODIS daily, smooth-ish fields with gaps."""
+    ny_c, nx_c = ny // F, nx // F
+    target_days = 18628 + np.arange(n_days)
+    landsat_days = 18628 + np.array([-5, 3, 11, 19])
+    base = 300 + rng.normal(0, 3, (ny, nx)).astype(np.float32)
+    landsat = base[None] + rng.normal(0, 0.5, (4, ny, nx)).astype(np.float32)
+    landsat_modis = 300 + rng.normal(0, 1, (4, ny_c, nx_c)).astype(np.float32)
+    target_modis = 300 + rng.normal(0, 2, (n_days, ny_c, nx_c)).astype(np.float32)
+    if clouds:
+        landsat[landsat > 302] = np.nan
+        landsat[1, :20, :30] = np.nan
+        landsat_modis[0, 0, 0] = np.nan
+        target_modis[target_modis < 297.5] = np.nan
+        target_modis[5] = np.nan
+    return landsat, landsat_days, landsat_modis, target_modis, target_days
+
+
+def run_block(inputs, out_window, read_window=None, **kw):
+    landsat, ldays, lmodis, tmodis, tdays = inputs
+    if read_window is not None:
+        ys, xs = read_window.slices
+        cy, cx = read_window.coarse(F).slices
+        landsat, lmodis, tmodis = landsat[:, ys, xs], lmodis[:, cy, cx], tmodis[:, cy, cx]
+        out_window = out_window.relative_to(read_window)
+    params = {"max_gap_days": 16, "min_clear_fraction": 0.3, "max_references": 3, **kw}
+    return fuse_block(landsat, ldays, lmodis, tmodis, tdays, method=ReferenceChange(),
+                      coarse_factor=F, out_window=out_window, **params)
+
+
+def test_chunked_equals_whole_scene():
+    rng = np.random.default_rng(3)
+    inputs = synthetic_block(rng)
+    n_days = len(inputs[4])
+    whole = run_block(inputs, Window(0, 64, 0, 96))
+    plan = ChunkPlan(shape=(n_days, 64, 96), chunks=(n_days, 16, 32),
+                     halo=ReferenceChange().halo(F), alignment=F)
+    lst = np.full_like(whole.lst_k, -1.0)
+    qa = np.full_like(whole.qa, 99)
+    for chunk in plan:
+        part = run_block(inputs, chunk.window, chunk.read_window)
+        ys, xs = chunk.window.slices
+        lst[:, ys, xs], qa[:, ys, xs] = part.lst_k, part.qa
+    np.testing.assert_array_equal(qa, whole.qa)
+    np.testing.assert_allclose(lst, whole.lst_k, atol=1e-4, equal_nan=True)
+    assert (whole.qa == Flag.FUSED).mean() > 0.3  # the test exercises real fusion
+
+
+def test_reference_change_physics_and_flags():
+    rng = np.random.default_rng(4)
+    landsat, ldays, lmodis, tmodis, tdays = synthetic_block(rng, clouds=False)
+    out = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96))
+    # day index 3 is a Landsat date: observed, equal to the observation
+    assert (out.qa[3] == Flag.OBSERVED).all()
+    np.testing.assert_array_equal(out.lst_k[3], landsat[1])
+    # day 0: nearest reference is day index -5 (5 days before) vs 3 (3 days after) -> after
+    assert (out.reference_day[0] == ldays[1]).all()
+    expected = landsat[1] + upsample_bilinear(tmodis[0] - lmodis[1], F)
+    np.testing.assert_allclose(out.lst_k[0], expected, atol=1e-5)
+
+
+def test_gaps_stay_gaps_and_fall_back_to_next_reference():
+    rng = np.random.default_rng(5)
+    inputs = synthetic_block(rng)
+    landsat, ldays, lmodis, tmodis, tdays = inputs
+    out = run_block(inputs, Window(0, 64, 0, 96))
+    # a fully cloudy MODIS day yields no numbers at all (except Landsat observations)
+    assert (out.qa[5] == Flag.NO_DATA).all() and np.isnan(out.lst_k[5]).all()
+    assert (out.reference_day[5] == REFERENCE_DATE_FILL).all()
+    # wherever target MODIS is a gap, the fused pixel is a gap unless observed
+    gap = np.repeat(np.repeat(np.isnan(tmodis), F, 1), F, 2)
+    assert not ((out.qa == Flag.FUSED) & gap).any()
+    # pixels cloudy in the nearest reference used a farther one
+    day = 0  # nearest reference index 1 has a cloud box at [:20, :30]
+    box = out.reference_day[day, :16, :24]
+    fused = out.qa[day, :16, :24] == Flag.FUSED
+    assert fused.any() and (box[fused] != ldays[1]).all()
+    # no value without a reference within the gap; every value has a reference date
+    has_value = np.isfinite(out.lst_k)
+    np.testing.assert_array_equal(has_value, out.qa != Flag.NO_DATA)
+    np.testing.assert_array_equal(has_value, out.reference_day != REFERENCE_DATE_FILL)
+    assert (np.abs(out.reference_day[has_value] - np.broadcast_to(
+        tdays[:, None, None], out.qa.shape)[has_value]) <= 16).all()
+
+
+def test_min_clear_fraction_rejects_mostly_cloudy_cells():
+    rng = np.random.default_rng(6)
+    landsat, ldays, lmodis, tmodis, tdays = synthetic_block(rng, clouds=False)
+    landsat[:, :F, :F] = np.nan
+    landsat[:, 0, 0] = 300.0  # 1 clear pixel of 64 in that cell on every date
+    out = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96),
+                    min_clear_fraction=0.5)
+    fused = out.qa[:, 0, 0] == Flag.FUSED
+    assert not fused.any()
+
+
+def test_unknown_method():
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        get_method("nope")

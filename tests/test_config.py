@@ -1,0 +1,95 @@
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import config_dict
+from lst_pipeline.config import bundled_pipeline, load_pipeline, replace_paths
+from lst_pipeline.errors import ConfigError
+
+
+def test_bundled_demo_parses_to_typed_frozen_config():
+    config = load_pipeline(bundled_pipeline("demo"))
+    assert config.grid.coarse_factor == 32
+    assert config.dates.start == dt.date(2021, 1, 1)
+    assert config.dates.n_days == 365
+    assert isinstance(config.inputs.stack, Path)
+    assert config.fusion.method == "reference_change"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.name = "other"
+
+
+def test_yaml_file_round_trip(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path)))
+    config = load_pipeline(path)
+    assert config.chunks.y == 64
+    assert config.output.cube == tmp_path / "cube.zarr"
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "match"),
+    [
+        ("grid", {"coarse_factor": 15.5}, r"grid\.coarse_factor: expected an integer"),
+        ("grid", {"colour": "blue"}, r"grid\.colour: unknown field"),
+        ("grid", {"resolution": "thirty"}, r"grid\.resolution: expected a number"),
+        ("grid", {"bounds": [0, 0, 100]}, r"grid\.bounds: expected a list of 4"),
+        ("grid", {"coarse_factor": 7}, r"grid\.bounds: width .* not a whole number"),
+        ("dates", {"end": "2020-12-31"}, r"dates\.end: 2020-12-31 is before"),
+        ("dates", {"start": "1st of May"}, r"dates\.start: expected a date"),
+        ("chunks", {"y": 40}, r"chunks\.y: 40 is not a multiple of grid\.coarse_factor"),
+        ("chunks", {"time": 0}, r"chunks\.time: must be >= 1"),
+        ("fusion", {"method": "magic"}, r"fusion\.method: 'magic' is not one of"),
+        ("fusion", {"min_clear_fraction": 1.5}, r"fusion\.min_clear_fraction: must be between"),
+        ("output", {"dtype": "uint8"}, r"output\.dtype: 'uint8' is not one of"),
+        ("simulation", {"landsat_revisit_days": 10}, r"simulation\.landsat_revisit_days"),
+        ("simulation", {"modis_cloud_fraction": 1.0}, r"simulation\.modis_cloud_fraction"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, section, values, match):
+    with pytest.raises(ConfigError, match=match):
+        load_pipeline(config_dict(tmp_path, **{section: values}))
+
+
+def test_missing_and_unknown_top_level_fields(tmp_path):
+    data = config_dict(tmp_path)
+    del data["grid"]
+    with pytest.raises(ConfigError, match="grid: required field is missing"):
+        load_pipeline(data)
+    with pytest.raises(ConfigError, match="extra: unknown field"):
+        load_pipeline({**config_dict(tmp_path), "extra": 1})
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_pipeline(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [unclosed")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        load_pipeline(bad)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump(config_dict(tmp_path, grid={"coarse_factor": 2.5})))
+    with pytest.raises(ConfigError, match=r"wrong\.yaml: grid\.coarse_factor"):
+        load_pipeline(wrong)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_pipeline(evil)
+
+
+def test_replace_paths_moves_relative_stores_under_workdir(tmp_path):
+    config = load_pipeline(bundled_pipeline("demo"))
+    moved = replace_paths(config, tmp_path)
+    assert moved.inputs.stack == tmp_path / "inputs.zarr"
+    assert moved.output.cube == tmp_path / "cube.zarr"
+    assert moved.simulation.truth == tmp_path / "truth.zarr"
+
+
+def test_unknown_bundled_pipeline():
+    with pytest.raises(ConfigError, match="no bundled pipeline named 'nope'"):
+        bundled_pipeline("nope")

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lst_pipeline.config import GridConfig
+from lst_pipeline.errors import GridError
+from lst_pipeline.grid import ChunkPlan, TargetGrid, Window, plan_chunks
+
+
+def make_grid(ny=128, nx=192, res=30.0, factor=16):
+    return TargetGrid.from_config(GridConfig(
+        crs="EPSG:32755", resolution=res, coarse_factor=factor,
+        bounds=(400000.0, 6200000.0, 400000.0 + nx * res, 6200000.0 + ny * res)))
+
+
+def test_fine_and_coarse_grids_align():
+    grid = make_grid()
+    assert grid.shape == (128, 192)
+    assert grid.coarse_shape == (8, 12)
+    assert tuple(grid.coarse.shape) == (8, 12)
+    fine, coarse = grid.fine.affine, grid.coarse.affine
+    assert (coarse.c, coarse.f) == (fine.c, fine.f)  # same upper-left corner
+    assert coarse.a == 16 * fine.a and coarse.e == 16 * fine.e
+    # Coarse pixel centre (0, 0) is the mean of the fine centres it covers.
+    xs = grid.fine.coords["x"].values[:16]
+    assert grid.coarse.coords["x"].values[0] == pytest.approx(xs.mean())
+
+
+def test_geographic_or_invalid_crs_rejected():
+    with pytest.raises(GridError, match="geographic"):
+        TargetGrid.from_config(GridConfig("EPSG:4326", 0.001, (0, 0, 0.128, 0.128), 16))
+    with pytest.raises(GridError, match="not a valid CRS"):
+        TargetGrid.from_config(GridConfig("EPSG:999999", 30, (0, 0, 480, 480), 16))
+
+
+def test_window_coarse_requires_alignment():
+    assert Window(16, 48, 0, 32).coarse(16) == Window(1, 3, 0, 2)
+    with pytest.raises(GridError, match="not aligned"):
+        Window(8, 48, 0, 32).coarse(16)
+
+
+@st.composite
+def plans(draw):
+    align = draw(st.sampled_from([1, 2, 4, 8, 16]))
+    ny = align * draw(st.integers(1, 12))
+    nx = align * draw(st.integers(1, 12))
+    nt = draw(st.integers(1, 40))
+    cy = align * draw(st.integers(1, 6))
+    cx = align * draw(st.integers(1, 6))
+    ct = draw(st.integers(1, 16))
+    halo = draw(st.integers(0, 3 * align))
+    return ChunkPlan(shape=(nt, ny, nx), chunks=(ct, cy, cx), halo=halo, alignment=align)
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans())
+def test_every_output_pixel_covered_exactly_once(plan):
+    cover = np.zeros(plan.shape, dtype=np.int32)
+    for chunk in plan:
+        ys, xs = chunk.window.slices
+        cover[chunk.t0:chunk.t1, ys, xs] += 1
+    assert (cover == 1).all()
+    assert len(list(plan)) == len(plan)
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans())
+def test_halos_stay_inside_scene_and_contain_chunk(plan):
+    _, ny, nx = plan.shape
+    for chunk in plan:
+        r, w = chunk.read_window, chunk.window
+        assert 0 <= r.y0 <= w.y0 < w.y1 <= r.y1 <= ny
+        assert 0 <= r.x0 <= w.x0 < w.x1 <= r.x1 <= nx
+        # halo is at least the requested one unless clipped by the scene edge
+        assert w.y0 - r.y0 >= min(plan.halo, w.y0)
+        assert r.y1 - w.y1 >= min(plan.halo, ny - w.y1)
+        assert w.x0 - r.x0 >= min(plan.halo, w.x0)
+        assert r.x1 - w.x1 >= min(plan.halo, nx - w.x1)
+        # all edges aligned so coarse windows are exact
+        for v in (r.y0, r.y1, r.x0, r.x1, w.y0, w.y1, w.x0, w.x1):
+            assert v % plan.alignment == 0
+        assert chunk.window.relative_to(r).shape == w.shape
+
+
+@settings(max_examples=50, deadline=None)
+@given(plans())
+def test_plans_are_deterministic(plan):
+    again = ChunkPlan(shape=plan.shape, chunks=plan.chunks, halo=plan.halo,
+                      alignment=plan.alignment)
+    assert list(plan) == list(again)
+    assert plan == again and hash(plan) == hash(again)
+
+
+def test_plan_from_grid_rounds_halo_to_coarse_pixels():
+    plan = plan_chunks(make_grid(), 100, (32, 64, 64), halo=5)
+    assert plan.halo_aligned == 16
+    assert plan.n_chunks == (4, 2, 3)
+    middle = plan.chunk(1, 1, 1)
+    assert (middle.t0, middle.t1) == (32, 64)
+    assert middle.window == Window(64, 128, 64, 128)
+    assert middle.read_window == Window(48, 128, 48, 144)
+
+
+def test_plan_for_ten_years_of_a_landsat_scene_is_instant():
+    grid = make_grid(ny=7008, nx=7008, factor=32)
+    plan = plan_chunks(grid, 3653, (32, 1024, 1024), halo=32)
+    assert len(plan) == 115 * 7 * 7
+    assert plan.chunk(114, 6, 6).window == Window(6144, 7008, 6144, 7008)
+
+
+def test_misaligned_chunks_rejected():
+    with pytest.raises(GridError, match="not multiples of the alignment"):
+        ChunkPlan(shape=(10, 64, 64), chunks=(5, 24, 32), halo=0, alignment=16)
