@@ -7,6 +7,7 @@ as a path. ``--scheduler ADDRESS`` bypasses profiles and connects to a running s
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ def connect(profile: ClusterProfile | None = None, *, scheduler: str | None = No
     profile = profile or ClusterProfile()
     with LocalCluster(n_workers=profile.n_workers, threads_per_worker=profile.threads_per_worker,
                       processes=True, memory_limit=profile.memory_limit,
-                      dashboard_address=":0", silence_logs="error") as cluster, \
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         if not quiet:
             print(f"cluster: {profile.n_workers} worker processes x "

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lst_pipeline import __version__
-from lst_pipeline.errors import GridError, InputError, StoreError
+from lst_pipeline.errors import GridError, InputError, LSTPipelineError, StoreError
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
 from lst_pipeline.fusion.methods import get_method
 from lst_pipeline.grid import ChunkPlan, OutputChunk, TargetGrid, Window, plan_chunks
@@ -137,24 +137,57 @@ def _writer(path: str) -> CubeWriter:
     return CubeWriter(Path(path))
 
 
+@dataclass(frozen=True)
+class BlockInputs:
+    """What one block reads: candidate references and MODIS over its read window."""
+
+    landsat_lst: np.ndarray
+    landsat_days: np.ndarray
+    landsat_modis: np.ndarray
+    target_modis: np.ndarray
+    target_days: np.ndarray
+
+
+def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -> BlockInputs:
+    """Read the inputs of output days ``[t0, t1)`` over ``read_window`` (needed dates only).
+
+    Raises
+    ------
+    InputError
+        Naming the stack, if a chunk file is corrupt or unreadable.
+    """
+    try:
+        reader = _reader(task.stack)
+        target_days = task.first_day + np.arange(t0, t1, dtype=np.int64)
+        ldays = reader.landsat_dates.astype(np.int64)
+        gap = task.max_gap_days
+        wanted = np.nonzero((ldays >= target_days[0] - gap) & (ldays <= target_days[-1] + gap)
+                            & (reader.landsat_clear_fraction > 0))[0]
+        coarse_read = read_window.coarse(task.coarse_factor)
+        return BlockInputs(
+            landsat_lst=reader.read_landsat(wanted, read_window),
+            landsat_days=ldays[wanted],
+            landsat_modis=reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read),
+            target_modis=reader.read_modis(target_days.astype("datetime64[D]"), coarse_read),
+            target_days=target_days,
+        )
+    except LSTPipelineError:
+        raise
+    except Exception as exc:  # a corrupt or truncated chunk file, an I/O error ...
+        raise InputError(
+            f"{task.stack}: cannot read inputs of days {t0}..{t1 - 1}, window {read_window} "
+            f"({type(exc).__name__}: {exc}); check or rebuild the input stack"
+        ) from exc
+
+
 def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
                   read_window: Window) -> FusedBlock:
-    """Read the inputs of one block (window plus halo, needed dates only) and fuse it."""
-    reader = _reader(task.stack)
-    target_days = task.first_day + np.arange(t0, t1, dtype=np.int64)
-    ldays = reader.landsat_dates.astype(np.int64)
-    gap = task.max_gap_days
-    wanted = np.nonzero((ldays >= target_days[0] - gap) & (ldays <= target_days[-1] + gap)
-                        & (reader.landsat_clear_fraction > 0))[0]
-    f = task.coarse_factor
-    coarse_read = read_window.coarse(f)
-    landsat = reader.read_landsat(wanted, read_window)
-    landsat_modis = reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read)
-    target_modis = reader.read_modis(target_days.astype("datetime64[D]"), coarse_read)
+    """Read the inputs of one block (window plus halo) and fuse it."""
+    inputs = read_block_inputs(task, t0, t1, read_window)
     return fuse_block(
-        landsat, ldays[wanted], landsat_modis, target_modis, target_days,
-        method=get_method(task.method), coarse_factor=f,
-        out_window=window.relative_to(read_window), max_gap_days=gap,
+        inputs.landsat_lst, inputs.landsat_days, inputs.landsat_modis, inputs.target_modis,
+        inputs.target_days, method=get_method(task.method), coarse_factor=task.coarse_factor,
+        out_window=window.relative_to(read_window), max_gap_days=task.max_gap_days,
         min_clear_fraction=task.min_clear_fraction, max_references=task.max_references,
     )
 
@@ -293,8 +326,7 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
                 pending.add(client.submit(fuse_chunk, plan.task, chunk,
                                           key=_key(chunk, run_token)))
     except BaseException:
-        for future in pending.futures:
-            future.cancel()
+        client.cancel(list(pending.futures))
         raise
     finally:
         bar.close()

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from lst_pipeline.errors import ConfigError
 from lst_pipeline.fusion.kernel import coarse_cell_fraction, fuse_block, upsample_bilinear
 from lst_pipeline.fusion.methods import ReferenceChange, get_method
-from lst_pipeline.errors import ConfigError
 from lst_pipeline.grid import ChunkPlan, Window
 from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
 
@@ -103,7 +103,7 @@ def test_reference_change_physics_and_flags():
 def test_gaps_stay_gaps_and_fall_back_to_next_reference():
     rng = np.random.default_rng(5)
     inputs = synthetic_block(rng)
-    landsat, ldays, lmodis, tmodis, tdays = inputs
+    _, ldays, _, tmodis, tdays = inputs
     out = run_block(inputs, Window(0, 64, 0, 96))
     # a fully cloudy MODIS day yields no numbers at all (except Landsat observations)
     assert (out.qa[5] == Flag.NO_DATA).all() and np.isnan(out.lst_k[5]).all()

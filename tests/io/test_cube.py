@@ -3,6 +3,7 @@ import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
 import zarr
+from test_grid import make_grid
 
 from lst_pipeline.errors import StoreError
 from lst_pipeline.grid import Window
@@ -16,7 +17,6 @@ from lst_pipeline.io.cube import (
     encode_lst,
     open_cube,
 )
-from test_grid import make_grid
 
 DAYS = np.arange(np.datetime64("2021-01-01"), np.datetime64("2021-01-11"))
 

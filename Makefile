@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+# Both create ./.venv and install the package with CPU-only torch (constraints/cpu.txt).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lst-pipeline-installed
+
+.PHONY: demo test lint install clean
+
+$(STAMP): setup.cfg pyproject.toml constraints/cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c constraints/cpu.txt -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lst-pipeline demo --workdir demo_output
+
+test: $(STAMP)
+	$(BIN)/ruff check lst_pipeline tests benchmarks
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check lst_pipeline tests benchmarks
+	$(BIN)/ruff format --check lst_pipeline tests benchmarks
+
+clean:
+	rm -rf demo_output .pytest_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""The engine on a real LocalCluster of worker processes, real Zarr stores on disk."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import tiny_config
+
+from lst_pipeline.errors import GridError, InputError, StoreError
+from lst_pipeline.evaluate import compare_with_truth
+from lst_pipeline.fusion.engine import execute, fuse_scene, plan_run
+from lst_pipeline.io.cube import Flag, cube_status, open_cube
+
+
+def with_output(config, path, **output):
+    return dataclasses.replace(
+        config, output=dataclasses.replace(config.output, cube=path, **output))
+
+
+def with_chunks(config, **chunks):
+    return dataclasses.replace(config, chunks=dataclasses.replace(config.chunks, **chunks))
+
+
+def test_distributed_run_equals_single_process_whole_scene(simulated_tiny, client, tmp_path):
+    config = with_output(simulated_tiny, tmp_path / "cube.zarr")
+    plan = plan_run(config)
+    assert len(plan.chunks) == 3 * 2 * 2
+    summary = execute(plan, client, progress=False)
+    assert cube_status(config.output.cube) == "complete"
+    reference = fuse_scene(plan)  # this process, one block, no halo logic
+
+    cube = xr.open_zarr(config.output.cube, consolidated=False)
+    lst = cube["lst"].values
+    np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
+    assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
+    np.testing.assert_array_equal(cube["qa"].values, reference.qa)
+    assert summary.pixel_days == lst.size
+    assert summary.fused == int((reference.qa == Flag.FUSED).sum())
+    assert summary.observed + summary.fused + summary.no_data == lst.size
+    assert 0.3 < summary.fused / summary.pixel_days < 0.95
+
+
+def test_other_chunking_and_int16_output_give_the_same_cube(simulated_tiny, client, tmp_path):
+    config = with_chunks(with_output(simulated_tiny, tmp_path / "c16.zarr", dtype="int16"),
+                         time=7, y=32, x=64)
+    plan = plan_run(config)
+    execute(plan, client, progress=False)
+    reference = fuse_scene(plan)
+    cube = open_cube(config.output.cube)
+    assert cube["lst"].encoding["dtype"] == np.int16
+    assert cube["lst"].encoding["chunks"] == (7, 32, 64)
+    lst = cube["lst"].values
+    np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
+    assert np.nanmax(np.abs(lst - reference.lst_k)) <= 0.005 + 1e-4
+    days = (cube["reference_date"].values.astype("datetime64[D]").astype(np.int64))
+    has_ref = cube["qa"].values != Flag.NO_DATA
+    np.testing.assert_array_equal(days[has_ref], reference.reference_day[has_ref])
+
+
+def test_fused_cube_is_close_to_truth(simulated_tiny, client, tmp_path):
+    config = with_output(simulated_tiny, tmp_path / "cube.zarr")
+    execute(plan_run(config), client, progress=False)
+    scores = compare_with_truth(config.output.cube, config.simulation.truth)
+    # Landsat observations carry only sensor noise (0.4 K)
+    assert scores["observed"].mae_k < 0.5
+    # fusion carries the MODIS noise, offset drift and sub-pixel change: a few K at most
+    assert scores["fused"].n > 100_000
+    assert 0.3 < scores["fused"].mae_k < 2.5
+    assert abs(scores["fused"].bias_k) < 1.0
+    # and it beats using the reference image alone as the prediction
+    truth = xr.open_zarr(config.simulation.truth, consolidated=False)["lst"].values
+    cube = open_cube(config.output.cube)
+    qa = cube["qa"].values
+    ref_days = cube["reference_date"].values
+    landsat = xr.open_zarr(config.inputs.stack, consolidated=False)["landsat_lst"]
+    persistence = np.full(truth.shape, np.nan, np.float32)
+    for date in np.unique(ref_days[qa == Flag.FUSED]):
+        sel = (ref_days == date) & (qa == Flag.FUSED)
+        image = landsat.sel(time_landsat=date).values
+        persistence[sel] = np.broadcast_to(image, truth.shape)[sel]
+    fused = qa == Flag.FUSED
+    persistence_mae = np.nanmean(np.abs(persistence[fused] - truth[fused]))
+    assert scores["fused"].mae_k < 0.8 * persistence_mae
+
+
+def test_existing_cube_refused_without_overwrite(simulated_tiny, client, tmp_path):
+    config = with_output(simulated_tiny, tmp_path / "cube.zarr")
+    execute(plan_run(config), client, progress=False)
+    with pytest.raises(StoreError, match="already exists; pass --overwrite"):
+        execute(plan_run(config), client, progress=False)
+    execute(plan_run(config), client, progress=False, overwrite=True)
+    assert cube_status(config.output.cube) == "complete"
+
+
+def test_grid_mismatch_is_a_clear_error(simulated_tiny, tmp_path):
+    grid = dataclasses.replace(simulated_tiny.grid, crs="EPSG:32756")
+    with pytest.raises(GridError, match="differs from the configured grid"):
+        plan_run(dataclasses.replace(simulated_tiny, grid=grid))
+
+
+def test_missing_stack_and_no_reference_in_range(simulated_tiny, tmp_path):
+    with pytest.raises(InputError, match="input stack not found"):
+        plan_run(tiny_config(tmp_path))
+    far = dataclasses.replace(simulated_tiny, dates=dataclasses.replace(
+        simulated_tiny.dates, start=simulated_tiny.dates.start.replace(year=2030),
+        end=simulated_tiny.dates.end.replace(year=2030)))
+    with pytest.raises(InputError, match="no Landsat date with clear pixels within"):
+        plan_run(far)
+
+
+def test_corrupt_input_chunk_fails_run_and_cube_never_looks_complete(
+        simulated_tiny, client, tmp_path):
+    import shutil
+
+    stack = tmp_path / "inputs.zarr"
+    shutil.copytree(simulated_tiny.inputs.stack, stack)
+    chunk_files = sorted((stack / "modis_lst" / "c").rglob("*"))
+    victim = next(p for p in chunk_files if p.is_file())
+    victim.write_bytes(b"not a zstd frame at all")
+    config = dataclasses.replace(
+        with_output(simulated_tiny, tmp_path / "cube.zarr"),
+        inputs=dataclasses.replace(simulated_tiny.inputs, stack=stack))
+    with pytest.raises(InputError, match=r"inputs\.zarr: cannot read inputs of days"):
+        execute(plan_run(config), client, progress=False)
+    assert cube_status(config.output.cube) == "writing"
