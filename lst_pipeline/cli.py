@@ -5,6 +5,7 @@ Commands
 ``simulate CONFIG``   write a synthetic region's input stack and truth cube
 ``run CONFIG``        fuse the input stack into the daily output cube on a Dask cluster
 ``demo``              simulate + run + score the bundled demo region, with a quicklook PNG
+``train CONFIG``      train DLSTFM on input stacks (simulated regions or real stacks)
 
 Every command has ``--help``. Errors from bad input print one line naming the file or field
 and exit with status 2.
@@ -66,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use this pipeline YAML instead of the bundled demo")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_cluster_options(p)
+
+    p = sub.add_parser("train", help="train the DLSTFM network",
+                       description="Train DLSTFM as described by a training YAML (see "
+                                   "pipelines/train_dlstfm.yaml): simulate the training regions "
+                                   "if needed, train with periodic validation, keep the best "
+                                   "checkpoint.")
+    p.add_argument("config", type=Path, help="training YAML")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last saved training state in the workdir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -165,7 +176,17 @@ def demo_quicklook(config, path: Path) -> Path:
                                        "fused": fused}, error=fused - truth)
 
 
-COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo}
+def cmd_train(args: argparse.Namespace) -> int:
+    from lst_pipeline.model.train import load_train_config, train
+
+    config = load_train_config(args.config)
+    record = train(config, resume=args.resume, progress=not args.no_progress)
+    print(f"best validation MAE {record['best_validation_mae_k']:.3f} K; "
+          f"checkpoint: {config.checkpoint}")
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from lst_pipeline.errors import ConfigError
 
-FusionMethodName = Literal["reference_change"]
+FusionMethodName = Literal["dlstfm", "reference_change"]
+Device = Literal["auto", "cpu", "cuda"]
 OutputDtype = Literal["int16", "float32"]
 
 
@@ -120,7 +121,8 @@ class FusionConfig:
     Attributes
     ----------
     method
-        ``reference_change``: reference Landsat + upsampled (target MODIS - reference MODIS).
+        ``dlstfm`` (default): the DLSTFM network; ``reference_change``: reference Landsat +
+        upsampled (target MODIS - reference MODIS).
     max_reference_gap_days
         A Landsat date further than this from the target day is never used as reference.
     min_clear_fraction
@@ -130,12 +132,24 @@ class FusionConfig:
     max_references
         How many candidate reference dates per target day are tried, nearest first,
         before a pixel is left as no data.
+    checkpoint
+        DLSTFM checkpoint; empty for the one shipped with the package.
+    device
+        ``auto`` (the worker's GPU if it has one, else CPU), ``cpu`` or ``cuda``.
+    mixed_precision
+        bf16 autocast on GPU (ignored on CPU).
+    batch_pixels
+        Pixels per network forward pass (days of a chunk are batched up to this).
     """
 
-    method: FusionMethodName = "reference_change"
+    method: FusionMethodName = "dlstfm"
     max_reference_gap_days: int = 48
     min_clear_fraction: float = 0.5
     max_references: int = 4
+    checkpoint: Path | None = None
+    device: Device = "auto"
+    mixed_precision: bool = False
+    batch_pixels: int = 1 << 19
 
     def __post_init__(self) -> None:
         _require(self.max_reference_gap_days >= 0, "fusion.max_reference_gap_days",
@@ -143,6 +157,7 @@ class FusionConfig:
         _require(0.0 <= self.min_clear_fraction <= 1.0, "fusion.min_clear_fraction",
                  "must be between 0 and 1")
         _require(self.max_references >= 1, "fusion.max_references", "must be >= 1")
+        _require(self.batch_pixels >= 1, "fusion.batch_pixels", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -259,6 +274,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, path)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         if not isinstance(value, list | tuple) or len(value) != len(args):
             raise ConfigError(f"{path}: expected a list of {len(args)} values, got {value!r}")

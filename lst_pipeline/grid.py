@@ -163,7 +163,8 @@ class ChunkPlan:
             raise GridError(f"halo must be >= 0, got {self.halo}")
         if self.alignment < 1 or cy % self.alignment or cx % self.alignment:
             raise GridError(
-                f"spatial chunks {cy}x{cx} are not multiples of the alignment {self.alignment}"
+                f"chunks.y/chunks.x: spatial chunks {cy}x{cx} are not multiples of the "
+                f"alignment {self.alignment} (coarse factor and the method's pooling windows)"
             )
         if ny % self.alignment or nx % self.alignment:
             raise GridError(f"grid {ny}x{nx} is not a multiple of the alignment {self.alignment}")
@@ -205,7 +206,8 @@ class ChunkPlan:
 
 
 def plan_chunks(
-    grid: TargetGrid, n_days: int, chunks: tuple[int, int, int], *, halo: int
+    grid: TargetGrid, n_days: int, chunks: tuple[int, int, int], *, halo: int,
+    alignment: int | None = None,
 ) -> ChunkPlan:
     """Cut a daily cube on ``grid`` into output chunks.
 
@@ -219,8 +221,15 @@ def plan_chunks(
         Output chunk shape ``(time, y, x)``, equal to the cube's Zarr chunks.
     halo
         Fine pixels each task must read beyond its chunk (the method's receptive field);
-        rounded up to whole coarse pixels.
+        rounded up to the alignment.
+    alignment
+        Chunk and read-window edges fall on multiples of this; a multiple of the coarse
+        factor (default: the coarse factor).
     """
+    alignment = alignment or grid.coarse_factor
+    if alignment % grid.coarse_factor:
+        raise GridError(f"alignment {alignment} is not a multiple of the coarse factor "
+                        f"{grid.coarse_factor}")
     ny, nx = grid.shape
     return ChunkPlan(shape=(n_days, ny, nx), chunks=tuple(chunks), halo=halo,
-                     alignment=grid.coarse_factor)
+                     alignment=alignment)

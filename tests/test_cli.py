@@ -11,7 +11,7 @@ from lst_pipeline.cli import build_parser, main
 from lst_pipeline.io.cube import cube_status
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["run"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["run"], ["demo"], ["train"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args([*command, "--help"])

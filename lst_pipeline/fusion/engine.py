@@ -24,7 +24,7 @@ import numpy as np
 from lst_pipeline import __version__
 from lst_pipeline.errors import GridError, InputError, LSTPipelineError, StoreError
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
-from lst_pipeline.fusion.methods import get_method
+from lst_pipeline.fusion.methods import FusionMethod, get_method, method_alignment
 from lst_pipeline.grid import ChunkPlan, OutputChunk, TargetGrid, Window, plan_chunks
 from lst_pipeline.io.cube import CubeWriter, Flag, create_cube
 from lst_pipeline.io.stack import StackReader
@@ -42,11 +42,20 @@ class FusionTask:
     stack: str
     cube: str
     method: str
+    checkpoint: str | None
+    device: str
+    mixed_precision: bool
+    batch_pixels: int
     coarse_factor: int
     first_day: int  # output day 0, days since 1970-01-01
     max_gap_days: int
     min_clear_fraction: float
     max_references: int
+
+    def fusion_method(self) -> FusionMethod:
+        """The method, built once per process (a worker loads its model once)."""
+        return get_method(self.method, self.checkpoint, self.device, self.mixed_precision,
+                          self.batch_pixels)
 
 
 @dataclass(frozen=True)
@@ -113,15 +122,19 @@ def plan_run(config: PipelineConfig) -> RunPlan:
             f"{gap} days of {days[0]} .. {days[-1]}; widen fusion.max_reference_gap_days "
             "or add Landsat scenes"
         )
-    method = get_method(config.fusion.method)
-    chunks = plan_chunks(grid, len(days), (config.chunks.time, config.chunks.y, config.chunks.x),
-                         halo=method.halo(grid.coarse_factor))
+    fusion = config.fusion
     task = FusionTask(
-        stack=str(config.inputs.stack), cube=str(config.output.cube), method=method.name,
-        coarse_factor=grid.coarse_factor, first_day=int(days[0].astype(np.int64)),
-        max_gap_days=gap, min_clear_fraction=config.fusion.min_clear_fraction,
-        max_references=config.fusion.max_references,
+        stack=str(config.inputs.stack), cube=str(config.output.cube), method=fusion.method,
+        checkpoint=None if fusion.checkpoint is None else str(fusion.checkpoint),
+        device=fusion.device, mixed_precision=fusion.mixed_precision,
+        batch_pixels=fusion.batch_pixels, coarse_factor=grid.coarse_factor,
+        first_day=int(days[0].astype(np.int64)), max_gap_days=gap,
+        min_clear_fraction=fusion.min_clear_fraction, max_references=fusion.max_references,
     )
+    method = task.fusion_method()
+    chunks = plan_chunks(grid, len(days), (config.chunks.time, config.chunks.y, config.chunks.x),
+                         halo=method.halo(grid.coarse_factor),
+                         alignment=method_alignment(method, grid.coarse_factor))
     return RunPlan(config=config, grid=grid, days=days, chunks=chunks, task=task,
                    n_landsat_dates=int(near.sum()))
 
@@ -186,7 +199,7 @@ def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
     inputs = read_block_inputs(task, t0, t1, read_window)
     return fuse_block(
         inputs.landsat_lst, inputs.landsat_days, inputs.landsat_modis, inputs.target_modis,
-        inputs.target_days, method=get_method(task.method), coarse_factor=task.coarse_factor,
+        inputs.target_days, method=task.fusion_method(), coarse_factor=task.coarse_factor,
         out_window=window.relative_to(read_window), max_gap_days=task.max_gap_days,
         min_clear_fraction=task.min_clear_fraction, max_references=task.max_references,
     )
@@ -260,10 +273,12 @@ class RunSummary:
 def provenance(plan: RunPlan) -> dict[str, Any]:
     """Root attributes recording how the cube was made."""
     cfg = plan.config
+    fusion = {k: (str(v) if isinstance(v, Path) else v)
+              for k, v in dataclasses.asdict(cfg.fusion).items()}
     return {
         "lst_pipeline:version": __version__,
-        "lst_pipeline:method": plan.task.method,
-        "lst_pipeline:fusion": dataclasses.asdict(cfg.fusion),
+        **plan.task.fusion_method().describe(),
+        "lst_pipeline:fusion": fusion,
         "lst_pipeline:input_stack": str(cfg.inputs.stack),
         "lst_pipeline:pipeline": cfg.name,
         "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",

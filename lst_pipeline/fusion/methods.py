@@ -1,13 +1,20 @@
 """Fusion methods: predict fine LST of a target day from one reference pair.
 
 A method is any object with a ``name``, a ``halo(coarse_factor)`` (fine pixels of context
-it needs around each output pixel) and a vectorised ``predict``. The engine and
-:func:`~lst_pipeline.fusion.kernel.fuse_block` do everything else, so a new method (DLSTFM,
-STARFM ...) plugs in by implementing this protocol and registering in :data:`METHODS`.
+it needs around each output pixel), an ``alignment`` (read windows must start on multiples
+of it) and a vectorised ``predict``. The engine and
+:func:`~lst_pipeline.fusion.kernel.fuse_block` do everything else, so a new method plugs in by
+implementing this protocol and registering in :data:`METHODS`.
+
+Methods are built once per process by :func:`get_method` (cached on its arguments), so a
+Dask worker loads the DLSTFM checkpoint once and reuses it for every task.
 """
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +27,7 @@ class FusionMethod(Protocol):
     """What the engine needs from a fusion method."""
 
     name: str
+    alignment: int
 
     def halo(self, coarse_factor: int) -> int:
         """Fine pixels of context needed on each side of an output block."""
@@ -32,6 +40,9 @@ class FusionMethod(Protocol):
         unusable pixels on input and pixels without a prediction on output.
         """
 
+    def describe(self) -> dict:
+        """Provenance attributes for the output cube."""
+
 
 class ReferenceChange:
     """Reference Landsat plus the MODIS change since the reference date.
@@ -43,6 +54,7 @@ class ReferenceChange:
     """
 
     name = "reference_change"
+    alignment = 1
 
     def halo(self, coarse_factor: int) -> int:
         return coarse_factor  # bilinear upsampling reaches one coarse pixel away
@@ -52,15 +64,116 @@ class ReferenceChange:
         change = upsample_bilinear(target_coarse - reference_coarse, coarse_factor)
         return (reference_fine + change).astype(np.float32)
 
+    def describe(self) -> dict:
+        return {"lst_pipeline:method": self.name}
 
-METHODS: dict[str, type] = {ReferenceChange.name: ReferenceChange}
+
+class DLSTFMMethod:
+    """The DLSTFM network as a fusion method.
+
+    The checkpoint is loaded once when the method is built (once per worker process, see
+    :func:`get_method`). On a Dask worker, torch uses as many threads as the worker has, so
+    worker processes do not oversubscribe the cores; on a GPU worker the network runs on the
+    worker's own (visible) GPU with optional bf16 autocast.
+
+    Parameters
+    ----------
+    checkpoint
+        Checkpoint file; ``None`` for the one shipped with the package.
+    device
+        ``auto``, ``cpu`` or ``cuda``.
+    mixed_precision
+        bf16 autocast on GPU.
+    batch_pixels
+        Pixels per forward pass; the days of a chunk are batched up to this.
+    """
+
+    name = "dlstfm"
+
+    def __init__(self, checkpoint: str | None = None, device: str = "auto",
+                 mixed_precision: bool = False, batch_pixels: int = 1 << 19) -> None:
+        import torch
+
+        from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint
+        from lst_pipeline.model.train import resolve_device
+
+        self.device = resolve_device(device)
+        _match_worker_threads()
+        path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+        self.model, self.meta = load_checkpoint(path, map_location=self.device)
+        self.model.to(memory_format=torch.channels_last)
+        self.checkpoint = path
+        self.checkpoint_sha256 = file_sha256(path)
+        self.mixed_precision = bool(mixed_precision) and self.device == "cuda"
+        self.batch_pixels = int(batch_pixels)
+
+    @property
+    def alignment(self) -> int:
+        return self.model.alignment
+
+    def halo(self, coarse_factor: int) -> int:
+        # The network's receptive radius, plus one coarse pixel because the upsampled coarse
+        # images are only exact one coarse pixel inside the read window.
+        return self.model.receptive_radius + coarse_factor
+
+    def predict(self, reference_fine: np.ndarray, reference_coarse: np.ndarray,
+                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        import torch
+
+        c1 = upsample_bilinear(reference_coarse, coarse_factor)
+        c2 = upsample_bilinear(target_coarse, coarse_factor)
+        n, h, w = reference_fine.shape
+        per_batch = max(1, self.batch_pixels // (h * w))
+        out = np.empty((n, h, w), dtype=np.float32)
+        cuda = self.device == "cuda"
+        with torch.inference_mode(), torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                                                     enabled=self.mixed_precision):
+            for s in range(0, n, per_batch):
+                batch = []
+                for a in (reference_fine, c1, c2):
+                    t = torch.from_numpy(np.ascontiguousarray(a[s:s + per_batch, None]))
+                    if cuda:
+                        t = t.pin_memory().to(self.device, non_blocking=True)
+                    batch.append(t.contiguous(memory_format=torch.channels_last))
+                out[s:s + per_batch] = self.model(*batch)[:, 0].float().cpu().numpy()
+        return out
+
+    def describe(self) -> dict:
+        return {"lst_pipeline:method": self.name,
+                "lst_pipeline:checkpoint": str(self.checkpoint),
+                "lst_pipeline:checkpoint_sha256": self.checkpoint_sha256,
+                "lst_pipeline:model_receptive_radius": self.model.receptive_radius}
 
 
-def get_method(name: str) -> FusionMethod:
-    """Instantiate the fusion method registered as ``name``."""
+def _match_worker_threads() -> None:
+    """On a Dask worker, give torch exactly the worker's threads (no oversubscription)."""
+    import torch
+
     try:
-        return METHODS[name]()
-    except KeyError:
+        from distributed import get_worker
+
+        nthreads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return
+    torch.set_num_threads(max(1, int(nthreads)))
+
+
+METHODS: dict[str, type] = {ReferenceChange.name: ReferenceChange,
+                            DLSTFMMethod.name: DLSTFMMethod}
+
+
+@lru_cache(maxsize=4)
+def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
+               mixed_precision: bool = False, batch_pixels: int = 1 << 19) -> FusionMethod:
+    """The fusion method registered as ``name``, built once per process and options."""
+    if name not in METHODS:
         raise ConfigError(
-            f"fusion.method: unknown method {name!r}; available: {', '.join(METHODS)}"
-        ) from None
+            f"fusion.method: unknown method {name!r}; available: {', '.join(METHODS)}")
+    if name == DLSTFMMethod.name:
+        return DLSTFMMethod(checkpoint, device, mixed_precision, batch_pixels)
+    return METHODS[name]()
+
+
+def method_alignment(method: FusionMethod, coarse_factor: int) -> int:
+    """Read windows must start on multiples of both the coarse factor and the method's."""
+    return math.lcm(coarse_factor, method.alignment)

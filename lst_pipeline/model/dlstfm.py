@@ -1,0 +1,173 @@
+"""DLSTFM: the dual-branch fusion network (after Jin, Li & Shen, Remote Sensing 2026).
+
+Inputs per sample, all on the fine grid (the coarse images already upsampled by the
+kernel): reference fine LST ``F1``, reference coarse ``C1``, target coarse ``C2`` in Kelvin,
+with NaN for unusable pixels. Output: target fine LST ``F2`` in Kelvin, NaN where ``F1``, ``C1``
+or ``C2`` is unusable. NaN never enters the network: masked pixels are filled and flagged by
+mask channels.
+
+- temporal branch: encodes the coarse change (``C1``, ``C2``, ``C2 - C1``, coarse mask);
+- multi-source branch: encodes the fine reference and its relation to the coarse sensor
+  (``F1``, ``C1``, ``F1 - C1``, local anomaly of ``F1``, fine mask);
+- fusion: concatenation + 1x1 convolution, then ``blocks`` SAFM blocks;
+- TCM: per-pixel gain/offset/gate correction anchored on ``F1 + (C2 - C1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lst_pipeline.model.blocks import SAFMBlock, TemperatureCorrection
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """Every shape of the network (nothing is hard-coded elsewhere).
+
+    Attributes
+    ----------
+    width
+        Feature channels after the fusion of the two branches.
+    blocks
+        Number of SAFM blocks.
+    scales
+        SAFM pooling windows; ``width`` must be divisible by their number.
+    ffn_expansion
+        Hidden/width ratio of the convolutional feed-forward layers.
+    anomaly_radius
+        Radius (pixels) of the box mean used for the local anomaly of ``F1``.
+    tcm_hidden
+        Hidden channels of the TCM head.
+    """
+
+    width: int = 24
+    blocks: int = 3
+    scales: tuple[int, ...] = (1, 2, 4, 8)
+    ffn_expansion: float = 2.0
+    anomaly_radius: int = 4
+    tcm_hidden: int = 16
+
+    def __post_init__(self) -> None:
+        if self.width < len(self.scales) or self.width % len(self.scales):
+            raise ValueError(f"width {self.width} must be a multiple of {len(self.scales)}")
+        if self.width % 2:
+            raise ValueError(f"width {self.width} must be even (two branches)")
+        if self.blocks < 0 or self.anomaly_radius < 0 or min(self.scales) < 1:
+            raise ValueError("blocks, anomaly_radius and scales must be non-negative/positive")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Explicit temperature normalisation (saved with the checkpoint).
+
+    ``(T - center_k) / scale_k`` for temperatures, ``dT / difference_scale_k`` for differences.
+    """
+
+    center_k: float = 300.0
+    scale_k: float = 15.0
+    difference_scale_k: float = 5.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture and normalisation: everything needed to rebuild the network."""
+
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
+    normalisation: Normalisation = field(default_factory=Normalisation)
+
+    def to_dict(self) -> dict:
+        return {"architecture": {**asdict(self.architecture),
+                                 "scales": list(self.architecture.scales)},
+                "normalisation": asdict(self.normalisation)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSpec:
+        arch = dict(data["architecture"])
+        arch["scales"] = tuple(arch["scales"])
+        return cls(ArchitectureConfig(**arch), Normalisation(**data["normalisation"]))
+
+
+class DLSTFM(nn.Module):
+    """The dual-branch LST fusion network.
+
+    Parameters
+    ----------
+    spec
+        Architecture and normalisation.
+    """
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__()
+        self.spec = spec or ModelSpec()
+        a = self.spec.architecture
+        half = a.width // 2
+        self.temporal = nn.Sequential(nn.Conv2d(4, half, 3, padding=1), nn.GELU(),
+                                      nn.Conv2d(half, half, 3, padding=1))
+        self.source = nn.Sequential(nn.Conv2d(5, half, 3, padding=1), nn.GELU(),
+                                    nn.Conv2d(half, half, 3, padding=1))
+        self.fuse = nn.Conv2d(a.width, a.width, 1)
+        self.body = nn.Sequential(*(SAFMBlock(a.width, a.scales, a.ffn_expansion)
+                                    for _ in range(a.blocks)))
+        self.tcm = TemperatureCorrection(a.width, a.tcm_hidden)
+
+    @property
+    def alignment(self) -> int:
+        """Tiles must start on multiples of this (the largest pooling window)."""
+        return max(self.spec.architecture.scales)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Fine pixels of context an output pixel depends on, on each side."""
+        a = self.spec.architecture
+        stems = max(2, a.anomaly_radius + 2)
+        return stems + sum(block.receptive_radius for block in self.body)
+
+    def _anomaly(self, fine: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``F1`` minus its local mean over valid pixels (box of ``anomaly_radius``)."""
+        r = self.spec.architecture.anomaly_radius
+        if r == 0:
+            return torch.zeros_like(fine)
+        k = 2 * r + 1
+        total = F.avg_pool2d(fine * valid, k, stride=1, padding=r, count_include_pad=True)
+        count = F.avg_pool2d(valid, k, stride=1, padding=r, count_include_pad=True)
+        mean = total / count.clamp_min(1e-6)
+        return (fine - mean) * valid
+
+    def forward(self, reference_k: torch.Tensor, reference_coarse_k: torch.Tensor,
+                target_coarse_k: torch.Tensor) -> torch.Tensor:
+        """Predict target fine LST.
+
+        Parameters
+        ----------
+        reference_k, reference_coarse_k, target_coarse_k
+            ``(N, 1, H, W)`` Kelvin on the fine grid, NaN where unusable. ``H`` and ``W``
+            must be multiples of :attr:`alignment`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, 1, H, W)`` Kelvin, NaN where any input is unusable.
+        """
+        h, w = reference_k.shape[-2:]
+        if h % self.alignment or w % self.alignment:
+            raise ValueError(f"tile {h}x{w} is not a multiple of the alignment {self.alignment}")
+        n = self.spec.normalisation
+        fine_ok = torch.isfinite(reference_k)
+        coarse_ok = torch.isfinite(reference_coarse_k) & torch.isfinite(target_coarse_k)
+        m_f, m_c = fine_ok.to(reference_k.dtype), coarse_ok.to(reference_k.dtype)
+        c1 = torch.where(coarse_ok, reference_coarse_k, n.center_k)
+        c2 = torch.where(coarse_ok, target_coarse_k, c1)
+        f1 = torch.where(fine_ok, reference_k, c1)  # filled, flagged by m_f
+        c1n, c2n, f1n = ((t - n.center_k) / n.scale_k for t in (c1, c2, f1))
+        d = n.difference_scale_k
+        anomaly = self._anomaly(f1 / d, m_f)
+        temporal = self.temporal(torch.cat([c1n, c2n, (c2 - c1) / d, m_c], 1))
+        source = self.source(torch.cat([f1n, c1n, (f1 - c1) / d * m_f, anomaly, m_f], 1))
+        features = self.body(self.fuse(torch.cat([temporal, source], 1)))
+        out = self.tcm(features, f1n, anomaly, f1, c1, c2)
+        return torch.where(fine_ok & coarse_ok, out, torch.full_like(out, math.nan))
