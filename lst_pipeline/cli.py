@@ -142,7 +142,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"fusion            {run.wall_seconds:.1f} s, "
           f"{run.pixel_days_per_second:,.0f} pixel-days/s (method {plan.task.method})")
     print(f"coverage          observed {100 * run.observed / run.pixel_days:.1f} %, "
-          f"fused {100 * run.fused / run.pixel_days:.1f} %, "
+          f"fused {100 * run.fused / run.pixel_days:.1f} % "
+          f"({100 * run.fused_two / run.pixel_days:.1f} % from two references), "
           f"no data {100 * run.no_data / run.pixel_days:.1f} %")
     for name in ("fused", "observed", "all"):
         print(f"vs truth {name:<9}{scores[name]}")
@@ -162,7 +163,7 @@ def demo_quicklook(config, path: Path) -> Path:
     from lst_pipeline.quicklook import comparison_png
 
     cube = open_cube(config.output.cube)
-    fused_fraction = (cube["qa"] == Flag.FUSED).mean(("y", "x")).values
+    fused_fraction = Flag.fused(cube["qa"]).mean(("y", "x")).values
     t = int(np.argmax(fused_fraction))
     day = cube.time.values[t]
     fused = cube["lst"].isel(time=t).values

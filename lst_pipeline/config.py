@@ -140,6 +140,11 @@ class FusionConfig:
         bf16 autocast on GPU (ignored on CPU).
     batch_pixels
         Pixels per network forward pass (days of a chunk are batched up to this).
+    two_references
+        Predict from the nearest usable reference before and after each day and blend the
+        two by temporal distance where they agree (``qa`` 3); otherwise use the nearest one.
+    max_disagreement_k
+        Two predictions further apart than this are not blended (the nearer one is kept).
     """
 
     method: FusionMethodName = "dlstfm"
@@ -150,6 +155,8 @@ class FusionConfig:
     device: Device = "auto"
     mixed_precision: bool = False
     batch_pixels: int = 1 << 19
+    two_references: bool = True
+    max_disagreement_k: float = 3.0
 
     def __post_init__(self) -> None:
         _require(self.max_reference_gap_days >= 0, "fusion.max_reference_gap_days",
@@ -158,6 +165,7 @@ class FusionConfig:
                  "must be between 0 and 1")
         _require(self.max_references >= 1, "fusion.max_references", "must be >= 1")
         _require(self.batch_pixels >= 1, "fusion.batch_pixels", "must be >= 1")
+        _require(self.max_disagreement_k > 0, "fusion.max_disagreement_k", "must be > 0")
 
 
 @dataclass(frozen=True)

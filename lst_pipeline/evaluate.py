@@ -63,7 +63,7 @@ def compare_with_truth(cube: Path | str, truth: Path | str) -> dict[str, Scores]
     ref = xr.open_zarr(truth, consolidated=False)["lst"].sel(time=out.time)
     err = out["lst"].astype("f8") - ref.astype("f8").data
     valid = np.isfinite(err)
-    classes = {"fused": out["qa"] == Flag.FUSED, "observed": out["qa"] == Flag.OBSERVED,
+    classes = {"fused": Flag.fused(out["qa"]), "observed": out["qa"] == Flag.OBSERVED,
                "all": valid}
     sums = {}
     for name, sel in classes.items():

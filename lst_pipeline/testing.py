@@ -9,9 +9,10 @@ import torch
 
 from lst_pipeline.model.dlstfm import DLSTFM, ArchitectureConfig, ModelSpec
 
-#: A tiny DLSTFM for fast tests (alignment 8, receptive radius 36).
+#: A tiny DLSTFM for fast tests (alignment 16, receptive radius 47).
 TINY_SPEC = ModelSpec(ArchitectureConfig(width=8, blocks=2, scales=(1, 2, 4, 8),
-                                         ffn_expansion=1.0, anomaly_radius=2, tcm_hidden=8))
+                                         ffn_expansion=1.0, anomaly_radius=2, tcm_hidden=8,
+                                         context_scale=16, context_channels=4))
 
 
 def random_lst_inputs(n: int = 2, h: int = 64, w: int = 96, seed: int = 0

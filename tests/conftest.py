@@ -64,3 +64,26 @@ def client():
                       dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def simulated_256(tmp_path_factory) -> PipelineConfig:
+    """A 256 x 256 px region over 32 days, large enough for real halos around 64 px chunks."""
+    from lst_pipeline.simulate import simulate_region
+
+    root = tmp_path_factory.mktemp("r256")
+    config = tiny_config(root, grid={"bounds": [400000, 6200000, 400000 + 256 * 30,
+                                                6200000 + 256 * 30]},
+                         dates={"end": "2021-02-01"})
+    simulate_region(config, progress=False)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny DLSTFM with perturbed weights (it departs from reference + coarse change)."""
+    from lst_pipeline.model.checkpoint import save_checkpoint
+    from lst_pipeline.testing import randomised_model
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return save_checkpoint(path, randomised_model(), training={"name": "tiny-random"})

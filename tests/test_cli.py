@@ -5,8 +5,8 @@ import sys
 
 import pytest
 import yaml
-from conftest import config_dict
 
+from conftest import config_dict
 from lst_pipeline.cli import build_parser, main
 from lst_pipeline.io.cube import cube_status
 
@@ -59,8 +59,8 @@ def test_simulate_run_and_demo_commands(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "pixel-days/s" in out and "2 worker processes" in out
     assert cube_status(tmp_path / "cube.zarr") == "complete"
-    assert main(["run", str(path), "--no-progress"]) == 2  # exists, no --overwrite
-    assert "--overwrite" in capsys.readouterr().err
+    assert main(["run", str(path), "--no-progress"]) == 0  # exists: resumed, nothing to do
+    assert "12 of 12 chunks already done" in capsys.readouterr().out
 
     workdir = tmp_path / "demo"
     relative = config_dict(tmp_path, inputs={"stack": "in.zarr"}, output={"cube": "out.zarr"},

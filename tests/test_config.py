@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import config_dict
 
+from conftest import config_dict
 from lst_pipeline.config import bundled_pipeline, load_pipeline, replace_paths
 from lst_pipeline.errors import ConfigError
 

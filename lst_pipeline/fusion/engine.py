@@ -26,8 +26,9 @@ from lst_pipeline.errors import GridError, InputError, LSTPipelineError, StoreEr
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
 from lst_pipeline.fusion.methods import FusionMethod, get_method, method_alignment
 from lst_pipeline.grid import ChunkPlan, OutputChunk, TargetGrid, Window, plan_chunks
-from lst_pipeline.io.cube import CubeWriter, Flag, create_cube
+from lst_pipeline.io.cube import CubeWriter, Flag, RunRecord, create_cube
 from lst_pipeline.io.stack import StackReader
+from lst_pipeline.io.zarr_store import FINGERPRINT_ATTR, open_group
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -51,6 +52,8 @@ class FusionTask:
     max_gap_days: int
     min_clear_fraction: float
     max_references: int
+    two_references: bool
+    max_disagreement_k: float
 
     def fusion_method(self) -> FusionMethod:
         """The method, built once per process (a worker loads its model once)."""
@@ -130,6 +133,7 @@ def plan_run(config: PipelineConfig) -> RunPlan:
         batch_pixels=fusion.batch_pixels, coarse_factor=grid.coarse_factor,
         first_day=int(days[0].astype(np.int64)), max_gap_days=gap,
         min_clear_fraction=fusion.min_clear_fraction, max_references=fusion.max_references,
+        two_references=fusion.two_references, max_disagreement_k=fusion.max_disagreement_k,
     )
     method = task.fusion_method()
     chunks = plan_chunks(grid, len(days), (config.chunks.time, config.chunks.y, config.chunks.x),
@@ -202,6 +206,7 @@ def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
         inputs.target_days, method=task.fusion_method(), coarse_factor=task.coarse_factor,
         out_window=window.relative_to(read_window), max_gap_days=task.max_gap_days,
         min_clear_fraction=task.min_clear_fraction, max_references=task.max_references,
+        two_references=task.two_references, max_disagreement_k=task.max_disagreement_k,
     )
 
 
@@ -213,6 +218,7 @@ class ChunkStats:
     pixel_days: int
     observed: int
     fused: int
+    fused_two: int
     no_data: int
     seconds: float
 
@@ -223,10 +229,12 @@ def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
     block = read_and_fuse(task, chunk.t0, chunk.t1, chunk.window, chunk.read_window)
     _writer(task.cube).write(chunk.t0, chunk.window, block.lst_k, block.qa,
                              block.reference_day)
-    counts = np.bincount(block.qa.ravel(), minlength=3)
+    RunRecord(task.cube).mark_done(chunk.index)  # only after the whole region is written
+    counts = np.bincount(block.qa.ravel(), minlength=len(Flag.values))
     return ChunkStats(
         index=chunk.index, pixel_days=int(block.qa.size), observed=int(counts[Flag.OBSERVED]),
-        fused=int(counts[Flag.FUSED]), no_data=int(counts[Flag.NO_DATA]),
+        fused=int(counts[Flag.FUSED] + counts[Flag.FUSED_TWO]),
+        fused_two=int(counts[Flag.FUSED_TWO]), no_data=int(counts[Flag.NO_DATA]),
         seconds=time.perf_counter() - start,
     )
 
@@ -249,9 +257,11 @@ class RunSummary:
     days: int
     shape: tuple[int, int]
     chunks: int
+    skipped: int
     pixel_days: int
     observed: int
     fused: int
+    fused_two: int
     no_data: int
     wall_seconds: float
 
@@ -263,9 +273,11 @@ class RunSummary:
         pd = max(self.pixel_days, 1)
         return (
             f"fused {self.days} days x {self.shape[0]} x {self.shape[1]} px "
-            f"({self.pixel_days:,} pixel-days, {self.chunks} chunks) in {self.wall_seconds:.1f} s "
+            f"({self.pixel_days:,} pixel-days, {self.chunks} chunks computed, {self.skipped} "
+            f"already done) in {self.wall_seconds:.1f} s "
             f"= {self.pixel_days_per_second:,.0f} pixel-days/s\n"
-            f"  observed {100 * self.observed / pd:.1f} %, fused {100 * self.fused / pd:.1f} %, "
+            f"  observed {100 * self.observed / pd:.1f} %, fused {100 * self.fused / pd:.1f} % "
+            f"({100 * self.fused_two / pd:.1f} % from two references), "
             f"no data {100 * self.no_data / pd:.1f} %\n  cube: {self.cube}"
         )
 
@@ -285,9 +297,70 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
     }
 
 
+def fingerprint(plan: RunPlan) -> str:
+    """Hash of everything that determines the cube's bytes (grid, days, chunks, method,
+    model, fusion parameters, input stack, dtype): a resume must match it."""
+    import hashlib
+    import json
+
+    from lst_pipeline.io.zarr_store import grid_attrs
+
+    cfg = plan.config
+    method = plan.task.fusion_method().describe()
+    method.pop("lst_pipeline:checkpoint", None)  # the path may move; the hash may not
+    payload = {
+        "grid": grid_attrs(plan.grid), "days": [str(plan.days[0]), str(plan.days[-1])],
+        "chunks": list(plan.chunks.chunks), "halo": plan.chunks.halo_aligned,
+        "method": method, "task": dataclasses.asdict(plan.task) | {"cube": None,
+                                                                   "checkpoint": None},
+        "dtype": cfg.output.dtype,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def prepare_cube(plan: RunPlan, *, overwrite: bool) -> tuple[RunRecord, set]:
+    """Create the cube, or check an existing one can be resumed; take the writer lock.
+
+    Returns the run record (locked) and the chunk indices already completed.
+
+    Raises
+    ------
+    StoreError
+        If another live run holds the lock, or the existing cube was made with another
+        configuration, model, grid or dates (unless ``overwrite``).
+    """
+    cube = Path(plan.task.cube)
+    record = RunRecord(cube)
+    expected = fingerprint(plan)
+    if cube.exists():
+        record.acquire_lock()  # never clobber a cube another run is writing
+        if not overwrite:
+            try:
+                attrs = dict(open_group(cube).attrs)
+            except InputError:
+                record.release_lock()
+                raise StoreError(f"{cube}: exists but is not a cube written by lst_pipeline; "
+                                 "choose another output.cube or pass --overwrite") from None
+            found = attrs.get(FINGERPRINT_ATTR)
+            if found != expected:
+                record.release_lock()
+                raise StoreError(
+                    f"{cube}: this cube was made with a different configuration, model, grid "
+                    "or dates than the current run, so it cannot be resumed; pass --overwrite "
+                    "to start over (or choose another output.cube)")
+            return record, record.done()
+    create_cube(cube, plan.grid, plan.days, plan.chunks.chunks, dtype=plan.config.output.dtype,
+                attrs={**provenance(plan), FINGERPRINT_ATTR: expected}, overwrite=True)
+    record.ensure()
+    record.acquire_lock()
+    return record, set()
+
+
 def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
-            progress: bool = True, max_in_flight: int | None = None) -> RunSummary:
-    """Create the cube and fuse every chunk of ``plan`` on ``client``.
+            progress: bool = True, max_in_flight: int | None = None,
+            log=print) -> RunSummary:
+    """Fuse every chunk of ``plan`` on ``client`` into the cube, resuming if it exists.
 
     Parameters
     ----------
@@ -296,60 +369,77 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
     client
         A ``distributed.Client`` (local cluster, SLURM, Kubernetes ...).
     overwrite
-        Replace an existing cube; otherwise an existing cube is refused.
+        Start over even if the cube exists; otherwise an existing cube of the same run is
+        resumed (finished chunks are skipped) and one of another run is refused.
     progress
         Show a progress bar.
     max_in_flight
         Chunks submitted at once (default: 4 per worker thread), keeping the scheduler's
         graph small for plans with millions of chunks.
+    log
+        Where messages (resume counts) go.
 
     Returns
     -------
     RunSummary
+        Counts of the chunks computed by this call.
 
     Notes
     -----
-    The cube's ``lst_pipeline:status`` attribute stays ``writing`` until every chunk is
-    written; a failed run raises and leaves it so.
+    Each task records its chunk as done after its region write; the cube's
+    ``lst_pipeline:status`` becomes ``complete`` only when every chunk is recorded. A killed
+    run leaves ``writing`` and its records, and the next run continues from there.
     """
     from distributed import as_completed
     from tqdm.auto import tqdm
 
     cube = Path(plan.task.cube)
-    if cube.exists() and not overwrite:
-        raise StoreError(f"{cube}: output cube already exists; pass --overwrite to replace it")
     start = time.perf_counter()
-    create_cube(cube, plan.grid, plan.days, plan.chunks.chunks,
-                dtype=plan.config.output.dtype, attrs=provenance(plan), overwrite=overwrite)
-    if max_in_flight is None:
-        threads = sum(client.nthreads().values()) or 1
-        max_in_flight = 4 * threads
-    chunks: Iterable[OutputChunk] = iter(plan.chunks)
-    totals = np.zeros(4, dtype=np.int64)
-    bar = tqdm(total=len(plan.chunks), unit="chunk", desc="fusing", disable=not progress)
-    pending = as_completed()
-    run_token = uuid.uuid4().hex[:8]
+    record, done = prepare_cube(plan, overwrite=overwrite)
     try:
-        for chunk in _take(chunks, max_in_flight):
-            pending.add(client.submit(fuse_chunk, plan.task, chunk, key=_key(chunk, run_token)))
-        for future in pending:
-            stats: ChunkStats = future.result()
-            future.release()
-            totals += (stats.pixel_days, stats.observed, stats.fused, stats.no_data)
-            bar.update()
-            for chunk in _take(chunks, 1):
+        if done:
+            log(f"resuming {cube}: {len(done)} of {len(plan.chunks)} chunks already done, "
+                "skipping them")
+        if max_in_flight is None:
+            threads = sum(client.nthreads().values()) or 1
+            max_in_flight = 4 * threads
+        chunks: Iterable[OutputChunk] = (c for c in plan.chunks if c.index not in done)
+        totals = np.zeros(5, dtype=np.int64)
+        bar = tqdm(total=len(plan.chunks), initial=len(done), unit="chunk", desc="fusing",
+                   disable=not progress)
+        pending = as_completed()
+        run_token = uuid.uuid4().hex[:8]
+        computed = 0
+        try:
+            for chunk in _take(chunks, max_in_flight):
                 pending.add(client.submit(fuse_chunk, plan.task, chunk,
                                           key=_key(chunk, run_token)))
-    except BaseException:
-        client.cancel(list(pending.futures))
-        raise
+            for future in pending:
+                stats: ChunkStats = future.result()
+                future.release()
+                totals += (stats.pixel_days, stats.observed, stats.fused, stats.fused_two,
+                           stats.no_data)
+                computed += 1
+                bar.update()
+                for chunk in _take(chunks, 1):
+                    pending.add(client.submit(fuse_chunk, plan.task, chunk,
+                                              key=_key(chunk, run_token)))
+        except BaseException:
+            client.cancel(list(pending.futures))
+            raise
+        finally:
+            bar.close()
+        if len(record.done()) != len(plan.chunks):
+            raise StoreError(f"{cube}: {len(plan.chunks) - len(record.done())} chunks have no "
+                             "completion record after the run; run again to finish them")
+        CubeWriter(cube).set_status("complete")
     finally:
-        bar.close()
-    CubeWriter(cube).set_status("complete")
+        record.release_lock()
     ny, nx = plan.grid.shape
-    return RunSummary(cube=cube, days=len(plan.days), shape=(ny, nx), chunks=len(plan.chunks),
-                      pixel_days=int(totals[0]), observed=int(totals[1]), fused=int(totals[2]),
-                      no_data=int(totals[3]), wall_seconds=time.perf_counter() - start)
+    return RunSummary(cube=cube, days=len(plan.days), shape=(ny, nx), chunks=computed,
+                      skipped=len(done), pixel_days=int(totals[0]), observed=int(totals[1]),
+                      fused=int(totals[2]), fused_two=int(totals[3]), no_data=int(totals[4]),
+                      wall_seconds=time.perf_counter() - start)
 
 
 def _take(iterator: Iterable[OutputChunk], n: int) -> list[OutputChunk]:

@@ -113,6 +113,8 @@ def fuse_block(
     max_gap_days: int,
     min_clear_fraction: float,
     max_references: int,
+    two_references: bool = False,
+    max_disagreement_k: float = 3.0,
 ) -> FusedBlock:
     """Fuse every target day of one block.
 
@@ -136,6 +138,12 @@ def fuse_block(
         The output pixels inside the read window (relative coordinates).
     max_gap_days, min_clear_fraction, max_references
         Reference selection, see :class:`~lst_pipeline.config.FusionConfig`.
+    two_references
+        Predict from the nearest usable reference before and the one after the day and
+        blend them by temporal distance where they agree within ``max_disagreement_k``
+        (flag ``FUSED_TWO``); elsewhere the nearer one is used.
+    max_disagreement_k
+        Largest difference between the two predictions that is still blended.
 
     Returns
     -------
@@ -175,21 +183,50 @@ def fuse_block(
         & np.repeat(np.repeat(np.isfinite(landsat_modis), f, axis=-2), f, axis=-1)
     )[:, ys, xs]
     target_seen = np.isfinite(target_modis).any(axis=(-2, -1))
+    pending = np.isnan(lst)  # not observed
 
-    ranked = candidate_references(target_days, landsat_days, max_gap_days=max_gap_days,
-                                  max_references=max_references)
-    for rank in range(ranked.shape[1]):
-        refs = ranked[:, rank]
-        days = [t for t in range(n_days) if refs[t] >= 0 and target_seen[t]
-                and np.isnan(lst[t]).any()]
-        if not days:
-            break
-        r_idx = refs[days]
-        pred = method.predict(landsat_lst[r_idx], landsat_modis[r_idx], target_modis[days],
-                              coarse_factor=f)[:, ys, xs]
-        for k, t in enumerate(days):
-            take = np.isnan(lst[t]) & usable[r_idx[k]] & np.isfinite(pred[k])
-            lst[t][take] = pred[k][take]
-            qa[t][take] = Flag.FUSED
-            ref_day[t][take] = landsat_days[r_idx[k]]
+    def chain(side: str) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest usable reference on ``side`` per pixel, falling back to the next one."""
+        pred_out = np.full(shape, np.nan, dtype=np.float32)
+        ref_out = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
+        ranked = candidate_references(target_days, landsat_days, max_gap_days=max_gap_days,
+                                      max_references=max_references, side=side)
+        for rank in range(ranked.shape[1]):
+            refs = ranked[:, rank]
+            days = [t for t in range(n_days) if refs[t] >= 0 and target_seen[t]
+                    and (pending[t] & np.isnan(pred_out[t])).any()]
+            if not days:
+                break
+            r_idx = refs[days]
+            pred = method.predict(landsat_lst[r_idx], landsat_modis[r_idx], target_modis[days],
+                                  coarse_factor=f)[:, ys, xs]
+            for k, t in enumerate(days):
+                take = (pending[t] & np.isnan(pred_out[t]) & usable[r_idx[k]]
+                        & np.isfinite(pred[k]))
+                pred_out[t][take] = pred[k][take]
+                ref_out[t][take] = landsat_days[r_idx[k]]
+        return pred_out, ref_out
+
+    if not two_references:
+        pred, ref = chain("both")
+        take = np.isfinite(pred)
+        lst[take], qa[take], ref_day[take] = pred[take], Flag.FUSED, ref[take]
+        return FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day)
+
+    before, ref_before = chain("before")
+    after, ref_after = chain("after")
+    day = target_days[:, None, None].astype(np.float32)
+    gap_before = np.abs(day - ref_before)
+    gap_after = np.abs(ref_after - day)
+    has_before, has_after = np.isfinite(before), np.isfinite(after)
+    use_before = has_before & (~has_after | (gap_before <= gap_after))
+    nearest = np.where(use_before, before, after)
+    both = has_before & has_after & (np.abs(before - after) <= max_disagreement_k)
+    with np.errstate(invalid="ignore"):
+        weight_before = gap_after / (gap_before + gap_after)  # the nearer weighs more
+    blended = weight_before * before + (1 - weight_before) * after
+    take = has_before | has_after
+    lst[take] = np.where(both, blended, nearest)[take]
+    qa[take] = np.where(both, Flag.FUSED_TWO, Flag.FUSED)[take]
+    ref_day[take] = np.where(use_before, ref_before, ref_after)[take]
     return FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day)

@@ -5,6 +5,8 @@ Pure functions on integer day numbers (days since 1970-01-01); no I/O.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 
@@ -15,6 +17,7 @@ def candidate_references(
     max_gap_days: int,
     max_references: int,
     include_same_day: bool = False,
+    side: Literal["both", "before", "after"] = "both",
 ) -> np.ndarray:
     """Rank the Landsat dates each target day may use as reference.
 
@@ -30,6 +33,8 @@ def candidate_references(
         At most this many candidates per day (``K``).
     include_same_day
         Whether a Landsat date equal to the target day is a candidate.
+    side
+        ``both``, or only dates ``before`` / ``after`` the target day.
 
     Returns
     -------
@@ -46,6 +51,10 @@ def candidate_references(
     allowed = np.abs(delta) <= max_gap_days
     if not include_same_day:
         allowed &= delta != 0
+    if side == "before":
+        allowed &= delta <= 0
+    elif side == "after":
+        allowed &= delta >= 0
     # Sort key: distance first, then earlier before later; disallowed last.
     key = np.abs(delta) * 2 + (delta > 0)
     key = np.where(allowed, key, np.iinfo(np.int64).max)

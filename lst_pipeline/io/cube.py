@@ -6,9 +6,10 @@ Layout
     Kelvin. Default storage int16, CF-packed with ``scale_factor`` 0.01 K and
     ``add_offset`` 300 K (so -27.67 K to 627.67 K fit), ``_FillValue`` -32768; or float32.
 ``qa (time, y, x)``
-    uint8 flag: 0 no data, 1 observed (clear Landsat that day), 2 fused from one reference.
+    uint8 flag: 0 no data, 1 observed (clear Landsat that day), 2 fused from one reference,
+    3 fused from two references (before and after the day, blended).
 ``reference_date (time, y, x)``
-    The Landsat date the value comes from, int32 days since 1970-01-01 (CF time).
+    The (nearest) Landsat date the value comes from, int32 days since 1970-01-01 (CF time).
 
 ``spatial_ref`` carries the CRS (``xr.open_zarr(path).rio.crs``), the root attributes carry
 provenance (method, parameters, package version, inputs) and ``lst_pipeline:status`` which is
@@ -55,9 +56,15 @@ class Flag:
     NO_DATA = np.uint8(0)
     OBSERVED = np.uint8(1)
     FUSED = np.uint8(2)
+    FUSED_TWO = np.uint8(3)
 
-    values = (0, 1, 2)
-    meanings = "no_data observed fused_one_reference"
+    values = (0, 1, 2, 3)
+    meanings = "no_data observed fused_one_reference fused_two_references"
+
+    @staticmethod
+    def fused(qa):
+        """True where a value was fused (from one or two references)."""
+        return (qa == Flag.FUSED) | (qa == Flag.FUSED_TWO)
 
 
 def encode_lst(lst_k: np.ndarray) -> np.ndarray:
@@ -186,3 +193,96 @@ def open_cube(path: Path | str) -> xr.Dataset:
     import xarray as xr
 
     return xr.open_zarr(path, consolidated=False)
+
+
+RUN_GROUP = "_lst_pipeline"
+
+
+class RunRecord:
+    """Completion records and the writer lock of one cube, kept inside the store.
+
+    ``<cube>/_lst_pipeline/`` is a Zarr group (so Zarr and xarray ignore it quietly) holding
+    ``done/<it>-<iy>-<ix>``: one empty file per output chunk, written *after* the chunk's
+    region write, so "chunk recorded" means "chunk completely written" (a chunk file that
+    merely exists proves nothing: Zarr skips all-fill chunks); and ``lock``: the process
+    writing the cube.
+    """
+
+    def __init__(self, cube: Path | str) -> None:
+        self.cube = Path(cube)
+        self.root = self.cube / RUN_GROUP
+        self.done_dir = self.root / "done"
+        self.lock_path = self.root / "lock"
+
+    def ensure(self) -> None:
+        """Create the record group (idempotent)."""
+        if not (self.root / "zarr.json").exists():
+            open_group(self.cube, mode="r+").require_group(RUN_GROUP)
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+
+    def mark_done(self, index: tuple[int, int, int]) -> None:
+        (self.done_dir / "-".join(map(str, index))).touch()
+
+    def done(self) -> set[tuple[int, int, int]]:
+        if not self.done_dir.is_dir():
+            return set()
+        return {tuple(int(v) for v in p.name.split("-")) for p in self.done_dir.iterdir()}
+
+    def acquire_lock(self) -> None:
+        """Take the writer lock, or refuse if a live run holds it; a dead run's lock is stale.
+
+        Raises
+        ------
+        StoreError
+            Naming the process that holds the lock.
+        """
+        import json
+        import os
+        import socket
+        import time
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
+                    self.lock_path.unlink(missing_ok=True)  # stale: its run is dead
+                    continue
+                raise StoreError(
+                    f"{self.cube}: another run is writing this cube (pid {holder.get('pid')} "
+                    f"on {holder.get('host')}, since {holder.get('started')}); wait for it, or "
+                    f"if it is dead on another host remove {self.lock_path}"
+                ) from None
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            return
+        raise StoreError(f"{self.cube}: could not take the lock {self.lock_path}")
+
+    def release_lock(self) -> None:
+        self.lock_path.unlink(missing_ok=True)
+
+    def _holder(self) -> dict:
+        import json
+
+        try:
+            return json.loads(self.lock_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+def _pid_alive(pid: object) -> bool:
+    import os
+
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

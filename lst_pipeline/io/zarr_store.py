@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 GRID_ATTR = "lst_pipeline:grid"
 STATUS_ATTR = "lst_pipeline:status"
+FINGERPRINT_ATTR = "lst_pipeline:fingerprint"
 
 
 def grid_attrs(grid: TargetGrid) -> dict[str, Any]:

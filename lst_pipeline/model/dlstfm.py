@@ -10,7 +10,12 @@ mask channels.
 - multi-source branch: encodes the fine reference and its relation to the coarse sensor
   (``F1``, ``C1``, ``F1 - C1``, local anomaly of ``F1``, fine mask);
 - fusion: concatenation + 1x1 convolution, then ``blocks`` SAFM blocks;
-- TCM: per-pixel gain/offset/gate correction anchored on ``F1 + (C2 - C1)``.
+- coarse context: the coarse change and target coarse image pooled over aligned
+  ``context_scale`` windows (one MODIS pixel), filtered by a 3x3 convolution on that grid and
+  upsampled bilinearly: a view of the change over the neighbouring MODIS pixels, which lets the
+  TCM tell the regional change from MODIS noise;
+- TCM: per-pixel gain/offset/gate correction anchored on ``F1 + (C2 - C1)``, from the fine
+  features, the coarse context, the reference temperature and its local anomaly.
 """
 
 from __future__ import annotations
@@ -43,14 +48,21 @@ class ArchitectureConfig:
         Radius (pixels) of the box mean used for the local anomaly of ``F1``.
     tcm_hidden
         Hidden channels of the TCM head.
+    context_scale
+        Pooling window of the coarse-context branch (the coarse factor the model is trained
+        for: 32 for 30 m / 960 m); 0 disables the branch.
+    context_channels
+        Channels of the coarse-context branch.
     """
 
-    width: int = 24
+    width: int = 16
     blocks: int = 3
     scales: tuple[int, ...] = (1, 2, 4, 8)
-    ffn_expansion: float = 2.0
+    ffn_expansion: float = 1.0
     anomaly_radius: int = 4
     tcm_hidden: int = 16
+    context_scale: int = 32
+    context_channels: int = 8
 
     def __post_init__(self) -> None:
         if self.width < len(self.scales) or self.width % len(self.scales):
@@ -59,6 +71,8 @@ class ArchitectureConfig:
             raise ValueError(f"width {self.width} must be even (two branches)")
         if self.blocks < 0 or self.anomaly_radius < 0 or min(self.scales) < 1:
             raise ValueError("blocks, anomaly_radius and scales must be non-negative/positive")
+        if self.context_scale < 0 or (self.context_scale and self.context_channels < 1):
+            raise ValueError("context_scale must be >= 0 and context_channels >= 1")
 
 
 @dataclass(frozen=True)
@@ -113,19 +127,39 @@ class DLSTFM(nn.Module):
         self.fuse = nn.Conv2d(a.width, a.width, 1)
         self.body = nn.Sequential(*(SAFMBlock(a.width, a.scales, a.ffn_expansion)
                                     for _ in range(a.blocks)))
-        self.tcm = TemperatureCorrection(a.width, a.tcm_hidden)
+        context = a.context_channels if a.context_scale else 0
+        if context:
+            self.context = nn.Sequential(nn.Conv2d(3, context, 3, padding=1), nn.GELU(),
+                                         nn.Conv2d(context, context, 1))
+        self.tcm = TemperatureCorrection(a.width + context, a.tcm_hidden)
 
     @property
     def alignment(self) -> int:
         """Tiles must start on multiples of this (the largest pooling window)."""
-        return max(self.spec.architecture.scales)
+        a = self.spec.architecture
+        return math.lcm(max(a.scales), a.context_scale or 1)
 
     @property
     def receptive_radius(self) -> int:
         """Fine pixels of context an output pixel depends on, on each side."""
         a = self.spec.architecture
         stems = max(2, a.anomaly_radius + 2)
-        return stems + sum(block.receptive_radius for block in self.body)
+        fine = stems + sum(block.receptive_radius for block in self.body)
+        # context: own pooled cell, one cell of 3x3 convolution, one of bilinear upsampling
+        context = 3 * a.context_scale - 1 if a.context_scale else 0
+        return max(fine, context)
+
+    def _coarse_context(self, c1: torch.Tensor, c2: torch.Tensor,
+                        m_c: torch.Tensor) -> torch.Tensor:
+        """Coarse change and target temperature on the ``context_scale`` grid, filtered."""
+        a, n = self.spec.architecture, self.spec.normalisation
+        s = a.context_scale
+        valid = F.avg_pool2d(m_c, s, stride=s)
+        change = F.avg_pool2d((c2 - c1) * m_c, s, stride=s) / valid.clamp_min(1e-6)
+        level = F.avg_pool2d((c2 - n.center_k) * m_c, s, stride=s) / valid.clamp_min(1e-6)
+        x = torch.cat([change / n.difference_scale_k, level / n.scale_k, valid], 1)
+        return F.interpolate(self.context(x), scale_factor=s, mode="bilinear",
+                             align_corners=False)
 
     def _anomaly(self, fine: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``F1`` minus its local mean over valid pixels (box of ``anomaly_radius``)."""
@@ -169,5 +203,7 @@ class DLSTFM(nn.Module):
         temporal = self.temporal(torch.cat([c1n, c2n, (c2 - c1) / d, m_c], 1))
         source = self.source(torch.cat([f1n, c1n, (f1 - c1) / d * m_f, anomaly, m_f], 1))
         features = self.body(self.fuse(torch.cat([temporal, source], 1)))
+        if self.spec.architecture.context_scale:
+            features = torch.cat([features, self._coarse_context(c1, c2, m_c)], 1)
         out = self.tcm(features, f1n, anomaly, f1, c1, c2)
         return torch.where(fine_ok & coarse_ok, out, torch.full_like(out, math.nan))

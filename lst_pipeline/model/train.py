@@ -55,10 +55,12 @@ class ModelConfig:
 
     width: int = 16
     blocks: int = 3
-    scales: tuple[int, int, int, int] = (1, 2, 4, 8)
+    scales: tuple[int, ...] = (1, 2, 4, 8)
     ffn_expansion: float = 1.0
     anomaly_radius: int = 4
     tcm_hidden: int = 16
+    context_scale: int = 32
+    context_channels: int = 8
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,10 @@ def make_pairs(regions: list[RegionData], *, max_gap_days: int, min_clear: float
 def sample_batch(rng: np.random.Generator, regions: list[RegionData],
                  pairs: list[tuple[int, int, int]], batch_size: int, patch: int
                  ) -> tuple[np.ndarray, ...]:
-    """Random patches (aligned to 8 px) of random pairs, randomly flipped/rotated.
+    """Random patches of random pairs, randomly flipped/rotated.
+
+    Patch origins fall on coarse pixel edges, as tiles do in production, so the network's
+    coarse-context pooling sees whole MODIS pixels.
 
     Returns ``reference, reference_coarse, target_coarse, target`` each ``(B, 1, P, P)``.
     """
@@ -240,8 +245,9 @@ def sample_batch(rng: np.random.Generator, regions: list[RegionData],
         k, i, j = pairs[rng.integers(len(pairs))]
         r = regions[k]
         ny, nx = r.fine.shape[1:]
-        y0 = 8 * rng.integers((ny - patch) // 8 + 1)
-        x0 = 8 * rng.integers((nx - patch) // 8 + 1)
+        f = r.coarse_factor
+        y0 = f * rng.integers((ny - patch) // f + 1)
+        x0 = f * rng.integers((nx - patch) // f + 1)
         ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
         stack = np.stack([r.fine[i, ys, xs], r.coarse_up[i, ys, xs], r.coarse_up[j, ys, xs],
                           r.fine[j, ys, xs]])
@@ -346,7 +352,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     spec = ModelSpec(ArchitectureConfig(width=m.width, blocks=m.blocks, scales=tuple(m.scales),
                                         ffn_expansion=m.ffn_expansion,
                                         anomaly_radius=m.anomaly_radius,
-                                        tcm_hidden=m.tcm_hidden))
+                                        tcm_hidden=m.tcm_hidden,
+                                        context_scale=m.context_scale,
+                                        context_channels=m.context_channels))
     model = DLSTFM(spec).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.learning_rate,
                                   weight_decay=o.weight_decay)

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import tiny_config
 
+from conftest import tiny_config
 from lst_pipeline.errors import GridError, InputError, StoreError
 from lst_pipeline.evaluate import compare_with_truth
 from lst_pipeline.fusion.engine import execute, fuse_scene, plan_run
@@ -36,7 +36,7 @@ def test_distributed_run_equals_single_process_whole_scene(simulated_tiny, clien
     assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
     np.testing.assert_array_equal(cube["qa"].values, reference.qa)
     assert summary.pixel_days == lst.size
-    assert summary.fused == int((reference.qa == Flag.FUSED).sum())
+    assert summary.fused == int(Flag.fused(reference.qa).sum())
     assert summary.observed + summary.fused + summary.no_data == lst.size
     assert 0.3 < summary.fused / summary.pixel_days < 0.95
 
@@ -75,22 +75,54 @@ def test_fused_cube_is_close_to_truth(simulated_tiny, client, tmp_path):
     ref_days = cube["reference_date"].values
     landsat = xr.open_zarr(config.inputs.stack, consolidated=False)["landsat_lst"]
     persistence = np.full(truth.shape, np.nan, np.float32)
-    for date in np.unique(ref_days[qa == Flag.FUSED]):
-        sel = (ref_days == date) & (qa == Flag.FUSED)
+    for date in np.unique(ref_days[Flag.fused(qa)]):
+        sel = (ref_days == date) & Flag.fused(qa)
         image = landsat.sel(time_landsat=date).values
         persistence[sel] = np.broadcast_to(image, truth.shape)[sel]
-    fused = qa == Flag.FUSED
+    fused = Flag.fused(qa)
     persistence_mae = np.nanmean(np.abs(persistence[fused] - truth[fused]))
     assert scores["fused"].mae_k < 0.8 * persistence_mae
 
 
-def test_existing_cube_refused_without_overwrite(simulated_tiny, client, tmp_path):
+def test_rerun_resumes_and_other_configuration_is_refused(simulated_tiny, client, tmp_path):
+    config = with_output(simulated_tiny, tmp_path / "cube.zarr")
+    first = execute(plan_run(config), client, progress=False)
+    assert (first.chunks, first.skipped) == (12, 0)
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "cube.zarr" / "lst").rglob("*")
+              if p.is_file()}
+    messages = []
+    again = execute(plan_run(config), client, progress=False, log=messages.append)
+    assert (again.chunks, again.skipped) == (12 - 12, 12)
+    assert "12 of 12 chunks already done" in messages[0]
+    assert mtimes == {p: p.stat().st_mtime_ns for p in mtimes}  # nothing rewritten
+    other = dataclasses.replace(config, fusion=dataclasses.replace(
+        config.fusion, max_reference_gap_days=20))
+    with pytest.raises(StoreError, match=r"different configuration.*--overwrite"):
+        execute(plan_run(other), client, progress=False)
+    redone = execute(plan_run(other), client, progress=False, overwrite=True)
+    assert (redone.chunks, redone.skipped) == (12, 0)
+    assert cube_status(config.output.cube) == "complete"
+
+
+def test_lock_refuses_a_second_writer_and_recognises_a_stale_one(simulated_tiny, client,
+                                                                  tmp_path):
+    import json
+    import os
+    import socket
+
+    from lst_pipeline.io.cube import RunRecord
+
     config = with_output(simulated_tiny, tmp_path / "cube.zarr")
     execute(plan_run(config), client, progress=False)
-    with pytest.raises(StoreError, match="already exists; pass --overwrite"):
+    record = RunRecord(config.output.cube)
+    record.lock_path.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                            "started": "earlier"}))
+    with pytest.raises(StoreError, match=r"another run is writing this cube \(pid"):
         execute(plan_run(config), client, progress=False)
-    execute(plan_run(config), client, progress=False, overwrite=True)
-    assert cube_status(config.output.cube) == "complete"
+    dead = 2**22 + 12345  # above pid_max: no such process
+    record.lock_path.write_text(json.dumps({"pid": dead, "host": socket.gethostname()}))
+    execute(plan_run(config), client, progress=False)  # stale lock recognised
+    assert not record.lock_path.exists()
 
 
 def test_grid_mismatch_is_a_clear_error(simulated_tiny, tmp_path):
@@ -124,3 +156,29 @@ def test_corrupt_input_chunk_fails_run_and_cube_never_looks_complete(
     with pytest.raises(InputError, match=r"inputs\.zarr: cannot read inputs of days"):
         execute(plan_run(config), client, progress=False)
     assert cube_status(config.output.cube) == "writing"
+
+
+def test_dlstfm_on_workers_is_seamless_and_equals_single_process(
+        simulated_256, tiny_checkpoint, client, tmp_path):
+    config = dataclasses.replace(
+        with_output(simulated_256, tmp_path / "dl.zarr"),
+        fusion=dataclasses.replace(simulated_256.fusion, method="dlstfm",
+                                   checkpoint=tiny_checkpoint, device="cpu",
+                                   batch_pixels=40_000))
+    plan = plan_run(config)
+    assert plan.chunks.halo_aligned == 64  # receptive radius 47 + one coarse pixel (16)
+    assert plan.chunks.chunk(0, 1, 1).read_window.shape == (192, 192)  # real halos
+    execute(plan, client, progress=False)
+    reference = fuse_scene(plan)
+    cube = open_cube(config.output.cube)
+    lst = cube["lst"].values
+    np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
+    assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
+    assert cube.attrs["lst_pipeline:method"] == "dlstfm"
+    assert len(cube.attrs["lst_pipeline:checkpoint_sha256"]) == 64
+    # the network really departs from reference + coarse change
+    base = plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
+        config.fusion, method="reference_change")))
+    baseline = fuse_scene(base).lst_k
+    both = np.isfinite(baseline) & np.isfinite(lst) & Flag.fused(cube["qa"].values)
+    assert np.abs(lst[both] - baseline[both]).mean() > 0.05

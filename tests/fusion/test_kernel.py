@@ -138,3 +138,43 @@ def test_min_clear_fraction_rejects_mostly_cloudy_cells():
 def test_unknown_method():
     with pytest.raises(ConfigError, match="unknown method 'nope'"):
         get_method("nope")
+
+
+def test_two_references_blend_by_distance_where_they_agree():
+    rng = np.random.default_rng(7)
+    landsat, ldays, lmodis, tmodis, tdays = synthetic_block(rng, clouds=False)
+    one = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96))
+    two = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96),
+                    two_references=True, max_disagreement_k=100.0)
+    # day 0 (18628): before = 18623 (5 days), after = 18631 (3 days) -> weights 3/8, 5/8
+    before = landsat[0] + upsample_bilinear(tmodis[0] - lmodis[0], F)
+    after = landsat[1] + upsample_bilinear(tmodis[0] - lmodis[1], F)
+    np.testing.assert_allclose(two.lst_k[0], 3 / 8 * before + 5 / 8 * after, atol=1e-4)
+    assert (two.qa[0] == Flag.FUSED_TWO).all()
+    assert (two.reference_day[0] == ldays[1]).all()  # the nearer reference is recorded
+    assert (two.qa[3] == Flag.OBSERVED).all()  # observations are kept
+    np.testing.assert_array_equal(one.lst_k[3], two.lst_k[3])
+    # predictions that disagree by more than the threshold are not blended: nearer one wins
+    strict = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96),
+                       two_references=True, max_disagreement_k=1.0)
+    apart = np.abs(before - after) > 1.0
+    assert apart.any() and (strict.qa[0][apart] == Flag.FUSED).all()
+    np.testing.assert_allclose(strict.lst_k[0][apart], after[apart], atol=1e-5)
+
+
+def test_two_references_chunked_equals_whole_scene():
+    rng = np.random.default_rng(8)
+    inputs = synthetic_block(rng)
+    kw = {"two_references": True}
+    whole = run_block(inputs, Window(0, 64, 0, 96), **kw)
+    plan = ChunkPlan(shape=(len(inputs[4]), 64, 96), chunks=(5, 32, 32),
+                     halo=ReferenceChange().halo(F), alignment=F)
+    lst = np.full_like(whole.lst_k, -1.0)
+    for chunk in plan:
+        ts = slice(chunk.t0, chunk.t1)
+        part_inputs = (inputs[0], inputs[1], inputs[2], inputs[3][ts], inputs[4][ts])
+        part = run_block(part_inputs, chunk.window, chunk.read_window, **kw)
+        ys, xs = chunk.window.slices
+        lst[ts, ys, xs] = part.lst_k
+    np.testing.assert_allclose(lst, whole.lst_k, atol=1e-4, equal_nan=True)
+    assert (whole.qa == Flag.FUSED_TWO).mean() > 0.2

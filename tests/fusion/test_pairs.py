@@ -35,3 +35,12 @@ def test_candidates_sorted_by_distance_within_gap(landsat, targets, gap, k):
         assert (np.diff(dist) >= 0).all()
         expected = np.sum((np.abs(landsat - t) <= gap) & (landsat != t))
         assert len(valid) == min(k, expected)
+
+
+def test_sides():
+    landsat = np.array([0, 16, 32])
+    before = candidate_references(np.array([20]), landsat, max_gap_days=40, max_references=3,
+                                  side="before")
+    after = candidate_references(np.array([20]), landsat, max_gap_days=40, max_references=3,
+                                 side="after")
+    assert before[0].tolist() == [1, 0, -1] and after[0].tolist() == [2, -1, -1]

@@ -25,7 +25,7 @@ def test_shapes_dtype_and_nan_handling():
     assert out.shape == f1.shape and out.dtype == torch.float32
     assert torch.isnan(out[0, 0, :5, :7]).all() and torch.isnan(out[1, 0, 10:20, 10:20]).all()
     assert torch.isfinite(out).sum() == out.numel() - 35 - 100  # NaN never spreads
-    with pytest.raises(ValueError, match="not a multiple of the alignment 8"):
+    with pytest.raises(ValueError, match="not a multiple of the alignment 16"):
         model(f1[..., :60], c1[..., :60], c2[..., :60])
 
 
@@ -84,11 +84,13 @@ def test_tiles_with_receptive_halo_equal_whole_scene():
 
 
 def test_every_shape_is_an_argument():
-    for width, blocks, scales in [(8, 0, (1, 2)), (12, 1, (1, 2, 4)), (16, 2, (2, 4, 8, 16))]:
-        model = DLSTFM(ModelSpec(ArchitectureConfig(width=width, blocks=blocks, scales=scales)))
-        assert model.alignment == max(scales)
-        f1, c1, c2 = inputs(n=1, h=32, w=32)
-        assert model(f1, c1, c2).shape == (1, 1, 32, 32)
+    for width, blocks, scales, context in [(8, 0, (1, 2), 0), (12, 1, (1, 2, 4), 8),
+                                           (16, 2, (2, 4, 8, 16), 32)]:
+        model = DLSTFM(ModelSpec(ArchitectureConfig(width=width, blocks=blocks, scales=scales,
+                                                    context_scale=context)))
+        assert model.alignment == max(*scales, context)
+        f1, c1, c2 = inputs(n=1, h=64, w=64)
+        assert model(f1, c1, c2).shape == (1, 1, 64, 64)
     with pytest.raises(ValueError, match="multiple of 4"):
         ArchitectureConfig(width=10, scales=(1, 2, 4, 8))
 
