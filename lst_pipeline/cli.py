@@ -24,8 +24,9 @@ from lst_pipeline.errors import LSTPipelineError
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", metavar="NAME|PATH",
-                   help="cluster profile: a shipped name (local) or a YAML path "
-                        "(default: the config's `cluster`)")
+                   help="cluster profile: a shipped name (local, local-gpu, slurm, slurm-gpu, "
+                        "kubernetes, kubernetes-gpu) or a YAML path (default: the config's "
+                        "`cluster`)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="connect to a running Dask scheduler instead of starting a cluster")
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of the output cube on a Dask cluster and write it to "
                                    "output.cube.")
     p.add_argument("config", type=Path, help="pipeline YAML")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output cube")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over; by default an existing cube of the same run is resumed")
     p.add_argument("--plan-only", action="store_true", help="print the plan and stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_cluster_options(p)
@@ -81,11 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cluster(args: argparse.Namespace, config_profile: str):
+    """The cluster context and the resources each fusion task needs on it."""
     from lst_pipeline.cluster import connect, load_profile
 
     if args.scheduler:
-        return connect(scheduler=args.scheduler)
-    return connect(load_profile(args.cluster or config_profile))
+        return connect(scheduler=args.scheduler), None
+    profile = load_profile(args.cluster or config_profile)
+    return connect(profile), profile.task_resources
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -107,8 +111,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(plan.describe())
     if args.plan_only:
         return 0
-    with _cluster(args, config.cluster) as client:
-        summary = execute(plan, client, overwrite=args.overwrite, progress=not args.no_progress)
+    cluster, resources = _cluster(args, config.cluster)
+    with cluster as client:
+        summary = execute(plan, client, overwrite=args.overwrite, progress=not args.no_progress,
+                          resources=resources)
     print(summary)
     return 0
 
@@ -127,8 +133,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(simulate_region(config, overwrite=True, progress=not args.no_progress))
     plan = plan_run(config)
     print(f"[2/4] {plan.describe()}")
-    with _cluster(args, config.cluster) as client:
-        run = execute(plan, client, overwrite=True, progress=not args.no_progress)
+    cluster, resources = _cluster(args, config.cluster)
+    with cluster as client:
+        run = execute(plan, client, overwrite=True, progress=not args.no_progress,
+                      resources=resources)
     print("[3/4] scoring against the simulated truth")
     scores = compare_with_truth(config.output.cube, config.simulation.truth)
     print("[4/4] quicklook")

@@ -1,20 +1,39 @@
 """Cluster profiles (YAML) -> a running ``distributed.Client``.
 
-A profile is named (``local`` -> ``cluster/local.yaml`` shipped with the package) or given
-as a path. ``--scheduler ADDRESS`` bypasses profiles and connects to a running scheduler.
+A profile is named (``local`` -> ``cluster/local.yaml`` shipped with the package) or given as
+a path; ``--scheduler ADDRESS`` bypasses profiles and connects to a running scheduler.
+
+Kinds
+-----
+``local``
+    ``distributed.LocalCluster`` of worker processes on this machine (CPU).
+``local-gpu``
+    One worker process per visible GPU, each pinned to its GPU through
+    ``CUDA_VISIBLE_DEVICES`` (dask-cuda's ``LocalCUDACluster`` when installed, otherwise the
+    same pinning done here) and advertising the resource ``GPU=1``.
+``slurm``
+    dask-jobqueue ``SLURMCluster``; with ``gpus_per_worker: 1`` every job is one worker with
+    one GPU (``--gres=gpu:1``, so SLURM pins ``CUDA_VISIBLE_DEVICES``) and ``GPU=1``.
+``kubernetes``
+    dask-kubernetes operator ``KubeCluster``; with ``gpus_per_worker: 1`` every worker pod
+    requests ``nvidia.com/gpu: 1`` (the scheduler pod none) and advertises ``GPU=1``.
+
+Tasks that need a GPU are annotated with ``resources={"GPU": 1}`` by the engine when the
+profile has GPUs, so each GPU runs one task at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lst_pipeline.config import from_mapping
-from lst_pipeline.errors import ConfigError
+from lst_pipeline.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -29,25 +48,56 @@ class ClusterProfile:
     Attributes
     ----------
     kind
-        ``local``: a ``distributed.LocalCluster`` of worker processes on this machine.
+        ``local``, ``local-gpu``, ``slurm`` or ``kubernetes``.
     n_workers
-        Worker processes.
+        Worker processes (``local-gpu``: at most one per visible GPU; 0 = all GPUs).
     threads_per_worker
         Threads per worker (and torch threads per worker).
     memory_limit
-        Per-worker memory limit (``"4GiB"``, or ``"auto"`` to share the machine's memory).
+        Per-worker memory (``"4GiB"``, or ``"auto"`` to share the machine's memory).
+    gpus_per_worker
+        0 for CPU workers, 1 for GPU-pinned workers.
+    queue, account, walltime, job_directives, job_prologue
+        SLURM job settings (``job_directives``: extra ``#SBATCH`` lines; ``job_prologue``:
+        shell lines run before the worker, e.g. ``module load cuda``).
+    image, namespace, name
+        Kubernetes worker image (with lst_pipeline installed), namespace, cluster name.
     """
 
-    kind: Literal["local"] = "local"
+    kind: Literal["local", "local-gpu", "slurm", "kubernetes"] = "local"
     n_workers: int = 2
     threads_per_worker: int = 1
     memory_limit: str = "auto"
+    gpus_per_worker: int = 0
+    queue: str | None = None
+    account: str | None = None
+    walltime: str = "04:00:00"
+    job_directives: tuple[str, ...] = ()
+    job_prologue: tuple[str, ...] = ()
+    image: str = "ghcr.io/dask/dask:latest"
+    namespace: str | None = None
+    name: str = "lst-pipeline"
 
     def __post_init__(self) -> None:
-        if self.n_workers < 1:
+        if self.n_workers < 0 or (self.kind != "local-gpu" and self.n_workers < 1):
             raise ConfigError("cluster.n_workers: must be >= 1")
         if self.threads_per_worker < 1:
             raise ConfigError("cluster.threads_per_worker: must be >= 1")
+        if self.gpus_per_worker not in (0, 1):
+            raise ConfigError("cluster.gpus_per_worker: must be 0 (CPU) or 1 (one GPU per "
+                              "worker process)")
+        if self.kind == "local-gpu" and self.gpus_per_worker != 1:
+            raise ConfigError("cluster.gpus_per_worker: local-gpu profiles pin one GPU per "
+                              "worker; set it to 1")
+
+    @property
+    def task_resources(self) -> dict[str, int] | None:
+        """Resources every fusion task asks for (one GPU on GPU profiles)."""
+        return {"GPU": 1} if self.gpus_per_worker else None
+
+    @property
+    def memory_bytes_per_worker(self) -> str:
+        return "16GB" if self.memory_limit == "auto" else self.memory_limit
 
 
 def load_profile(name_or_path: str | Path) -> ClusterProfile:
@@ -68,6 +118,153 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _thread_env(profile: ClusterProfile) -> dict[str, str]:
+    n = str(profile.threads_per_worker)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
+
+# --------------------------------------------------------------------------------------
+# SLURM and Kubernetes: rendering is separate from starting, so it can be checked anywhere.
+
+
+def slurm_cluster_kwargs(profile: ClusterProfile) -> dict[str, Any]:
+    """Keyword arguments of ``dask_jobqueue.SLURMCluster`` for a profile (one worker a job)."""
+    directives = list(profile.job_directives)
+    worker_args = []
+    if profile.gpus_per_worker:
+        directives.append("--gres=gpu:1")
+        worker_args = ["--resources", "GPU=1"]
+    if profile.account:
+        directives.append(f"--account={profile.account}")
+    prologue = [f"export {k}={v}" for k, v in _thread_env(profile).items()]
+    return {
+        "cores": profile.threads_per_worker, "processes": 1,
+        "memory": profile.memory_bytes_per_worker, "queue": profile.queue,
+        "walltime": profile.walltime, "job_extra_directives": directives,
+        "job_script_prologue": [*prologue, *profile.job_prologue],
+        "worker_extra_args": worker_args, "job_name": profile.name,
+    }
+
+
+def slurm_job_script(profile: ClusterProfile) -> str:
+    """The SLURM batch script each worker job runs (no SLURM needed to render it)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:
+        raise MissingDependencyError("SLURM profiles need dask-jobqueue: "
+                                     "pip install 'lst-pipeline[cluster]'") from exc
+    cluster = SLURMCluster(**slurm_cluster_kwargs(profile))
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
+def kubernetes_cluster_spec(profile: ClusterProfile) -> dict[str, Any]:
+    """The ``DaskCluster`` resource of the dask-kubernetes operator for a profile."""
+    try:
+        from dask_kubernetes.operator import make_cluster_spec
+    except ImportError as exc:
+        raise MissingDependencyError("Kubernetes profiles need dask-kubernetes: "
+                                     "pip install 'lst-pipeline[cluster]'") from exc
+    spec = make_cluster_spec(name=profile.name, image=profile.image,
+                             n_workers=profile.n_workers, env=_thread_env(profile))
+    worker = spec["spec"]["worker"]["spec"]["containers"][0]
+    limits = {"cpu": str(profile.threads_per_worker),
+              "memory": profile.memory_bytes_per_worker}
+    if profile.gpus_per_worker:
+        limits["nvidia.com/gpu"] = "1"
+    worker["resources"] = {"limits": limits, "requests": dict(limits)}
+    worker["args"] += ["--nthreads", str(profile.threads_per_worker)]
+    if profile.gpus_per_worker:
+        worker["args"] += ["--resources", "GPU=1"]
+    if profile.namespace:
+        spec["metadata"]["namespace"] = profile.namespace
+    return spec
+
+
+# --------------------------------------------------------------------------------------
+# Local GPU pinning.
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use (``CUDA_VISIBLE_DEVICES`` or all that torch sees)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def local_gpu_worker_specs(profile: ClusterProfile, gpus: list[str]) -> dict[str, dict]:
+    """``SpecCluster`` worker specs: one Nanny per GPU, pinned with ``CUDA_VISIBLE_DEVICES``."""
+    from distributed import Nanny
+
+    if not gpus:
+        raise ConfigError("cluster: the local-gpu profile found no GPU "
+                          "(CUDA_VISIBLE_DEVICES is empty and torch sees none); use `local`")
+    n = len(gpus) if profile.n_workers == 0 else min(profile.n_workers, len(gpus))
+    return {
+        f"gpu-{gpu}": {"cls": Nanny, "options": {
+            "nthreads": profile.threads_per_worker, "memory_limit": profile.memory_limit,
+            "resources": {"GPU": 1},
+            "env": {"CUDA_VISIBLE_DEVICES": gpu, **_thread_env(profile)}}}
+        for gpu in gpus[:n]
+    }
+
+
+@contextlib.contextmanager
+def _local_gpu_cluster(profile: ClusterProfile) -> Iterator[Any]:
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError:
+        LocalCUDACluster = None
+    if LocalCUDACluster is not None:
+        n = profile.n_workers or None
+        with LocalCUDACluster(n_workers=n, threads_per_worker=profile.threads_per_worker,
+                              resources={"GPU": 1}, dashboard_address=":0") as cluster:
+            yield cluster
+        return
+    from distributed import Scheduler, SpecCluster
+
+    workers = local_gpu_worker_specs(profile, visible_gpus())
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+    with SpecCluster(workers=workers, scheduler=scheduler,
+                     silence_logs=logging.ERROR) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def start_cluster(profile: ClusterProfile) -> Iterator[Any]:
+    """Start the cluster a profile describes; shut it down on exit."""
+    if profile.kind == "local":
+        from distributed import LocalCluster
+
+        with LocalCluster(n_workers=profile.n_workers,
+                          threads_per_worker=profile.threads_per_worker, processes=True,
+                          memory_limit=profile.memory_limit, dashboard_address=":0",
+                          silence_logs=logging.ERROR) as cluster:
+            yield cluster
+    elif profile.kind == "local-gpu":
+        with _local_gpu_cluster(profile) as cluster:
+            yield cluster
+    elif profile.kind == "slurm":
+        from dask_jobqueue import SLURMCluster
+
+        with SLURMCluster(**slurm_cluster_kwargs(profile)) as cluster:
+            cluster.scale(profile.n_workers)
+            yield cluster
+    else:
+        from dask_kubernetes.operator import KubeCluster
+
+        with KubeCluster(custom_cluster_spec=kubernetes_cluster_spec(profile),
+                         namespace=profile.namespace) as cluster:
+            yield cluster
+
+
 @contextlib.contextmanager
 def connect(profile: ClusterProfile | None = None, *, scheduler: str | None = None,
             quiet: bool = False) -> Iterator[Client]:
@@ -75,18 +272,20 @@ def connect(profile: ClusterProfile | None = None, *, scheduler: str | None = No
 
     The cluster is shut down on exit; an external scheduler is left running.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler:
         with Client(scheduler) as client:
+            if not quiet:
+                print(f"cluster: scheduler {scheduler}, dashboard {client.dashboard_link}")
             yield client
         return
     profile = profile or ClusterProfile()
-    with LocalCluster(n_workers=profile.n_workers, threads_per_worker=profile.threads_per_worker,
-                      processes=True, memory_limit=profile.memory_limit,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with start_cluster(profile) as cluster, Client(cluster) as client:
         if not quiet:
-            print(f"cluster: {profile.n_workers} worker processes x "
-                  f"{profile.threads_per_worker} thread(s), dashboard {client.dashboard_link}")
+            workers = len(client.scheduler_info().get("workers", {}))
+            print(f"cluster: {profile.kind}, {workers} worker processes x "
+                  f"{profile.threads_per_worker} thread(s)"
+                  f"{', one GPU each' if profile.gpus_per_worker else ''}, "
+                  f"dashboard {client.dashboard_link}")
         yield client

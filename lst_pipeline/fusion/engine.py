@@ -359,7 +359,7 @@ def prepare_cube(plan: RunPlan, *, overwrite: bool) -> tuple[RunRecord, set]:
 
 def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
             progress: bool = True, max_in_flight: int | None = None,
-            log=print) -> RunSummary:
+            resources: dict[str, int] | None = None, log=print) -> RunSummary:
     """Fuse every chunk of ``plan`` on ``client`` into the cube, resuming if it exists.
 
     Parameters
@@ -376,6 +376,9 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
     max_in_flight
         Chunks submitted at once (default: 4 per worker thread), keeping the scheduler's
         graph small for plans with millions of chunks.
+    resources
+        Worker resources every task needs, e.g. ``{"GPU": 1}`` on GPU clusters so each GPU
+        runs one task at a time (see :attr:`ClusterProfile.task_resources`).
     log
         Where messages (resume counts) go.
 
@@ -411,9 +414,12 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
         run_token = uuid.uuid4().hex[:8]
         computed = 0
         try:
-            for chunk in _take(chunks, max_in_flight):
-                pending.add(client.submit(fuse_chunk, plan.task, chunk,
+            def submit(chunk: OutputChunk) -> None:
+                pending.add(client.submit(fuse_chunk, plan.task, chunk, resources=resources,
                                           key=_key(chunk, run_token)))
+
+            for chunk in _take(chunks, max_in_flight):
+                submit(chunk)
             for future in pending:
                 stats: ChunkStats = future.result()
                 future.release()
@@ -422,8 +428,7 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
                 computed += 1
                 bar.update()
                 for chunk in _take(chunks, 1):
-                    pending.add(client.submit(fuse_chunk, plan.task, chunk,
-                                              key=_key(chunk, run_token)))
+                    submit(chunk)
         except BaseException:
             client.cancel(list(pending.futures))
             raise

@@ -72,3 +72,40 @@ def test_sigkill_then_resume_is_byte_identical(simulated_tiny, client, tmp_path,
     assert {n: (record.done_dir / n).stat().st_mtime_ns for n in done_at_kill} == done_at_kill
     assert data_files(cube) == data_files(reference)
     assert not record.lock_path.exists()
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_is_replaced_and_output_identical(simulated_tiny, client,
+                                                                 tmp_path):
+    import logging
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    stack = simulated_tiny.inputs.stack
+    reference = tmp_path / "reference.zarr"
+    execute(plan_run(load_pipeline(write_config(tmp_path, stack, reference))), client,
+            progress=False)
+    cube = tmp_path / "faulty.zarr"
+    plan = plan_run(load_pipeline(write_config(tmp_path, stack, cube)))
+    record = RunRecord(cube)
+    killed = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
+            Client(cluster) as own:
+
+        def kill_one_worker():
+            while len(record.done()) < 5:
+                time.sleep(0.01)
+            pid = next(iter(own.run(os.getpid).values()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        killer = threading.Thread(target=kill_one_worker, daemon=True)
+        killer.start()
+        summary = execute(plan, own, progress=False)
+        killer.join(timeout=60)
+    assert killed, "the worker was not killed during the run"
+    assert summary.chunks == 48
+    assert cube_status(cube) == "complete"
+    assert data_files(cube) == data_files(reference)

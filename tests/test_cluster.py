@@ -1,0 +1,92 @@
+"""Cluster profiles: local ones run for real; SLURM and Kubernetes ones are rendered."""
+
+import os
+
+import pytest
+
+from lst_pipeline.cluster import (
+    ClusterProfile,
+    connect,
+    kubernetes_cluster_spec,
+    load_profile,
+    local_gpu_worker_specs,
+    slurm_job_script,
+)
+from lst_pipeline.errors import ConfigError
+
+SHIPPED = ["local", "local-gpu", "slurm", "slurm-gpu", "kubernetes", "kubernetes-gpu"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profiles_parse(name):
+    profile = load_profile(name)
+    assert profile.kind in name or (name.startswith("slurm") and profile.kind == "slurm")
+    assert (profile.task_resources == {"GPU": 1}) == ("gpu" in name)
+
+
+def test_profile_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cluster profile 'nope' not found"):
+        load_profile("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: local\ngpus_per_worker: 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: cluster\.gpus_per_worker"):
+        load_profile(bad)
+    bad.write_text("kind: pbs\n")
+    with pytest.raises(ConfigError, match=r"cluster\.kind: 'pbs' is not one of"):
+        load_profile(bad)
+
+
+def test_slurm_gpu_job_script_pins_one_gpu_per_worker():
+    script = slurm_job_script(load_profile("slurm-gpu"))
+    assert "#SBATCH --gres=gpu:1" in script
+    assert "#SBATCH -p gpu" in script
+    assert "--resources GPU=1" in script
+    assert "--nthreads 8" in script and "--nworkers" not in script  # one worker per job
+    assert "module load cuda" in script and "export OMP_NUM_THREADS=8" in script
+    cpu = slurm_job_script(load_profile("slurm"))
+    assert "gres" not in cpu and "GPU=1" not in cpu
+
+
+def test_kubernetes_gpu_spec_requests_gpus_for_workers_only():
+    spec = kubernetes_cluster_spec(load_profile("kubernetes-gpu"))
+    assert spec["kind"] == "DaskCluster"
+    worker = spec["spec"]["worker"]["spec"]["containers"][0]
+    assert spec["spec"]["worker"]["replicas"] == 8
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert worker["args"][-2:] == ["--resources", "GPU=1"]
+    assert {"name": "OMP_NUM_THREADS", "value": "8"} in worker["env"]
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in str(scheduler.get("resources", {}))
+    cpu = kubernetes_cluster_spec(load_profile("kubernetes"))
+    assert "nvidia.com/gpu" not in str(cpu)
+
+
+def test_local_gpu_specs_pin_one_gpu_per_worker():
+    profile = load_profile("local-gpu")
+    specs = local_gpu_worker_specs(profile, ["0", "1", "3"])
+    assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == \
+        ["0", "1", "3"]
+    assert all(s["options"]["resources"] == {"GPU": 1} for s in specs.values())
+    with pytest.raises(ConfigError, match="found no GPU"):
+        local_gpu_worker_specs(profile, [])
+
+
+def test_pinned_workers_really_see_their_own_device(monkeypatch):
+    """The CPU-side mechanism of local-gpu: each worker process gets its own
+    CUDA_VISIBLE_DEVICES and the GPU resource (no GPU needed to check the pinning)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    profile = ClusterProfile(kind="local-gpu", n_workers=0, threads_per_worker=1,
+                             gpus_per_worker=1)
+    with connect(profile, quiet=True) as client:
+        seen = client.run(lambda: os.environ["CUDA_VISIBLE_DEVICES"])
+        futures = [client.submit(lambda i: os.environ["CUDA_VISIBLE_DEVICES"], i,
+                                 resources={"GPU": 1}, pure=False) for i in range(6)]
+        used = set(client.gather(futures))
+    assert sorted(seen.values()) == ["0", "1"]
+    assert used <= {"0", "1"}
+
+
+def test_local_profile_runs_worker_processes():
+    with connect(load_profile("local"), quiet=True) as client:
+        pids = client.run(os.getpid)
+    assert len(pids) == 2 and os.getpid() not in pids.values()
