@@ -145,6 +145,15 @@ class FusionConfig:
         two by temporal distance where they agree (``qa`` 3); otherwise use the nearest one.
     max_disagreement_k
         Two predictions further apart than this are not blended (the nearer one is kept).
+    modis_gaps
+        ``keep``: a cloud gap in the target day's MODIS stays a gap; ``interpolate``: fill it
+        by linear interpolation between the nearest clear MODIS days (within
+        ``max_modis_interpolation_days`` on each side) and flag the result (``qa`` 4).
+    max_modis_interpolation_days
+        Furthest clear MODIS day used on each side of a gap.
+    landsat_days
+        ``observe``: on a day with a clear Landsat pixel, keep the observation (``qa`` 1);
+        ``fuse``: fuse it from the other dates like any day (e.g. to validate).
     """
 
     method: FusionMethodName = "dlstfm"
@@ -157,6 +166,9 @@ class FusionConfig:
     batch_pixels: int = 1 << 19
     two_references: bool = True
     max_disagreement_k: float = 3.0
+    modis_gaps: Literal["keep", "interpolate"] = "keep"
+    max_modis_interpolation_days: int = 4
+    landsat_days: Literal["observe", "fuse"] = "observe"
 
     def __post_init__(self) -> None:
         _require(self.max_reference_gap_days >= 0, "fusion.max_reference_gap_days",
@@ -166,6 +178,8 @@ class FusionConfig:
         _require(self.max_references >= 1, "fusion.max_references", "must be >= 1")
         _require(self.batch_pixels >= 1, "fusion.batch_pixels", "must be >= 1")
         _require(self.max_disagreement_k > 0, "fusion.max_disagreement_k", "must be > 0")
+        _require(self.max_modis_interpolation_days >= 1, "fusion.max_modis_interpolation_days",
+                 "must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from lst_pipeline import __version__
 from lst_pipeline.errors import GridError, InputError, LSTPipelineError, StoreError
-from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
+from lst_pipeline.fusion.kernel import FusedBlock, fuse_block, interpolate_modis_gaps
 from lst_pipeline.fusion.methods import FusionMethod, get_method, method_alignment
 from lst_pipeline.grid import ChunkPlan, OutputChunk, TargetGrid, Window, plan_chunks
 from lst_pipeline.io.cube import CubeWriter, Flag, RunRecord, create_cube
@@ -54,6 +54,8 @@ class FusionTask:
     max_references: int
     two_references: bool
     max_disagreement_k: float
+    modis_gap_days: int  # 0: keep gaps; n: interpolate over at most n days each side
+    keep_observations: bool
 
     def fusion_method(self) -> FusionMethod:
         """The method, built once per process (a worker loads its model once)."""
@@ -134,6 +136,9 @@ def plan_run(config: PipelineConfig) -> RunPlan:
         first_day=int(days[0].astype(np.int64)), max_gap_days=gap,
         min_clear_fraction=fusion.min_clear_fraction, max_references=fusion.max_references,
         two_references=fusion.two_references, max_disagreement_k=fusion.max_disagreement_k,
+        modis_gap_days=(fusion.max_modis_interpolation_days
+                        if fusion.modis_gaps == "interpolate" else 0),
+        keep_observations=fusion.landsat_days == "observe",
     )
     method = task.fusion_method()
     chunks = plan_chunks(grid, len(days), (config.chunks.time, config.chunks.y, config.chunks.x),
@@ -163,6 +168,7 @@ class BlockInputs:
     landsat_modis: np.ndarray
     target_modis: np.ndarray
     target_days: np.ndarray
+    target_modis_filled: np.ndarray | None = None
 
 
 def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -> BlockInputs:
@@ -181,12 +187,19 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
         wanted = np.nonzero((ldays >= target_days[0] - gap) & (ldays <= target_days[-1] + gap)
                             & (reader.landsat_clear_fraction > 0))[0]
         coarse_read = read_window.coarse(task.coarse_factor)
+        filled = None
+        if task.modis_gap_days:
+            m = task.modis_gap_days
+            around = np.arange(target_days[0] - m, target_days[-1] + m + 1)
+            modis = reader.read_modis(around.astype("datetime64[D]"), coarse_read)
+            target_modis, filled = interpolate_modis_gaps(modis, around, target_days, m)
+        else:
+            target_modis = reader.read_modis(target_days.astype("datetime64[D]"), coarse_read)
         return BlockInputs(
             landsat_lst=reader.read_landsat(wanted, read_window),
             landsat_days=ldays[wanted],
             landsat_modis=reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read),
-            target_modis=reader.read_modis(target_days.astype("datetime64[D]"), coarse_read),
-            target_days=target_days,
+            target_modis=target_modis, target_days=target_days, target_modis_filled=filled,
         )
     except LSTPipelineError:
         raise
@@ -200,13 +213,19 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
 def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
                   read_window: Window) -> FusedBlock:
     """Read the inputs of one block (window plus halo) and fuse it."""
-    inputs = read_block_inputs(task, t0, t1, read_window)
+    return _fuse_inputs(task, read_block_inputs(task, t0, t1, read_window), window, read_window)
+
+
+def _fuse_inputs(task: FusionTask, inputs: BlockInputs, window: Window,
+                 read_window: Window) -> FusedBlock:
     return fuse_block(
         inputs.landsat_lst, inputs.landsat_days, inputs.landsat_modis, inputs.target_modis,
         inputs.target_days, method=task.fusion_method(), coarse_factor=task.coarse_factor,
         out_window=window.relative_to(read_window), max_gap_days=task.max_gap_days,
         min_clear_fraction=task.min_clear_fraction, max_references=task.max_references,
         two_references=task.two_references, max_disagreement_k=task.max_disagreement_k,
+        keep_observations=task.keep_observations,
+        target_modis_filled=inputs.target_modis_filled,
     )
 
 
@@ -221,21 +240,33 @@ class ChunkStats:
     fused_two: int
     no_data: int
     seconds: float
+    read_seconds: float
+    fuse_seconds: float
+    model_seconds: float
+    write_seconds: float
 
 
 def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
     """Task body: read, fuse and write one output chunk. Runs on a Dask worker."""
     start = time.perf_counter()
-    block = read_and_fuse(task, chunk.t0, chunk.t1, chunk.window, chunk.read_window)
+    inputs = read_block_inputs(task, chunk.t0, chunk.t1, chunk.read_window)
+    t_read = time.perf_counter()
+    method = task.fusion_method()
+    model_before = getattr(method, "seconds", 0.0)
+    block = _fuse_inputs(task, inputs, chunk.window, chunk.read_window)
+    model_seconds = getattr(method, "seconds", 0.0) - model_before
+    t_fuse = time.perf_counter()
     _writer(task.cube).write(chunk.t0, chunk.window, block.lst_k, block.qa,
                              block.reference_day)
     RunRecord(task.cube).mark_done(chunk.index)  # only after the whole region is written
+    t_write = time.perf_counter()
     counts = np.bincount(block.qa.ravel(), minlength=len(Flag.values))
     return ChunkStats(
         index=chunk.index, pixel_days=int(block.qa.size), observed=int(counts[Flag.OBSERVED]),
-        fused=int(counts[Flag.FUSED] + counts[Flag.FUSED_TWO]),
+        fused=int(counts[Flag.FUSED] + counts[Flag.FUSED_TWO] + counts[Flag.MODIS_GAP_FILLED]),
         fused_two=int(counts[Flag.FUSED_TWO]), no_data=int(counts[Flag.NO_DATA]),
-        seconds=time.perf_counter() - start,
+        seconds=t_write - start, read_seconds=t_read - start, fuse_seconds=t_fuse - t_read,
+        model_seconds=model_seconds, write_seconds=t_write - t_fuse,
     )
 
 
@@ -264,6 +295,7 @@ class RunSummary:
     fused_two: int
     no_data: int
     wall_seconds: float
+    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def pixel_days_per_second(self) -> float:
@@ -408,6 +440,7 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
             max_in_flight = 4 * threads
         chunks: Iterable[OutputChunk] = (c for c in plan.chunks if c.index not in done)
         totals = np.zeros(5, dtype=np.int64)
+        stages = dict.fromkeys(("read", "fuse", "model", "write"), 0.0)
         bar = tqdm(total=len(plan.chunks), initial=len(done), unit="chunk", desc="fusing",
                    disable=not progress)
         pending = as_completed()
@@ -425,6 +458,8 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
                 future.release()
                 totals += (stats.pixel_days, stats.observed, stats.fused, stats.fused_two,
                            stats.no_data)
+                for stage in stages:
+                    stages[stage] += getattr(stats, f"{stage}_seconds")
                 computed += 1
                 bar.update()
                 for chunk in _take(chunks, 1):
@@ -444,7 +479,7 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
     return RunSummary(cube=cube, days=len(plan.days), shape=(ny, nx), chunks=computed,
                       skipped=len(done), pixel_days=int(totals[0]), observed=int(totals[1]),
                       fused=int(totals[2]), fused_two=int(totals[3]), no_data=int(totals[4]),
-                      wall_seconds=time.perf_counter() - start)
+                      wall_seconds=time.perf_counter() - start, stage_seconds=stages)
 
 
 def _take(iterator: Iterable[OutputChunk], n: int) -> list[OutputChunk]:

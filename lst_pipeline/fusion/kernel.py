@@ -81,6 +81,59 @@ def coarse_cell_fraction(valid: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(cells, factor, axis=-2), factor, axis=-1)
 
 
+def interpolate_modis_gaps(modis: np.ndarray, days: np.ndarray, target_days: np.ndarray,
+                           max_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fill MODIS gaps of target days by linear interpolation in time, per coarse pixel.
+
+    A gap is filled only between a valid day before and a valid day after, each at most
+    ``max_days`` away (interpolation, never extrapolation).
+
+    Parameters
+    ----------
+    modis
+        ``(D, yc, xc)`` MODIS LST (K, NaN gaps) on ``days`` (consecutive days).
+    days
+        ``(D,)`` days since 1970-01-01, consecutive.
+    target_days
+        ``(T,)`` days to return, a subset of ``days``.
+    max_days
+        Furthest day used on each side.
+
+    Returns
+    -------
+    filled : numpy.ndarray
+        ``(T, yc, xc)`` MODIS with interpolated gaps.
+    was_filled : numpy.ndarray
+        ``(T, yc, xc)`` bool, True where a value was interpolated.
+    """
+    days = np.asarray(days, dtype=np.int64)
+    index = np.searchsorted(days, target_days)
+    filled = modis[index].copy()
+    was_filled = np.zeros(filled.shape, dtype=bool)
+    for k, i in enumerate(index):
+        gap = np.isnan(filled[k])
+        if not gap.any():
+            continue
+        sides = []
+        for step in (-1, 1):
+            value = np.full(gap.shape, np.nan, dtype=np.float32)
+            dist = np.zeros(gap.shape, dtype=np.float32)
+            for d in range(1, max_days + 1):
+                j = i + step * d
+                if not 0 <= j < len(days):
+                    break
+                take = np.isnan(value) & np.isfinite(modis[j])
+                value[take], dist[take] = modis[j][take], d
+            sides.append((value, dist))
+        (before, d_before), (after, d_after) = sides
+        ok = gap & np.isfinite(before) & np.isfinite(after)
+        with np.errstate(invalid="ignore"):
+            interp = before + (after - before) * d_before / (d_before + d_after)
+        filled[k][ok] = interp[ok]
+        was_filled[k] = ok
+    return filled, was_filled
+
+
 @dataclass(frozen=True)
 class FusedBlock:
     """Result of :func:`fuse_block` over the output window.
@@ -115,6 +168,8 @@ def fuse_block(
     max_references: int,
     two_references: bool = False,
     max_disagreement_k: float = 3.0,
+    keep_observations: bool = True,
+    target_modis_filled: np.ndarray | None = None,
 ) -> FusedBlock:
     """Fuse every target day of one block.
 
@@ -144,6 +199,12 @@ def fuse_block(
         (flag ``FUSED_TWO``); elsewhere the nearer one is used.
     max_disagreement_k
         Largest difference between the two predictions that is still blended.
+    keep_observations
+        Keep a clear Landsat pixel of the target day as its value (flag ``OBSERVED``);
+        otherwise fuse that day from the other dates like any day.
+    target_modis_filled
+        ``(T, Y/f, X/f)`` bool, coarse pixels of ``target_modis`` that were interpolated in
+        time; fused values there are flagged ``MODIS_GAP_FILLED``.
 
     Returns
     -------
@@ -171,7 +232,7 @@ def fuse_block(
     clear = np.isfinite(landsat_lst)
     # Observed: a usable Landsat pixel on the target day itself.
     same_day = np.nonzero(target_days[:, None] == landsat_days[None, :])
-    for t, r in zip(*same_day):
+    for t, r in zip(*same_day) if keep_observations else ():
         obs = clear[r, ys, xs]
         lst[t][obs] = landsat_lst[r, ys, xs][obs]
         qa[t][obs] = Flag.OBSERVED
@@ -211,7 +272,8 @@ def fuse_block(
         pred, ref = chain("both")
         take = np.isfinite(pred)
         lst[take], qa[take], ref_day[take] = pred[take], Flag.FUSED, ref[take]
-        return FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day)
+        return _flag_gap_filled(FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day),
+                                target_modis_filled, f, ys, xs)
 
     before, ref_before = chain("before")
     after, ref_after = chain("after")
@@ -229,4 +291,14 @@ def fuse_block(
     lst[take] = np.where(both, blended, nearest)[take]
     qa[take] = np.where(both, Flag.FUSED_TWO, Flag.FUSED)[take]
     ref_day[take] = np.where(use_before, ref_before, ref_after)[take]
-    return FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day)
+    return _flag_gap_filled(FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day),
+                            target_modis_filled, f, ys, xs)
+
+
+def _flag_gap_filled(block: FusedBlock, filled: np.ndarray | None, f: int, ys: slice,
+                     xs: slice) -> FusedBlock:
+    """Flag fused values whose target MODIS was interpolated in time."""
+    if filled is not None and filled.any():
+        fine = np.repeat(np.repeat(filled, f, axis=-2), f, axis=-1)[:, ys, xs]
+        block.qa[fine & Flag.fused(block.qa)] = Flag.MODIS_GAP_FILLED
+    return block

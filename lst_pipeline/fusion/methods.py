@@ -13,6 +13,7 @@ Dask worker loads the DLSTFM checkpoint once and reuses it for every task.
 from __future__ import annotations
 
 import math
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -106,6 +107,7 @@ class DLSTFMMethod:
         self.checkpoint_sha256 = file_sha256(path)
         self.mixed_precision = bool(mixed_precision) and self.device == "cuda"
         self.batch_pixels = int(batch_pixels)
+        self.seconds = 0.0  # cumulative time in the network (host<->device included)
 
     @property
     def alignment(self) -> int:
@@ -126,6 +128,7 @@ class DLSTFMMethod:
         per_batch = max(1, self.batch_pixels // (h * w))
         out = np.empty((n, h, w), dtype=np.float32)
         cuda = self.device == "cuda"
+        start = time.perf_counter()
         with torch.inference_mode(), torch.autocast(device_type="cuda", dtype=torch.bfloat16,
                                                      enabled=self.mixed_precision):
             for s in range(0, n, per_batch):
@@ -136,6 +139,7 @@ class DLSTFMMethod:
                         t = t.pin_memory().to(self.device, non_blocking=True)
                     batch.append(t.contiguous(memory_format=torch.channels_last))
                 out[s:s + per_batch] = self.model(*batch)[:, 0].float().cpu().numpy()
+        self.seconds += time.perf_counter() - start
         return out
 
     def describe(self) -> dict:

@@ -7,7 +7,8 @@ Layout
     ``add_offset`` 300 K (so -27.67 K to 627.67 K fit), ``_FillValue`` -32768; or float32.
 ``qa (time, y, x)``
     uint8 flag: 0 no data, 1 observed (clear Landsat that day), 2 fused from one reference,
-    3 fused from two references (before and after the day, blended).
+    3 fused from two references (before and after the day, blended), 4 fused from MODIS
+    interpolated in time over a cloud gap (``fusion.modis_gaps: interpolate``).
 ``reference_date (time, y, x)``
     The (nearest) Landsat date the value comes from, int32 days since 1970-01-01 (CF time).
 
@@ -57,14 +58,16 @@ class Flag:
     OBSERVED = np.uint8(1)
     FUSED = np.uint8(2)
     FUSED_TWO = np.uint8(3)
+    MODIS_GAP_FILLED = np.uint8(4)
 
-    values = (0, 1, 2, 3)
-    meanings = "no_data observed fused_one_reference fused_two_references"
+    values = (0, 1, 2, 3, 4)
+    meanings = ("no_data observed fused_one_reference fused_two_references "
+                "fused_from_gap_filled_modis")
 
     @staticmethod
     def fused(qa):
         """True where a value was fused (from one or two references)."""
-        return (qa == Flag.FUSED) | (qa == Flag.FUSED_TWO)
+        return (qa == Flag.FUSED) | (qa == Flag.FUSED_TWO) | (qa == Flag.MODIS_GAP_FILLED)
 
 
 def encode_lst(lst_k: np.ndarray) -> np.ndarray:

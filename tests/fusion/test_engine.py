@@ -182,3 +182,22 @@ def test_dlstfm_on_workers_is_seamless_and_equals_single_process(
     baseline = fuse_scene(base).lst_k
     both = np.isfinite(baseline) & np.isfinite(lst) & Flag.fused(cube["qa"].values)
     assert np.abs(lst[both] - baseline[both]).mean() > 0.05
+
+
+def test_modis_gap_interpolation_is_seamless_across_time_chunks(simulated_tiny, client,
+                                                                tmp_path):
+    config = dataclasses.replace(
+        with_chunks(with_output(simulated_tiny, tmp_path / "gaps.zarr"), time=5),
+        fusion=dataclasses.replace(simulated_tiny.fusion, modis_gaps="interpolate",
+                                   max_modis_interpolation_days=3))
+    plan = plan_run(config)
+    summary = execute(plan, client, progress=False)
+    reference = fuse_scene(plan)
+    cube = open_cube(config.output.cube)
+    np.testing.assert_array_equal(cube["qa"].values, reference.qa)
+    assert np.nanmax(np.abs(cube["lst"].values - reference.lst_k)) <= 1e-4
+    gap_filled = (reference.qa == Flag.MODIS_GAP_FILLED).sum()
+    assert gap_filled > 0
+    kept = fuse_scene(plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
+        config.fusion, modis_gaps="keep"))))
+    assert summary.no_data < (kept.qa == Flag.NO_DATA).sum()  # fewer gaps, all flagged

@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 
 from lst_pipeline.errors import ConfigError
-from lst_pipeline.fusion.kernel import coarse_cell_fraction, fuse_block, upsample_bilinear
+from lst_pipeline.fusion.kernel import (
+    coarse_cell_fraction,
+    fuse_block,
+    interpolate_modis_gaps,
+    upsample_bilinear,
+)
 from lst_pipeline.fusion.methods import ReferenceChange, get_method
 from lst_pipeline.grid import ChunkPlan, Window
 from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
@@ -178,3 +183,34 @@ def test_two_references_chunked_equals_whole_scene():
         lst[ts, ys, xs] = part.lst_k
     np.testing.assert_allclose(lst, whole.lst_k, atol=1e-4, equal_nan=True)
     assert (whole.qa == Flag.FUSED_TWO).mean() > 0.2
+
+
+def test_modis_gap_interpolation_in_time():
+    days = np.arange(10)
+    modis = np.full((10, 2, 2), np.nan, np.float32)
+    modis[2], modis[6] = 300.0, 308.0
+    modis[8, 0, 0] = 310.0
+    filled, was = interpolate_modis_gaps(modis, days, np.array([3, 4, 6, 7, 9]), max_days=4)
+    np.testing.assert_allclose(filled[0], 302.0)  # 1/4 of the way from day 2 to day 6
+    np.testing.assert_allclose(filled[1], 304.0)
+    assert was[0].all() and was[1].all()
+    assert not was[2].any() and (filled[2] == 308.0).all()  # clear days untouched
+    assert filled[3, 0, 0] == 309.0 and np.isnan(filled[3, 1, 1])  # day 8 only at (0, 0)
+    assert np.isnan(filled[4]).all()  # no clear day after: never extrapolated
+    short, _ = interpolate_modis_gaps(modis, days, np.array([4]), max_days=1)
+    assert np.isnan(short).all()
+
+
+def test_gap_filled_days_are_flagged_and_landsat_days_can_be_fused():
+    rng = np.random.default_rng(9)
+    landsat, ldays, lmodis, tmodis, tdays = synthetic_block(rng, clouds=False)
+    filled = np.zeros(tmodis.shape, bool)
+    filled[0, 0, 0] = True
+    out = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96),
+                    target_modis_filled=filled)
+    assert (out.qa[0, :F, :F] == Flag.MODIS_GAP_FILLED).all()
+    assert (out.qa[0, F:, F:] == Flag.FUSED).all()
+    fused_day = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96),
+                          keep_observations=False)
+    assert (fused_day.qa[3] == Flag.FUSED).all()  # day 3 is a Landsat date
+    assert (fused_day.reference_day[3] != ldays[1]).all()  # never its own observation

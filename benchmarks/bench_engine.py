@@ -1,0 +1,126 @@
+"""Production-engine benchmarks (issue: engine), one run each, reported as ratios.
+
+1. End-to-end throughput (read + fuse + encode + write) / model-only throughput, on one
+   worker process with all threads: the model-only time is the time spent in the network's
+   forward passes on the very tensors of the run (measured inside the method).
+2. 2 worker processes vs 1 on this machine's cores (1 thread each).
+3. Peak resident memory per worker process, 365 days vs 30 days of the same area.
+4. Time to build the plan of 10 years x 7000 x 7000 px (plan only, no compute).
+
+Appends a JSON line to ``results/engine.jsonl``.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_engine.py [--method dlstfm] [--size 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from lst_pipeline.cluster import ClusterProfile, connect
+from lst_pipeline.config import GridConfig, load_pipeline
+from lst_pipeline.fusion.engine import execute, plan_run
+from lst_pipeline.grid import TargetGrid, plan_chunks
+from lst_pipeline.simulate import simulate_region
+
+RESULTS = Path(__file__).parent / "results" / "engine.jsonl"
+
+
+def region(root: Path, size: int, days: int, method: str, chunk: int) -> dict:
+    return {
+        "name": "bench-engine",
+        "grid": {"crs": "EPSG:32755", "resolution": 30, "coarse_factor": 32,
+                 "bounds": [400000, 6200000, 400000 + 30 * size, 6200000 + 30 * size]},
+        "dates": {"start": "2021-01-01",
+                  "end": str(dt.date(2021, 1, 1) + dt.timedelta(days=days - 1))},
+        "inputs": {"stack": str(root / f"in-{days}.zarr")},
+        "output": {"cube": str(root / "cube.zarr")},
+        "chunks": {"time": 32, "y": chunk, "x": chunk},
+        "fusion": {"method": method, "device": "cpu"},
+        "simulation": {"truth": str(root / f"truth-{days}.zarr"), "seed": 5},
+    }
+
+
+def run(config, workers: int, threads: int, cube: Path):
+    cfg = dataclasses.replace(config, output=dataclasses.replace(config.output, cube=cube))
+    plan = plan_run(cfg)
+    profile = ClusterProfile(n_workers=workers, threads_per_worker=threads)
+    with connect(profile, quiet=True) as client:
+        summary = execute(plan, client, progress=False, overwrite=True)
+        peak = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return summary, max(peak.values())
+
+
+def plan_seconds() -> float:
+    start = time.perf_counter()
+    grid = TargetGrid.from_config(GridConfig("EPSG:32755", 30.0,
+                                             (300000.0, 6000000.0, 300000.0 + 30 * 7008,
+                                              6000000.0 + 30 * 7008), 32))
+    plan = plan_chunks(grid, 3653, (32, 1024, 1024), halo=128)
+    n = sum(1 for _ in plan)
+    elapsed = time.perf_counter() - start
+    print(f"plan of 10 years x 7008 x 7008 px: {n:,} chunks in {elapsed:.3f} s")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="dlstfm")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--chunk", type=int, default=512)
+    parser.add_argument("--days", type=int, default=64)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+
+    record: dict = {"benchmark": "engine", "method": args.method, "size": args.size,
+                    "chunk": args.chunk, "date": time.strftime("%Y-%m-%d")}
+    record["plan_seconds_10y_7008px"] = plan_seconds()
+    with tempfile.TemporaryDirectory(prefix="lst-engine-") as tmp:
+        root = Path(tmp)
+        configs = {}
+        for days in sorted({args.days, 30, 365}):
+            configs[days] = load_pipeline(region(root, args.size, days, args.method, args.chunk))
+            simulate_region(configs[days], progress=False)
+        base = configs[args.days]
+
+        one, _ = run(base, 1, 2, root / "one.zarr")
+        model_rate = one.pixel_days / one.stage_seconds["model"]
+        ratio = one.pixel_days_per_second / model_rate
+        print(f"1 worker x 2 threads: {one.pixel_days_per_second:,.0f} pixel-days/s end to end; "
+              f"model only {model_rate:,.0f}; ratio {ratio:.2f} (target >= 0.85); stages "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in one.stage_seconds.items()))
+        record["end_to_end_over_model"] = ratio
+        record["stage_seconds_1x2"] = one.stage_seconds
+
+        w1, _ = run(base, 1, 1, root / "w1.zarr")
+        w2, _ = run(base, 2, 1, root / "w2.zarr")
+        speedup = w2.pixel_days_per_second / w1.pixel_days_per_second
+        print(f"1 worker: {w1.pixel_days_per_second:,.0f}, 2 workers: "
+              f"{w2.pixel_days_per_second:,.0f} pixel-days/s; speed-up {speedup:.2f}x "
+              "(target >= 1.6x)")
+        record["workers_2_over_1"] = speedup
+        record["pixel_days_per_second"] = {"1x1": w1.pixel_days_per_second,
+                                           "2x1": w2.pixel_days_per_second}
+
+        _, peak30 = run(configs[30], 1, 1, root / "m30.zarr")
+        _, peak365 = run(configs[365], 1, 1, root / "m365.zarr")
+        print(f"peak worker memory: 30 days {peak30 / 2**20:.0f} MiB, 365 days "
+              f"{peak365 / 2**20:.0f} MiB; ratio {peak365 / peak30:.2f} (target <= 1.25)")
+        record["peak_memory_mib"] = {"30": peak30 / 2**20, "365": peak365 / 2**20}
+        record["memory_365_over_30"] = peak365 / peak30
+    if not args.no_record:
+        RESULTS.parent.mkdir(exist_ok=True)
+        with RESULTS.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
