@@ -163,7 +163,7 @@ class FusionConfig:
     checkpoint: Path | None = None
     device: Device = "auto"
     mixed_precision: bool = False
-    batch_pixels: int = 1 << 19
+    batch_pixels: int = 1 << 17
     two_references: bool = True
     max_disagreement_k: float = 3.0
     modis_gaps: Literal["keep", "interpolate"] = "keep"

@@ -238,34 +238,41 @@ def fuse_block(
         qa[t][obs] = Flag.OBSERVED
         ref_day[t][obs] = landsat_days[r]
 
-    usable = (
-        clear
-        & (coarse_cell_fraction(clear, f) >= min_clear_fraction)
-        & np.repeat(np.repeat(np.isfinite(landsat_modis), f, axis=-2), f, axis=-1)
-    )[:, ys, xs]
+    # Usable reference pixels over the whole read window (the network needs their context).
+    landsat_modis_up = upsample_bilinear(landsat_modis, f)
+    usable = (clear & (coarse_cell_fraction(clear, f) >= min_clear_fraction)
+              & np.isfinite(landsat_modis_up))
     target_seen = np.isfinite(target_modis).any(axis=(-2, -1))
     pending = np.isnan(lst)  # not observed
 
     def chain(side: str) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest usable reference on ``side`` per pixel, falling back to the next one."""
-        pred_out = np.full(shape, np.nan, dtype=np.float32)
-        ref_out = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
+        """Per pixel, the nearest usable reference on ``side`` (falling back to the next one),
+        composited into one reference image per day and fused in one pass."""
         ranked = candidate_references(target_days, landsat_days, max_gap_days=max_gap_days,
                                       max_references=max_references, side=side)
-        for rank in range(ranked.shape[1]):
-            refs = ranked[:, rank]
-            days = [t for t in range(n_days) if refs[t] >= 0 and target_seen[t]
-                    and (pending[t] & np.isnan(pred_out[t])).any()]
-            if not days:
-                break
-            r_idx = refs[days]
-            pred = method.predict(landsat_lst[r_idx], landsat_modis[r_idx], target_modis[days],
-                                  coarse_factor=f)[:, ys, xs]
-            for k, t in enumerate(days):
-                take = (pending[t] & np.isnan(pred_out[t]) & usable[r_idx[k]]
-                        & np.isfinite(pred[k]))
-                pred_out[t][take] = pred[k][take]
-                ref_out[t][take] = landsat_days[r_idx[k]]
+        days = [t for t in range(n_days) if ranked[t, 0] >= 0 and target_seen[t]
+                and pending[t].any()]
+        pred_out = np.full(shape, np.nan, dtype=np.float32)
+        ref_out = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
+        if not days:
+            return pred_out, ref_out
+        fine = np.full((len(days), *landsat_lst.shape[1:]), np.nan, dtype=np.float32)
+        coarse_up = np.full_like(fine, np.nan)
+        used = np.full(fine.shape, -1, dtype=np.int64)
+        for k, t in enumerate(days):
+            for r in ranked[t]:
+                if r < 0:
+                    break
+                take = (used[k] < 0) & usable[r]
+                fine[k][take] = landsat_lst[r][take]
+                coarse_up[k][take] = landsat_modis_up[r][take]
+                used[k][take] = r
+        pred = method.predict(fine, coarse_up, target_modis[days], coarse_factor=f)
+        for k, t in enumerate(days):
+            r = used[k][ys, xs]
+            take = pending[t] & (r >= 0) & np.isfinite(pred[k][ys, xs])
+            pred_out[t][take] = pred[k][ys, xs][take]
+            ref_out[t][take] = landsat_days[r[take]]
         return pred_out, ref_out
 
     if not two_references:

@@ -33,12 +33,14 @@ class FusionMethod(Protocol):
     def halo(self, coarse_factor: int) -> int:
         """Fine pixels of context needed on each side of an output block."""
 
-    def predict(self, reference_fine: np.ndarray, reference_coarse: np.ndarray,
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
         """Predict ``(N, Y, X)`` fine LST (K) for ``N`` (reference, target) pairs.
 
-        ``reference_fine`` is ``(N, Y, X)``, the coarse arrays ``(N, Y/f, X/f)``; NaN marks
-        unusable pixels on input and pixels without a prediction on output.
+        ``reference_fine`` and ``reference_coarse_up`` (the reference MODIS already upsampled
+        to the fine grid; per pixel it matches the date of ``reference_fine``, which may be a
+        composite of several dates) are ``(N, Y, X)``, ``target_coarse`` is ``(N, Y/f, X/f)``;
+        NaN marks unusable pixels on input and pixels without a prediction on output.
         """
 
     def describe(self) -> dict:
@@ -48,7 +50,7 @@ class FusionMethod(Protocol):
 class ReferenceChange:
     """Reference Landsat plus the MODIS change since the reference date.
 
-    ``F2 = F1 + up(C2 - C1)``, with ``up`` the NaN-aware bilinear upsampling of
+    ``F2 = F1 + up(C2) - up(C1)``, with ``up`` the NaN-aware bilinear upsampling of
     :func:`~lst_pipeline.fusion.kernel.upsample_bilinear`. The physically simplest method:
     it keeps the reference's spatial detail and assumes every pixel of a coarse cell warmed
     or cooled by the same amount.
@@ -60,10 +62,10 @@ class ReferenceChange:
     def halo(self, coarse_factor: int) -> int:
         return coarse_factor  # bilinear upsampling reaches one coarse pixel away
 
-    def predict(self, reference_fine: np.ndarray, reference_coarse: np.ndarray,
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
-        change = upsample_bilinear(target_coarse - reference_coarse, coarse_factor)
-        return (reference_fine + change).astype(np.float32)
+        target_up = upsample_bilinear(target_coarse, coarse_factor)
+        return (reference_fine + (target_up - reference_coarse_up)).astype(np.float32)
 
     def describe(self) -> dict:
         return {"lst_pipeline:method": self.name}
@@ -90,18 +92,22 @@ class DLSTFMMethod:
     """
 
     name = "dlstfm"
+    loads = 0  # checkpoints loaded in this process (once per worker and checkpoint)
 
     def __init__(self, checkpoint: str | None = None, device: str = "auto",
-                 mixed_precision: bool = False, batch_pixels: int = 1 << 19) -> None:
+                 mixed_precision: bool = False, batch_pixels: int = 1 << 17) -> None:
         import torch
 
         from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint
+        from lst_pipeline.model.runtime import tune_allocator
         from lst_pipeline.model.train import resolve_device
 
         self.device = resolve_device(device)
         _match_worker_threads()
+        tune_allocator()
         path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
         self.model, self.meta = load_checkpoint(path, map_location=self.device)
+        DLSTFMMethod.loads += 1
         self.model.to(memory_format=torch.channels_last)
         self.checkpoint = path
         self.checkpoint_sha256 = file_sha256(path)
@@ -118,11 +124,11 @@ class DLSTFMMethod:
         # images are only exact one coarse pixel inside the read window.
         return self.model.receptive_radius + coarse_factor
 
-    def predict(self, reference_fine: np.ndarray, reference_coarse: np.ndarray,
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
         import torch
 
-        c1 = upsample_bilinear(reference_coarse, coarse_factor)
+        c1 = reference_coarse_up
         c2 = upsample_bilinear(target_coarse, coarse_factor)
         n, h, w = reference_fine.shape
         per_batch = max(1, self.batch_pixels // (h * w))
@@ -168,7 +174,7 @@ METHODS: dict[str, type] = {ReferenceChange.name: ReferenceChange,
 
 @lru_cache(maxsize=4)
 def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
-               mixed_precision: bool = False, batch_pixels: int = 1 << 19) -> FusionMethod:
+               mixed_precision: bool = False, batch_pixels: int = 1 << 17) -> FusionMethod:
     """The fusion method registered as ``name``, built once per process and options."""
     if name not in METHODS:
         raise ConfigError(

@@ -318,9 +318,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
 
     from lst_pipeline.model.checkpoint import load_checkpoint, save_checkpoint
     from lst_pipeline.model.dlstfm import DLSTFM, ArchitectureConfig, ModelSpec
+    from lst_pipeline.model.runtime import tune_allocator
 
     o = config.optim
     device = resolve_device(config.device)
+    tune_allocator()
     torch.manual_seed(o.seed)
     rng = np.random.default_rng(o.seed)
     if device == "cpu":

@@ -176,6 +176,18 @@ def test_dlstfm_on_workers_is_seamless_and_equals_single_process(
     assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
     assert cube.attrs["lst_pipeline:method"] == "dlstfm"
     assert len(cube.attrs["lst_pipeline:checkpoint_sha256"]) == 64
+
+    # the model was loaded once per worker process (not per task), with torch limited to
+    # the worker's single thread
+    def worker_state():
+        import torch
+
+        from lst_pipeline.fusion.methods import DLSTFMMethod
+
+        return DLSTFMMethod.loads, torch.get_num_threads()
+
+    states = client.run(worker_state)
+    assert all(loads == 1 and threads == 1 for loads, threads in states.values()), states
     # the network really departs from reference + coarse change
     base = plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
         config.fusion, method="reference_change")))
