@@ -6,7 +6,8 @@ JSON lines to ``benchmarks/results/fusion.jsonl`` with the machine and commit.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_fusion.py --size 1024 --days 96 --workers 1 2
+    .venv/bin/python benchmarks/bench_fusion.py --size 1024 --days 96 --workers 1 2 \
+        [--method reference_change|dlstfm]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from lst_pipeline.simulate import simulate_region
 RESULTS = Path(__file__).parent / "results" / "fusion.jsonl"
 
 
-def region(workdir: Path, size: int, days: int, chunk: int) -> dict:
+def region(workdir: Path, size: int, days: int, chunk: int, method: str) -> dict:
     return {
         "name": f"bench-{size}",
         "grid": {"crs": "EPSG:32755", "resolution": 30, "coarse_factor": 32,
@@ -40,6 +41,7 @@ def region(workdir: Path, size: int, days: int, chunk: int) -> dict:
         "inputs": {"stack": str(workdir / "inputs.zarr")},
         "output": {"cube": str(workdir / "cube.zarr")},
         "chunks": {"time": 32, "y": chunk, "x": chunk},
+        "fusion": {"method": method, "device": "cpu"},
         "simulation": {"truth": str(workdir / "truth.zarr"), "seed": 1},
     }
 
@@ -58,11 +60,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=96)
     parser.add_argument("--chunk", type=int, default=512, help="spatial chunk edge")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--method", default="reference_change")
     parser.add_argument("--no-record", action="store_true", help="do not append results")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="lst-bench-") as tmp:
-        config = load_pipeline(region(Path(tmp), args.size, args.days, args.chunk))
+        config = load_pipeline(region(Path(tmp), args.size, args.days, args.chunk, args.method))
         t0 = time.perf_counter()
         simulate_region(config, progress=False)
         print(f"simulated {args.days} days x {args.size}^2 px in "
