@@ -16,7 +16,8 @@ def test_bundled_demo_parses_to_typed_frozen_config():
     assert config.dates.start == dt.date(2021, 1, 1)
     assert config.dates.n_days == 365
     assert isinstance(config.inputs.stack, Path)
-    assert config.fusion.method == "reference_change"
+    assert config.fusion.method == "dlstfm"
+    assert config.fusion.two_references
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.name = "other"
 
