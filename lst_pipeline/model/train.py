@@ -27,6 +27,7 @@ import numpy as np
 
 from lst_pipeline.config import from_mapping
 from lst_pipeline.errors import ConfigError, InputError
+from lst_pipeline.model.spec import ArchitectureConfig
 
 
 @dataclass(frozen=True)
@@ -47,20 +48,6 @@ class RegionSpec:
         if self.size % self.coarse_factor:
             raise ConfigError(f"regions: size {self.size} is not a multiple of the coarse "
                               f"factor {self.coarse_factor}")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of the network to train (see ``ArchitectureConfig``)."""
-
-    width: int = 16
-    blocks: int = 3
-    scales: tuple[int, ...] = (1, 2, 4, 8)
-    ffn_expansion: float = 1.0
-    anomaly_radius: int = 4
-    tcm_hidden: int = 16
-    context_scale: int = 32
-    context_channels: int = 8
 
 
 @dataclass(frozen=True)
@@ -111,7 +98,7 @@ class TrainConfig:
     validation_regions: tuple[RegionSpec, ...] = ()
     stacks: tuple[Path, ...] = ()
     validation_date_fraction: float = 0.2
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ArchitectureConfig = field(default_factory=ArchitectureConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = False
@@ -317,7 +304,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     from tqdm.auto import tqdm
 
     from lst_pipeline.model.checkpoint import load_checkpoint, save_checkpoint
-    from lst_pipeline.model.dlstfm import DLSTFM, ArchitectureConfig, ModelSpec
+    from lst_pipeline.model.dlstfm import DLSTFM, ModelSpec
     from lst_pipeline.model.runtime import tune_allocator
 
     o = config.optim
@@ -350,13 +337,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     log(f"{len(train_pairs)} training pairs; validation: {len(val_dates)} pairs by date, "
         f"{len(val_regions)} pairs in held-out regions")
 
-    m = config.model
-    spec = ModelSpec(ArchitectureConfig(width=m.width, blocks=m.blocks, scales=tuple(m.scales),
-                                        ffn_expansion=m.ffn_expansion,
-                                        anomaly_radius=m.anomaly_radius,
-                                        tcm_hidden=m.tcm_hidden,
-                                        context_scale=m.context_scale,
-                                        context_channels=m.context_channels))
+    spec = ModelSpec(config.model)
     model = DLSTFM(spec).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.learning_rate,
                                   weight_decay=o.weight_decay)

@@ -103,3 +103,9 @@ def test_training_is_deterministic_keeps_best_and_resumes_exactly(workdir):
     last_b, _ = load_checkpoint(workdir / "tiny.state.last.pt")
     for (k, va), (_, vb) in zip(last_a.state_dict().items(), last_b.state_dict().items()):
         assert torch.equal(va, vb), k
+
+
+def test_architecture_errors_name_the_model_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"model\.width: 10 must be a multiple of 4"):
+        load_train_config({"name": "x", "workdir": "w", "checkpoint": "c.pt",
+                           "regions": [REGION], "model": {"width": 10}})

@@ -1,0 +1,90 @@
+"""The shape of a DLSTFM network and its temperature normalisation (no torch needed).
+
+Kept apart from the network so configurations (training YAML, checkpoints) can be read and
+validated without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from lst_pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """Every shape of the network (nothing is hard-coded elsewhere).
+
+    Attributes
+    ----------
+    width
+        Feature channels after the fusion of the two branches.
+    blocks
+        Number of SAFM blocks.
+    scales
+        SAFM pooling windows; ``width`` must be divisible by their number.
+    ffn_expansion
+        Hidden/width ratio of the convolutional feed-forward layers.
+    anomaly_radius
+        Radius (pixels) of the box mean used for the local anomaly of ``F1``.
+    tcm_hidden
+        Hidden channels of the TCM head.
+    context_scale
+        Pooling window of the coarse-context branch (the coarse factor the model is trained
+        for: 32 for 30 m / 960 m); 0 disables the branch.
+    context_channels
+        Channels of the coarse-context branch.
+    """
+
+    width: int = 16
+    blocks: int = 3
+    scales: tuple[int, ...] = (1, 2, 4, 8)
+    ffn_expansion: float = 1.0
+    anomaly_radius: int = 4
+    tcm_hidden: int = 16
+    context_scale: int = 32
+    context_channels: int = 8
+
+    def __post_init__(self) -> None:
+        if self.width < len(self.scales) or self.width % len(self.scales):
+            raise ConfigError(f"model.width: {self.width} must be a multiple of "
+                              f"{len(self.scales)} (the number of scales)")
+        if self.width % 2:
+            raise ConfigError(f"model.width: {self.width} must be even (two branches)")
+        if self.blocks < 0 or self.anomaly_radius < 0 or min(self.scales) < 1:
+            raise ConfigError("model.blocks/anomaly_radius/scales: blocks and anomaly_radius must "
+                              "be >= 0, scales >= 1")
+        if self.context_scale < 0 or (self.context_scale and self.context_channels < 1):
+            raise ConfigError("model.context_scale/context_channels: context_scale must be >= 0 "
+                              "and context_channels >= 1")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Explicit temperature normalisation (saved with the checkpoint).
+
+    ``(T - center_k) / scale_k`` for temperatures, ``dT / difference_scale_k`` for differences.
+    """
+
+    center_k: float = 300.0
+    scale_k: float = 15.0
+    difference_scale_k: float = 5.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture and normalisation: everything needed to rebuild the network."""
+
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
+    normalisation: Normalisation = field(default_factory=Normalisation)
+
+    def to_dict(self) -> dict:
+        return {"architecture": {**asdict(self.architecture),
+                                 "scales": list(self.architecture.scales)},
+                "normalisation": asdict(self.normalisation)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSpec:
+        arch = dict(data["architecture"])
+        arch["scales"] = tuple(arch["scales"])
+        return cls(ArchitectureConfig(**arch), Normalisation(**data["normalisation"]))
