@@ -25,32 +25,15 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from lst_pipeline.config import load_pipeline
 from lst_pipeline.fusion.engine import plan_run, read_and_fuse
 from lst_pipeline.grid import Window
 from lst_pipeline.io.cube import Flag
 from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
-from lst_pipeline.simulate import simulate_region
+from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
 RESULTS = Path(__file__).parent / "results" / "dlstfm_accuracy.jsonl"
 METHODS = ("reference_change", "dlstfm")
 SSIM_RANGE_K = 50.0
-
-
-def region_config(root: Path, seed: int, size: int, days: int) -> dict:
-    import datetime as dt
-
-    x0 = 700_000.0 + 20_000.0 * (seed % 10)
-    return {
-        "name": f"heldout-{seed}",
-        "grid": {"crs": "EPSG:32755", "resolution": 30, "coarse_factor": 32,
-                 "bounds": [x0, 6_000_000, x0 + 30 * size, 6_000_000 + 30 * size]},
-        "dates": {"start": "2021-01-01",
-                  "end": str(dt.date(2021, 1, 1) + dt.timedelta(days=days - 1))},
-        "inputs": {"stack": str(root / f"in-{seed}.zarr")},
-        "output": {"cube": str(root / f"unused-{seed}.zarr")},
-        "simulation": {"truth": str(root / f"truth-{seed}.zarr"), "seed": seed},
-    }
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
@@ -86,7 +69,9 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lst-acc-") as tmp:
         for seed in args.seeds:
-            config = load_pipeline(region_config(Path(tmp), seed, args.size, args.days))
+            config = synthetic_pipeline(Path(tmp) / f"seed{seed}", seed=seed, size=args.size,
+                                        days=args.days,
+                                        origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0))
             simulate_region(config, progress=False)
             truth_ds = xr.open_zarr(config.simulation.truth, consolidated=False)
             edges = edge_mask(truth_ds["land_cover"].values)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import resource
 import tempfile
@@ -27,27 +26,12 @@ import time
 from pathlib import Path
 
 from lst_pipeline.cluster import ClusterProfile, connect
-from lst_pipeline.config import GridConfig, load_pipeline
+from lst_pipeline.config import GridConfig
 from lst_pipeline.fusion.engine import execute, plan_run
 from lst_pipeline.grid import TargetGrid, plan_chunks
-from lst_pipeline.simulate import simulate_region
+from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
 RESULTS = Path(__file__).parent / "results" / "engine.jsonl"
-
-
-def region(root: Path, size: int, days: int, method: str, chunk: int) -> dict:
-    return {
-        "name": "bench-engine",
-        "grid": {"crs": "EPSG:32755", "resolution": 30, "coarse_factor": 32,
-                 "bounds": [400000, 6200000, 400000 + 30 * size, 6200000 + 30 * size]},
-        "dates": {"start": "2021-01-01",
-                  "end": str(dt.date(2021, 1, 1) + dt.timedelta(days=days - 1))},
-        "inputs": {"stack": str(root / "in.zarr")},
-        "output": {"cube": str(root / "cube.zarr")},
-        "chunks": {"time": 32, "y": chunk, "x": chunk},
-        "fusion": {"method": method, "device": "cpu"},
-        "simulation": {"truth": str(root / "truth.zarr"), "seed": 5},
-    }
 
 
 def run(config, workers: int, threads: int, cube: Path):
@@ -88,12 +72,14 @@ def main() -> None:
     record["plan_seconds_10y_7008px"] = plan_seconds()
     with tempfile.TemporaryDirectory(prefix="lst-engine-") as tmp:
         root = Path(tmp)
-        base = load_pipeline(region(root, args.size, args.days, args.method, args.chunk))
+        fusion = {"method": args.method, "device": "cpu"}
+        base = synthetic_pipeline(root / "base", seed=5, size=args.size, days=args.days,
+                                  chunk=args.chunk, fusion=fusion)
         simulate_region(base, progress=False)
         configs = {}
         for days in (30, 365):
-            configs[days] = load_pipeline(region(root / f"m{days}", args.memory_size, days,
-                                                 args.method, args.memory_size))
+            configs[days] = synthetic_pipeline(root / f"m{days}", seed=5, size=args.memory_size,
+                                               days=days, chunk=args.memory_size, fusion=fusion)
             simulate_region(configs[days], progress=False)
 
         w1, _ = run(base, 1, 1, root / "w1.zarr")

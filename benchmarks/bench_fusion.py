@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import os
 import platform
@@ -24,26 +23,10 @@ import time
 from pathlib import Path
 
 from lst_pipeline.cluster import ClusterProfile, connect
-from lst_pipeline.config import load_pipeline
 from lst_pipeline.fusion.engine import execute, plan_run
-from lst_pipeline.simulate import simulate_region
+from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
 RESULTS = Path(__file__).parent / "results" / "fusion.jsonl"
-
-
-def region(workdir: Path, size: int, days: int, chunk: int, method: str) -> dict:
-    return {
-        "name": f"bench-{size}",
-        "grid": {"crs": "EPSG:32755", "resolution": 30, "coarse_factor": 32,
-                 "bounds": [400000, 6200000, 400000 + 30 * size, 6200000 + 30 * size]},
-        "dates": {"start": "2021-01-01",
-                  "end": str(dt.date(2021, 1, 1) + dt.timedelta(days=days - 1))},
-        "inputs": {"stack": str(workdir / "inputs.zarr")},
-        "output": {"cube": str(workdir / "cube.zarr")},
-        "chunks": {"time": 32, "y": chunk, "x": chunk},
-        "fusion": {"method": method, "device": "cpu"},
-        "simulation": {"truth": str(workdir / "truth.zarr"), "seed": 1},
-    }
 
 
 def commit() -> str:
@@ -65,7 +48,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="lst-bench-") as tmp:
-        config = load_pipeline(region(Path(tmp), args.size, args.days, args.chunk, args.method))
+        config = synthetic_pipeline(Path(tmp), seed=1, size=args.size, days=args.days,
+                                    chunk=args.chunk,
+                                    fusion={"method": args.method, "device": "cpu"})
         t0 = time.perf_counter()
         simulate_region(config, progress=False)
         print(f"simulated {args.days} days x {args.size}^2 px in "

@@ -1030,3 +1030,37 @@ def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
         stack=stack_path,
         truth=truth_path,
     )
+
+
+def synthetic_pipeline(root: Path, *, seed: int, size: int, days: int = 365,
+                       start: str = "2021-01-01", origin: tuple[float, float] = (400_000.0,
+                                                                                 6_200_000.0),
+                       resolution: float = 30.0, coarse_factor: int = 32,
+                       chunk: int | None = None, fusion: dict[str, Any] | None = None,
+                       **simulation: Any) -> PipelineConfig:
+    """A pipeline over a square synthetic region whose stores all live under ``root``.
+
+    For benchmarks and training data: ``size`` x ``size`` fine pixels from ``origin`` (left,
+    bottom) in UTM zone 55S, ``days`` days from ``start``; extra keyword arguments go to the
+    ``simulation`` section.
+    """
+    from lst_pipeline.config import load_pipeline
+
+    root = Path(root)
+    left, bottom = origin
+    extent = size * resolution
+    first = np.datetime64(start, "D")
+    data: dict[str, Any] = {
+        "name": f"synthetic-{seed}-{size}px",
+        "grid": {"crs": "EPSG:32755", "resolution": resolution, "coarse_factor": coarse_factor,
+                 "bounds": [left, bottom, left + extent, bottom + extent]},
+        "dates": {"start": str(first), "end": str(first + days - 1)},
+        "inputs": {"stack": str(root / "inputs.zarr")},
+        "output": {"cube": str(root / "cube.zarr")},
+        "simulation": {"truth": str(root / "truth.zarr"), "seed": seed, **simulation},
+    }
+    if chunk is not None:
+        data["chunks"] = {"time": 32, "y": chunk, "x": chunk}
+    if fusion is not None:
+        data["fusion"] = fusion
+    return load_pipeline(data)

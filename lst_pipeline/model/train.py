@@ -147,27 +147,18 @@ class RegionData:
 
 def simulate_training_region(region: RegionSpec, workdir: Path) -> Path:
     """Simulate ``region`` under ``workdir`` (once; reused if complete) and return its stack."""
-    from lst_pipeline.config import load_pipeline
     from lst_pipeline.io.zarr_store import STATUS_ATTR, open_group
-    from lst_pipeline.simulate import simulate_region
+    from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
     root = Path(workdir) / f"region-seed{region.seed}-{region.size}px"
-    stack = root / "inputs.zarr"
-    x0, y0 = 300_000.0 + 10_000.0 * (region.seed % 50), 6_100_000.0
-    extent = region.size * region.resolution
-    config = load_pipeline({
-        "name": f"train-{region.seed}",
-        "grid": {"crs": "EPSG:32755", "resolution": region.resolution,
-                 "coarse_factor": region.coarse_factor,
-                 "bounds": [x0, y0, x0 + extent, y0 + extent]},
-        "dates": {"start": region.start.isoformat(), "end": region.end.isoformat()},
-        "inputs": {"stack": str(stack)},
-        "output": {"cube": str(root / "unused.zarr")},
-        "simulation": {"truth": str(root / "truth.zarr"), "seed": region.seed,
-                       "landsat_cloud_fraction": region.landsat_cloud_fraction,
-                       "modis_cloud_fraction": region.modis_cloud_fraction,
-                       "modis_noise_k": region.modis_noise_k},
-    })
+    config = synthetic_pipeline(
+        root, seed=region.seed, size=region.size, start=region.start.isoformat(),
+        days=(region.end - region.start).days + 1,
+        origin=(300_000.0 + 10_000.0 * (region.seed % 50), 6_100_000.0),
+        resolution=region.resolution, coarse_factor=region.coarse_factor,
+        landsat_cloud_fraction=region.landsat_cloud_fraction,
+        modis_cloud_fraction=region.modis_cloud_fraction, modis_noise_k=region.modis_noise_k)
+    stack = config.inputs.stack
     if stack.exists() and open_group(stack).attrs.get(STATUS_ATTR) == "complete":
         return stack
     simulate_region(config, overwrite=True, progress=False)
