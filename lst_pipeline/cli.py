@@ -140,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("[3/4] scoring against the simulated truth")
     scores = compare_with_truth(config.output.cube, config.simulation.truth)
     print("[4/4] quicklook")
-    png = demo_quicklook(config, args.workdir / "quicklook.png")
+    png = demo_quicklook(config, args.workdir.resolve() / "quicklook.png")
     ny, nx = run.shape
     print("\n=== lst_pipeline demo summary ===")
     print(f"days              {run.days} ({config.dates.start} .. {config.dates.end})")
