@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from _record import append_result
 from scipy import ndimage
 
 from lst_pipeline.fusion.engine import plan_run, read_and_fuse
@@ -31,7 +31,6 @@ from lst_pipeline.io.cube import Flag
 from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
-RESULTS = Path(__file__).parent / "results" / "dlstfm_accuracy.jsonl"
 METHODS = ("reference_change", "dlstfm")
 SSIM_RANGE_K = 50.0
 
@@ -121,13 +120,11 @@ def main() -> None:
     print(f"DLSTFM MAE / reference_change MAE = {ratio:.3f} (target <= 0.70) over "
           f"{table['dlstfm']['pixel_days']:,} pixel-days")
     if not args.no_record:
-        RESULTS.parent.mkdir(exist_ok=True)
-        with RESULTS.open("a") as fh:
-            fh.write(json.dumps({
-                "benchmark": "dlstfm_accuracy", "seeds": args.seeds, "size": args.size,
-                "days": args.days, "checkpoint_sha256": file_sha256(DEFAULT_CHECKPOINT),
-                "methods": table, "mae_ratio": ratio, "date": time.strftime("%Y-%m-%d"),
-            }) + "\n")
+        append_result("dlstfm_accuracy", {
+            "benchmark": "dlstfm_accuracy", "seeds": args.seeds, "size": args.size,
+            "days": args.days, "checkpoint_sha256": file_sha256(DEFAULT_CHECKPOINT),
+            "methods": table, "mae_ratio": ratio, "date": time.strftime("%Y-%m-%d"),
+        })
 
 
 if __name__ == "__main__":

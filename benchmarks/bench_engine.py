@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import resource
 import tempfile
 import time
 from pathlib import Path
+
+from _record import append_result
 
 from lst_pipeline.cluster import ClusterProfile, connect
 from lst_pipeline.config import GridConfig
 from lst_pipeline.fusion.engine import execute, plan_run
 from lst_pipeline.grid import TargetGrid, plan_chunks
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
-
-RESULTS = Path(__file__).parent / "results" / "engine.jsonl"
 
 
 def run(config, workers: int, threads: int, cube: Path):
@@ -109,9 +108,7 @@ def main() -> None:
         record["peak_memory_mib"] = {"30": peak30 / 2**20, "365": peak365 / 2**20}
         record["memory_365_over_30"] = peak365 / peak30
     if not args.no_record:
-        RESULTS.parent.mkdir(exist_ok=True)
-        with RESULTS.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_result("engine", record)
 
 
 if __name__ == "__main__":

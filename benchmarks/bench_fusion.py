@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -22,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import append_result
+
 from lst_pipeline.cluster import ClusterProfile, connect
 from lst_pipeline.fusion.engine import execute, plan_run
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
-
-RESULTS = Path(__file__).parent / "results" / "fusion.jsonl"
 
 
 def commit() -> str:
@@ -77,9 +76,7 @@ def main() -> None:
         record["speedup_2_vs_1"] = round(rates[2] / rates[1], 2)
         print(f"2 workers vs 1: {record['speedup_2_vs_1']}x")
     if not args.no_record:
-        RESULTS.parent.mkdir(exist_ok=True)
-        with RESULTS.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_result("fusion", record)
 
 
 if __name__ == "__main__":

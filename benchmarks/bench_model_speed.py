@@ -17,20 +17,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _record import append_result
 from torch.utils.flop_counter import FlopCounterMode
 
 from lst_pipeline.fusion.kernel import fuse_block
 from lst_pipeline.fusion.methods import DLSTFMMethod
 from lst_pipeline.grid import Window
 from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
-
-RESULTS = Path(__file__).parent / "results" / "model_speed.jsonl"
 
 
 def forward_rate(model, n: int, size: int, repeats: int = 2) -> float:
@@ -116,16 +114,14 @@ def main() -> None:
     print(f"fuse_block 1024 x 1024 px x 32 days (halo included, 4 references): {seconds:.1f} s "
           f"= {1024 * 1024 * 32 / seconds / 1e6:.2f} M pixel-days/s")
     if not args.no_record:
-        RESULTS.parent.mkdir(exist_ok=True)
-        with RESULTS.open("a") as fh:
-            fh.write(json.dumps({
-                "benchmark": "model_speed", "checkpoint_sha256": file_sha256(args.checkpoint),
-                "threads": args.threads, "parameters": params,
-                "flops_per_pixel": flops_per_pixel, "forward_pixels_per_second": rates,
-                "chunk_1024x1024x32_seconds": seconds,
-                "bf16_cpu_mean_abs_difference_k": bf16_diff,
-                "bf16_cpu_pixels_per_second": bf16_rate, "date": time.strftime("%Y-%m-%d"),
-            }) + "\n")
+        append_result("model_speed", {
+            "benchmark": "model_speed", "checkpoint_sha256": file_sha256(args.checkpoint),
+            "threads": args.threads, "parameters": params,
+            "flops_per_pixel": flops_per_pixel, "forward_pixels_per_second": rates,
+            "chunk_1024x1024x32_seconds": seconds,
+            "bf16_cpu_mean_abs_difference_k": bf16_diff,
+            "bf16_cpu_pixels_per_second": bf16_rate, "date": time.strftime("%Y-%m-%d"),
+        })
 
 
 if __name__ == "__main__":

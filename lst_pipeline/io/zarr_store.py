@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from lst_pipeline.errors import InputError, StoreError
 
 if TYPE_CHECKING:
@@ -107,8 +105,3 @@ def open_group(path: Path | str, mode: str = "r") -> Any:
         return zarr.open_group(str(path), mode=mode, zarr_format=3)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise InputError(f"{path}: no Zarr store here ({exc.__class__.__name__})") from exc
-
-
-def days_since_epoch(dates: np.ndarray) -> np.ndarray:
-    """datetime64 values -> integer days since 1970-01-01."""
-    return np.asarray(dates, dtype="datetime64[D]").astype(np.int64)
