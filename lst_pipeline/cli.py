@@ -3,6 +3,8 @@
 Commands
 --------
 ``simulate CONFIG``   write a synthetic region's input stack and truth cube
+``ingest CONFIG``     read real Landsat/MODIS files or STAC items into the input stack
+``inspect STORE``     print what an input stack or output cube holds
 ``run CONFIG``        fuse the input stack into the daily output cube on a Dask cluster
 ``demo``              simulate + run + score the bundled demo region, with a quicklook PNG
 ``train CONFIG``      train DLSTFM on input stacks (simulated regions or real stacks)
@@ -46,6 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="pipeline YAML")
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("ingest", help="read real Landsat/MODIS inputs into the input stack",
+                       description="Read the sources named in CONFIG's `ingest` section "
+                                   "(Landsat C2 L2 scenes, MOD11A1/MYD11A1 HDF or GeoTIFF, STAC "
+                                   "items, pre-gridded series) onto the target grid and write "
+                                   "them into inputs.stack: new dates are inserted, dates "
+                                   "already present are replaced. The stack is left unchanged "
+                                   "if any input fails.")
+    p.add_argument("config", type=Path, help="pipeline YAML with an `ingest` section")
+    p.add_argument("--plan-only", action="store_true",
+                   help="check every input and print what would be ingested, write nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("inspect", help="print what an input stack or output cube holds",
+                       description="Describe a store written by lst_pipeline: grid, dates per "
+                                   "sensor, clear fractions and gaps in the record (input "
+                                   "stack), or days, method and provenance (output cube).")
+    p.add_argument("store", type=Path, help="input stack or output cube (.zarr directory)")
+    p.add_argument("--dates", action="store_true",
+                   help="also list every date with its clear fraction and sources")
 
     p = sub.add_parser("run", help="fuse the input stack into the daily cube",
                        description="Plan the run described by CONFIG, then fuse every chunk "
@@ -99,6 +121,36 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     config = load_pipeline(args.config)
     summary = simulate_region(config, overwrite=args.overwrite, progress=not args.no_progress)
     print(summary)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import warnings
+
+    from lst_pipeline.config import load_pipeline
+    from lst_pipeline.errors import InputWarning
+    from lst_pipeline.ingest import execute_ingest, plan_ingest
+
+    config = load_pipeline(args.config)
+    plan = plan_ingest(config)
+    print(plan.describe())
+    if args.plan_only:
+        for reason in plan.skipped:
+            print(f"  skipped: {reason}")
+        return 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)  # listed in the summary instead
+        summary = execute_ingest(plan, progress=not args.no_progress)
+    print(summary)
+    for reason in summary.skipped:
+        print(f"  skipped: {reason}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from lst_pipeline.inspect import describe_store
+
+    print(describe_store(args.store, dates=args.dates))
     return 0
 
 
@@ -195,7 +247,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train}
+COMMANDS = {"simulate": cmd_simulate, "ingest": cmd_ingest, "inspect": cmd_inspect,
+            "run": cmd_run, "demo": cmd_demo, "train": cmd_train}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,3 +26,7 @@ class StoreError(LSTPipelineError):
 
 class MissingDependencyError(LSTPipelineError, ImportError):
     """An optional dependency needed by the requested feature is not installed."""
+
+
+class InputWarning(UserWarning):
+    """An input was skipped or is doubtful, but the work can go on (named file, reason)."""

@@ -56,10 +56,11 @@ class TargetGrid:
             crs = CRS(grid.crs)
         except (CRSError, ValueError) as exc:
             raise GridError(f"grid.crs: {grid.crs!r} is not a valid CRS ({exc})") from exc
-        if crs.geographic:
+        if crs.geographic and not grid.allow_geographic:
             raise GridError(
                 f"grid.crs: {grid.crs!r} is geographic; use a projected CRS in metres "
-                "(for example the scene's UTM zone, EPSG:326xx)"
+                "(for example the scene's UTM zone, EPSG:326xx), or set "
+                "grid.allow_geographic: true for a series already prepared on a lon/lat grid"
             )
         res = grid.resolution
         shape = (round((top - bottom) / res), round((right - left) / res))

@@ -28,10 +28,12 @@ import numpy as np
 from lst_pipeline.errors import StoreError
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
+    PRIVATE_GROUP,
     STATUS_ATTR,
     create_store,
     grid_attrs,
     open_group,
+    private_dir,
     spatial_coords,
 )
 
@@ -198,9 +200,6 @@ def open_cube(path: Path | str) -> xr.Dataset:
     return xr.open_zarr(path, consolidated=False)
 
 
-RUN_GROUP = "_lst_pipeline"
-
-
 class RunRecord:
     """Completion records and the writer lock of one cube, kept inside the store.
 
@@ -213,14 +212,13 @@ class RunRecord:
 
     def __init__(self, cube: Path | str) -> None:
         self.cube = Path(cube)
-        self.root = self.cube / RUN_GROUP
+        self.root = self.cube / PRIVATE_GROUP
         self.done_dir = self.root / "done"
         self.lock_path = self.root / "lock"
 
     def ensure(self) -> None:
         """Create the record group (idempotent)."""
-        if not (self.root / "zarr.json").exists():
-            open_group(self.cube, mode="r+").require_group(RUN_GROUP)
+        private_dir(self.cube)
         self.done_dir.mkdir(parents=True, exist_ok=True)
 
     def mark_done(self, index: tuple[int, int, int]) -> None:

@@ -5,7 +5,18 @@ The one place for MODIS facts (MOD11 User's Guide, Collection 6.1).
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from lst_pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
 
 #: LST_Day_1km DN -> Kelvin: K = DN * LST_SCALE_K; DN 0 is fill; valid DN 7500-65535.
 LST_SCALE_K = 0.02
@@ -53,3 +64,256 @@ def usable_mask(qc: np.ndarray, *, max_lst_error_class: int = 1) -> np.ndarray:
     mandatory = qc_field(qc, QC_MANDATORY_SHIFT)
     produced = mandatory <= MANDATORY_OTHER_QUALITY
     return produced & (qc_field(qc, QC_LST_ERROR_SHIFT) <= max_lst_error_class)
+
+
+# --------------------------------------------------------------------------------------
+# Granules on disk: HDF4-EOS tiles (pyhdf) and GeoTIFF/COG exports of single layers.
+
+#: The MODIS sinusoidal projection (sphere of radius 6371007.181 m).
+SINUSOIDAL = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
+TILE_PIXELS_1KM = 1200
+VIEW_TIME_SCALE_H = 0.1
+VIEW_TIME_FILL = 255
+PRODUCTS = {"MOD11A1": "terra", "MYD11A1": "aqua"}
+VERSIONS = ("006", "061")
+
+_HDF_NAME = re.compile(r"^(?P<product>M[OY]D\w+?)\.A(?P<year>\d{4})(?P<doy>\d{3})\."
+                       r"(?P<tile>h\d{2}v\d{2})\.(?P<version>\d{3})\.\d+\.hdf$", re.IGNORECASE)
+# AppEEARS: MOD11A1.006_LST_Day_1km_doy2020133_aid0001.tif
+_APPEEARS_NAME = re.compile(r"^(?P<product>M[OY]D\w+?)\.(?P<version>\d{3})_(?P<layer>\w+?)_doy"
+                            r"(?P<year>\d{4})(?P<doy>\d{3})_aid\d+\.tif$", re.IGNORECASE)
+# Planetary Computer / LP DAAC COGs: MOD11A1.A2021227.h11v05.061.2021228105320_LST_Day_1km.tif
+_COG_NAME = re.compile(r"^(?P<product>M[OY]D\w+?)\.A(?P<year>\d{4})(?P<doy>\d{3})\."
+                       r"(?P<tile>h\d{2}v\d{2})\.(?P<version>\d{3})\.\d+_(?P<layer>\w+)\.tif$",
+                       re.IGNORECASE)
+
+
+def layer_names(overpass: str) -> dict[str, str]:
+    """Names of the LST, QC and view-time layers of the ``day`` or ``night`` overpass."""
+    part = {"day": "Day", "night": "Night"}[overpass]
+    return {"lst": f"LST_{part}_1km", "qc": f"QC_{part}", "view_time": f"{part}_view_time"}
+
+
+@dataclass(frozen=True)
+class Granule:
+    """One day of one MODIS LST product: an HDF tile, or GeoTIFF layers of one export.
+
+    Attributes
+    ----------
+    path
+        The HDF file, or the LST GeoTIFF.
+    product
+        ``MOD11A1`` (Terra) or ``MYD11A1`` (Aqua).
+    date
+        The day (UTC) of the granule.
+    layers
+        For GeoTIFFs: layer name -> file (``LST_Day_1km``, ``QC_Day``, ...).
+    """
+
+    path: str
+    product: str
+    date: dt.date
+    version: str
+    layers: dict[str, str] | None = None
+
+    @property
+    def platform(self) -> str:
+        return PRODUCTS[self.product]
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+def find_granule(path: Path | str, overpass: str = "day") -> Granule:
+    """Identify a MOD11A1/MYD11A1 file from its name (HDF tile or GeoTIFF export).
+
+    Raises
+    ------
+    InputError
+        Unknown product or version, or a GeoTIFF whose QC companion is missing.
+    """
+    path = Path(path)
+    name = path.name
+    match = _HDF_NAME.match(name) or _APPEEARS_NAME.match(name) or _COG_NAME.match(name)
+    if match is None:
+        raise InputError(f"{path}: unknown MODIS file name; expected a MOD11A1/MYD11A1 HDF "
+                         "tile (MOD11A1.A2021227.h11v05.061.<production>.hdf) or a GeoTIFF "
+                         "export of its LST layer (AppEEARS or Planetary Computer naming)")
+    product = match["product"].upper()
+    if product not in PRODUCTS:
+        raise InputError(f"{path}: product {product} is not supported; use MOD11A1 (Terra) or "
+                         "MYD11A1 (Aqua) daily 1 km LST")
+    if match["version"] not in VERSIONS:
+        raise InputError(f"{path}: collection {match['version']} is not supported "
+                         f"(supported: {', '.join(VERSIONS)})")
+    date = dt.date(int(match["year"]), 1, 1) + dt.timedelta(days=int(match["doy"]) - 1)
+    if name.lower().endswith(".hdf"):
+        if not path.is_file():
+            raise InputError(f"{path}: file not found")
+        return Granule(str(path), product, date, match["version"])
+    names = layer_names(overpass)
+    layer = match["layer"]
+    if layer != names["lst"]:
+        raise InputError(f"{path}: is the {layer} layer; list the {names['lst']} files (their "
+                         f"{names['qc']} companions are found beside them)")
+    layers = {}
+    for key, layer_name in names.items():
+        companion = path.with_name(name.replace(layer, layer_name))
+        if companion.is_file():
+            layers[key] = str(companion)
+        elif key != "view_time":
+            raise InputError(f"{companion}: {layer_name} file missing beside {name}; the QC "
+                             "layer is needed to reject poor-quality pixels")
+    return Granule(str(path), product, date, match["version"], layers)
+
+
+def hdf_grid(path: Path | str, struct_metadata: str) -> GeoBox:
+    """The sinusoidal grid of an HDF4-EOS tile, from its ``StructMetadata.0`` text."""
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    def numbers(key: str) -> list[float]:
+        m = re.search(rf"{key}=\(([^)]*)\)", struct_metadata)
+        if m is None:
+            raise InputError(f"{path}: StructMetadata.0 lacks {key}; not a MODIS grid file?")
+        return [float(v) for v in m.group(1).split(",")]
+
+    def integer(key: str) -> int:
+        m = re.search(rf"\b{key}=(\d+)", struct_metadata)
+        if m is None:
+            raise InputError(f"{path}: StructMetadata.0 lacks {key}")
+        return int(m.group(1))
+
+    if "GCTP_SNSOID" not in struct_metadata:
+        raise InputError(f"{path}: grid projection is not sinusoidal (GCTP_SNSOID)")
+    (x0, y0), (x1, y1) = numbers("UpperLeftPointMtrs"), numbers("LowerRightMtrs")
+    nx, ny = integer("XDim"), integer("YDim")
+    transform = Affine((x1 - x0) / nx, 0, x0, 0, (y1 - y0) / ny, y0)
+    return GeoBox((ny, nx), transform, SINUSOIDAL)
+
+
+def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox
+                     ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
+    from pyhdf.error import HDF4Error
+    from pyhdf.SD import SD, SDC
+
+    from lst_pipeline.io.raster import overlap_roi
+
+    try:
+        sd = SD(granule.path, SDC.READ)
+    except HDF4Error as exc:
+        raise InputError(f"{granule.path}: cannot open as HDF4 (corrupt or truncated "
+                         f"download?): {exc}") from exc
+    try:
+        attrs = sd.attributes()
+        if "StructMetadata.0" not in attrs:
+            raise InputError(f"{granule.path}: no StructMetadata.0; not an HDF4-EOS grid file")
+        box = hdf_grid(granule.path, attrs["StructMetadata.0"])
+        roi = overlap_roi(box, target)
+        if roi is None:
+            return None
+        ys, xs = roi
+        out = {}
+        for key, layer in layer_names(overpass).items():
+            try:
+                sds = sd.select(layer)
+            except HDF4Error as exc:
+                raise InputError(f"{granule.path}: has no {layer} dataset") from exc
+            try:
+                out[key] = np.asarray(sds[ys, xs])
+            except HDF4Error as exc:
+                raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
+                                 f"file?): {exc}") from exc
+            finally:
+                sds.endaccess()
+    finally:
+        sd.end()
+    return out, box[ys, xs]
+
+
+def _read_tiff_layers(granule: Granule, target: GeoBox
+                      ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
+    import rasterio
+
+    from lst_pipeline.io.raster import read_tiff
+
+    lst = read_tiff(granule.layers["lst"], target=target)
+    if lst is None:
+        return None
+    out = {"lst": lst.data}
+    with rasterio.open(granule.layers["lst"]) as src:
+        scale = float(src.tags().get("scale_factor", 1.0 if src.dtypes[0].startswith("float")
+                                     else LST_SCALE_K))
+    if scale != LST_SCALE_K:  # e.g. an export already in Kelvin: back to DN
+        out["lst"] = np.where(lst.data > 0, np.round(lst.data * (scale / LST_SCALE_K)), 0)
+    for key in ("qc", "view_time"):
+        if key in granule.layers:
+            layer = read_tiff(granule.layers[key], target=target)
+            if layer is None or layer.data.shape != lst.data.shape:
+                raise InputError(f"{granule.layers[key]}: does not cover the same pixels as "
+                                 f"{granule.name}; the layers come from different exports")
+            out[key] = layer.data
+    # AppEEARS writes QC fill as -999: not produced.
+    qc = out["qc"].astype(np.int32)
+    out["qc"] = np.where((qc < 0) | (qc > 255), make_qc(MANDATORY_NOT_PRODUCED), qc
+                         ).astype(np.uint8)
+    return out, lst.geobox
+
+
+@dataclass
+class GranuleOnGrid:
+    """A granule on the coarse target grid."""
+
+    lst: np.ndarray            # K, NaN where no usable pixel or too little of the cell valid
+    valid_fraction: np.ndarray  # fraction of the cell covered by usable pixels
+    qc: np.ndarray             # QC bits of the nearest MODIS pixel
+    view_time_h: float         # mean local solar view time over usable pixels (NaN: none)
+
+
+def read_granule(granule: Granule, target: GeoBox, *, overpass: str = "day",
+                 max_lst_error_class: int = 1, min_valid_fraction: float = 0.5
+                 ) -> GranuleOnGrid | None:
+    """Read a granule onto the coarse target grid (NaN-aware area average of usable pixels).
+
+    Parameters
+    ----------
+    granule
+        From :func:`find_granule`.
+    target
+        The coarse target grid.
+    overpass
+        ``day`` or ``night`` layers.
+    max_lst_error_class
+        Highest accepted QC LST-error class (1: <= 2 K).
+    min_valid_fraction
+        Coarse cells with less usable MODIS area than this are left as NaN.
+
+    Returns
+    -------
+    GranuleOnGrid, or ``None`` when the granule does not overlap ``target``.
+    """
+    from lst_pipeline.io.raster import GeoRaster, to_grid_mean, to_grid_nearest
+
+    if granule.layers is None:
+        read = _read_hdf_layers(granule, overpass, target)
+    else:
+        read = _read_tiff_layers(granule, target)
+    if read is None:
+        return None
+    layers, box = read
+    dn = layers["lst"]
+    usable = usable_mask(layers["qc"], max_lst_error_class=max_lst_error_class)
+    usable &= dn >= LST_VALID_MIN_DN
+    kelvin = np.where(usable, dn.astype(np.float32) * np.float32(LST_SCALE_K), np.nan)
+    lst, frac = to_grid_mean(GeoRaster(kelvin.astype(np.float32), box), target)
+    lst = np.where(frac >= min_valid_fraction, lst, np.nan).astype(np.float32)
+    qc = to_grid_nearest(GeoRaster(layers["qc"].astype(np.uint8), box), target,
+                         nodata=int(make_qc(MANDATORY_NOT_PRODUCED)))
+    view_time = np.nan
+    if "view_time" in layers:
+        vt = layers["view_time"]
+        ok = usable & (vt != VIEW_TIME_FILL)
+        if ok.any():
+            view_time = float(vt[ok].mean()) * VIEW_TIME_SCALE_H
+    return GranuleOnGrid(lst, frac, qc, view_time)

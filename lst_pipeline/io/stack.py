@@ -7,11 +7,23 @@ Layout
 ``landsat_qa_pixel (time_landsat, y, x)``
     uint16 Collection 2 QA_PIXEL bits the mask was derived from.
 ``landsat_clear_fraction (time_landsat)``
-    float32 fraction of usable pixels of the scene on that date.
+    float32 fraction of usable pixels of the target grid on that date.
+``landsat_hour_utc (time_landsat)``
+    float32 acquisition time, hours after 00:00 UTC of the date (NaN: unknown).
 ``modis_lst (time_modis, yc, xc)``
     float32 Kelvin on the coarse grid, NaN where QC rejects the pixel or it is fill.
 ``modis_qc (time_modis, yc, xc)``
-    uint8 MOD11A1 QC_Day bits.
+    uint8 MOD11A1 QC_Day bits (of the nearest MODIS pixel when ingested from tiles).
+``modis_valid_fraction (time_modis, yc, xc)``
+    float32 fraction of each coarse cell covered by usable MODIS pixels.
+``modis_clear_fraction (time_modis)``
+    float32 fraction of the coarse grid with a usable value on that day.
+``modis_view_time (time_modis)``
+    float32 mean local solar view time in hours (NaN: unknown).
+
+Dates are kept sorted; :func:`insert_dates` adds dates to an existing stack (appending, or
+shifting later dates when an earlier one arrives). Which files each date came from is in
+the ingest record ``_lst_pipeline/ingest.json`` inside the store (:class:`IngestRecord`).
 
 Coordinates are pixel centres (``y``, ``x`` fine; ``yc``, ``xc`` coarse), ``time_landsat`` and
 ``time_modis`` are dates, ``spatial_ref`` carries the CRS (rioxarray/CF), and the root attribute
@@ -36,6 +48,7 @@ from lst_pipeline.io.zarr_store import (
     grid_attrs,
     grid_from_attrs,
     open_group,
+    private_dir,
     spatial_coords,
 )
 
@@ -47,8 +60,14 @@ if TYPE_CHECKING:
 LANDSAT_LST = "landsat_lst"
 LANDSAT_QA = "landsat_qa_pixel"
 LANDSAT_CLEAR = "landsat_clear_fraction"
+LANDSAT_HOUR = "landsat_hour_utc"
 MODIS_LST = "modis_lst"
 MODIS_QC = "modis_qc"
+MODIS_VALID = "modis_valid_fraction"
+MODIS_CLEAR = "modis_clear_fraction"
+MODIS_VIEW_TIME = "modis_view_time"
+TIME_DIMS = {"landsat": "time_landsat", "modis": "time_modis"}
+RECORD_PATH = "_lst_pipeline/ingest.json"
 
 
 def create_stack(
@@ -94,7 +113,8 @@ def create_stack(
     cy, cx = min(spatial_chunk, ny), min(spatial_chunk, nx)
     ccy, ccx = max(1, cy // grid.coarse_factor), max(1, cx // grid.coarse_factor)
     nl, nm = len(landsat_dates), len(modis_dates)
-    ct = max(1, min(modis_time_chunk, nm))
+    ct = max(1, modis_time_chunk if nm == 0 else min(modis_time_chunk, nm))
+    cl = 1024  # per-date scalars: one chunk for years of dates
 
     def lazy(shape, chunks, dtype):
         return da.zeros(shape, chunks=chunks, dtype=dtype)
@@ -113,10 +133,23 @@ def create_stack(
                           "grid_mapping": "spatial_ref"}),
             LANDSAT_CLEAR: (("time_landsat",), np.zeros(nl, "f4"),
                             {"long_name": "fraction of usable Landsat pixels", "units": "1"}),
+            LANDSAT_HOUR: (("time_landsat",), np.full(nl, np.nan, "f4"),
+                           {"long_name": "Landsat acquisition time after 00:00 UTC",
+                            "units": "hours"}),
             MODIS_LST: (("time_modis", "yc", "xc"), lazy((nm, nyc, nxc), (ct, ccy, ccx), "f4"),
                         {**lst_attrs, "long_name": "MODIS daytime land surface temperature"}),
             MODIS_QC: (("time_modis", "yc", "xc"), lazy((nm, nyc, nxc), (ct, ccy, ccx), "u1"),
                        {"long_name": "MOD11A1 QC_Day bits", "grid_mapping": "spatial_ref"}),
+            MODIS_VALID: (("time_modis", "yc", "xc"),
+                          lazy((nm, nyc, nxc), (ct, ccy, ccx), "f4"),
+                          {"long_name": "fraction of the coarse cell with usable MODIS pixels",
+                           "units": "1", "grid_mapping": "spatial_ref"}),
+            MODIS_CLEAR: (("time_modis",), np.zeros(nm, "f4"),
+                          {"long_name": "fraction of the coarse grid with usable MODIS LST",
+                           "units": "1"}),
+            MODIS_VIEW_TIME: (("time_modis",), np.full(nm, np.nan, "f4"),
+                              {"long_name": "mean MODIS view time (local solar)",
+                               "units": "hours"}),
         },
         coords=coords,
         attrs={**(attrs or {}), GRID_ATTR: grid_attrs(grid), STATUS_ATTR: "writing",
@@ -126,8 +159,12 @@ def create_stack(
         LANDSAT_LST: {"chunks": (1, cy, cx), "_FillValue": np.float32("nan")},
         LANDSAT_QA: {"chunks": (1, cy, cx), "_FillValue": None,  # bits, not masked
                      "fill_value": landsat.QA_VALUE_FILL},
-        LANDSAT_CLEAR: {"chunks": (max(nl, 1),), "_FillValue": np.float32("nan")},
+        LANDSAT_CLEAR: {"chunks": (cl,), "_FillValue": np.float32("nan")},
+        LANDSAT_HOUR: {"chunks": (cl,), "_FillValue": np.float32("nan")},
         MODIS_LST: {"chunks": (ct, ccy, ccx), "_FillValue": np.float32("nan")},
+        MODIS_VALID: {"chunks": (ct, ccy, ccx), "_FillValue": np.float32("nan")},
+        MODIS_CLEAR: {"chunks": (cl,), "_FillValue": np.float32("nan")},
+        MODIS_VIEW_TIME: {"chunks": (cl,), "_FillValue": np.float32("nan")},
         MODIS_QC: {"chunks": (ct, ccy, ccx), "_FillValue": None,
                    "fill_value": int(modis.make_qc(modis.MANDATORY_NOT_PRODUCED))},
     }
@@ -141,26 +178,76 @@ class StackWriter:
         self.path = Path(path)
         self._group = open_group(self.path, mode="r+")
 
-    def write_landsat(self, index: int, qa_pixel: np.ndarray, lst_k: np.ndarray) -> float:
+    def write_landsat(self, index: int, qa_pixel: np.ndarray, lst_k: np.ndarray, *,
+                      masked: bool = False, hour_utc: float = float("nan")) -> float:
         """Write one Landsat date: QA bits and LST, masked from the QA bits.
 
-        Returns the clear fraction recorded for that date.
+        Parameters
+        ----------
+        index
+            Date position in the stack.
+        qa_pixel, lst_k
+            QA_PIXEL bits and Kelvin on the fine grid.
+        masked
+            ``lst_k`` is already NaN wherever it is unusable (ingested scenes are masked
+            on their own pixels before resampling); otherwise mask from ``qa_pixel``.
+        hour_utc
+            Acquisition time, hours after 00:00 UTC.
+
+        Returns
+        -------
+        float
+            The clear fraction recorded for that date.
         """
-        usable = landsat.usable_mask(qa_pixel) & np.isfinite(lst_k)
+        usable = np.isfinite(lst_k)
+        if not masked:
+            usable &= landsat.usable_mask(qa_pixel)
         lst = np.where(usable, lst_k, np.nan).astype(np.float32)
         self._group[LANDSAT_LST][index] = lst
         self._group[LANDSAT_QA][index] = qa_pixel.astype(np.uint16)
         clear = float(usable.mean())
         self._group[LANDSAT_CLEAR][index] = np.float32(clear)
+        self._group[LANDSAT_HOUR][index] = np.float32(hour_utc)
         return clear
 
-    def write_modis(self, start: int, qc: np.ndarray, lst_k: np.ndarray) -> None:
-        """Write consecutive MODIS days ``start, start + 1, ...`` (arrays ``(days, yc, xc)``)."""
-        usable = modis.usable_mask(qc) & np.isfinite(lst_k)
+    def write_modis(self, start: int, qc: np.ndarray, lst_k: np.ndarray, *,
+                    masked: bool = False, valid_fraction: np.ndarray | None = None,
+                    view_time_h: np.ndarray | None = None) -> np.ndarray:
+        """Write consecutive MODIS days ``start, start + 1, ...`` (arrays ``(days, yc, xc)``).
+
+        Parameters
+        ----------
+        start
+            Position of the first day in the stack.
+        qc, lst_k
+            QC bits and Kelvin on the coarse grid.
+        masked
+            ``lst_k`` is already NaN wherever it is unusable; otherwise mask from ``qc``.
+        valid_fraction
+            Usable fraction of each coarse cell (default: 1 where usable, else 0).
+        view_time_h
+            Mean view time of each day (hours, local solar).
+
+        Returns
+        -------
+        numpy.ndarray
+            The clear fraction of each day.
+        """
+        usable = np.isfinite(lst_k)
+        if not masked:
+            usable &= modis.usable_mask(qc)
         lst = np.where(usable, lst_k, np.nan).astype(np.float32)
+        if valid_fraction is None:
+            valid_fraction = usable.astype(np.float32)
         stop = start + lst.shape[0]
+        clear = usable.reshape(lst.shape[0], -1).mean(axis=1).astype(np.float32)
         self._group[MODIS_LST][start:stop] = lst
         self._group[MODIS_QC][start:stop] = qc.astype(np.uint8)
+        self._group[MODIS_VALID][start:stop] = valid_fraction.astype(np.float32)
+        self._group[MODIS_CLEAR][start:stop] = clear
+        if view_time_h is not None:
+            self._group[MODIS_VIEW_TIME][start:stop] = np.asarray(view_time_h, np.float32)
+        return clear
 
     def finish(self) -> None:
         """Mark the stack complete (readers refuse stacks still being written)."""
@@ -185,7 +272,8 @@ class StackReader:
         status = self._group.attrs.get(STATUS_ATTR)
         if status != "complete":
             raise InputError(f"{self.path}: input stack is incomplete (status {status!r}); "
-                             "the run that wrote it did not finish, write it again")
+                             "the command that wrote it (simulate or ingest) did not finish; "
+                             "run it again")
         missing = {LANDSAT_LST, LANDSAT_CLEAR, MODIS_LST} - set(self._group.array_keys())
         if missing:
             raise InputError(f"{self.path}: input stack lacks {sorted(missing)}")
@@ -234,6 +322,89 @@ class StackReader:
         block = arr[lo:hi, ys, xs]  # consecutive days: one read
         out[present] = block[idx - lo]
         return out
+
+
+def stack_dates(path: Path | str, sensor: str) -> np.ndarray:
+    """Sorted ``datetime64[D]`` dates of ``sensor`` (``landsat`` or ``modis``) in a stack."""
+    return _dates(open_group(path)[TIME_DIMS[sensor]])
+
+
+def insert_dates(path: Path | str, sensor: str, dates: np.ndarray) -> np.ndarray:
+    """Make room for ``dates`` of ``sensor`` in a stack and return their positions.
+
+    Dates already present keep their position (their data will be replaced); new dates
+    are inserted in order: appended when later than every stored date (the usual case),
+    otherwise later dates are moved up, last first, so nothing is overwritten before it
+    was moved. The caller writes the data of every returned position.
+
+    Parameters
+    ----------
+    path
+        The stack.
+    sensor
+        ``landsat`` or ``modis``.
+    dates
+        ``datetime64[D]`` dates to make room for (any order, no duplicates).
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Position of each of ``dates`` in the updated stack.
+    """
+    import xarray as xr
+
+    group = open_group(path, mode="r+")
+    dim = TIME_DIMS[sensor]
+    coord = group[dim]
+    old = _dates(coord)
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    union = np.union1d(old, dates)
+    if len(union) > len(old):
+        moved = np.searchsorted(union, old)
+        for name in group.array_keys():
+            arr = group[name]
+            if name == dim or tuple(arr.metadata.dimension_names or ())[:1] != (dim,):
+                continue
+            arr.resize((len(union), *arr.shape[1:]))
+            for i in np.flatnonzero(moved != np.arange(len(old)))[::-1]:
+                arr[int(moved[i])] = arr[int(i)]
+        attrs = dict(coord.attrs)
+        encoded, _, _ = xr.coding.times.encode_cf_datetime(
+            union.astype("datetime64[ns]"), attrs.get("units"), attrs.get("calendar"))
+        coord.resize((len(union),))
+        coord[:] = np.asarray(encoded).astype(coord.dtype)
+    return np.searchsorted(union, dates)
+
+
+@dataclass
+class IngestRecord:
+    """Per-date provenance of an ingested stack: sensor, time, clear fraction, sources.
+
+    Kept as JSON inside the store (``_lst_pipeline/ingest.json``) and replaced atomically.
+    ``dates[sensor][YYYY-MM-DD]`` is a dict with ``platform``, ``time``, ``clear_fraction``
+    and ``sources`` (file names).
+    """
+
+    path: Path
+    dates: dict[str, dict[str, dict[str, Any]]]
+
+    @classmethod
+    def load(cls, stack: Path | str) -> IngestRecord:
+        import json
+
+        path = Path(stack) / RECORD_PATH
+        dates: dict[str, dict[str, dict[str, Any]]] = {"landsat": {}, "modis": {}}
+        if path.is_file():
+            dates.update(json.loads(path.read_text()))
+        return cls(path, dates)
+
+    def save(self) -> None:
+        import json
+
+        private_dir(self.path.parent.parent)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.dates, indent=1, sort_keys=True))
+        tmp.replace(self.path)
 
 
 def _dates(array: Any) -> np.ndarray:

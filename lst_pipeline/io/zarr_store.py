@@ -60,10 +60,27 @@ def spatial_coords(grid: TargetGrid, *, coarse: bool = False) -> dict[str, Any]:
 
     box = grid.coarse if coarse else grid.fine
     coords = dict(xr_coords(box, crs_coord_name="spatial_ref"))
+    if "latitude" in coords:  # geographic grids: the same y/x dimension names
+        coords["y"] = coords.pop("latitude").rename({"latitude": "y"})
+        coords["x"] = coords.pop("longitude").rename({"longitude": "x"})
     if coarse:
         coords["yc"] = coords.pop("y").rename({"y": "yc"})
         coords["xc"] = coords.pop("x").rename({"x": "xc"})
     return coords
+
+
+PRIVATE_GROUP = "_lst_pipeline"
+
+
+def private_dir(store: Path | str) -> Path:
+    """``<store>/_lst_pipeline``: our own files inside a store (records, locks, staging).
+
+    It is made a Zarr group, so Zarr and xarray pass over it quietly.
+    """
+    root = Path(store) / PRIVATE_GROUP
+    if not (root / "zarr.json").exists():
+        open_group(store, mode="r+").require_group(PRIVATE_GROUP)
+    return root
 
 
 def compressor() -> Any:

@@ -1,0 +1,499 @@
+"""Real inputs -> input stack: plan what to read, then read it onto the grid and commit.
+
+:func:`plan_ingest` finds the files (globs, STAC items, pre-gridded series), reads only
+their metadata, checks every one of them (product, collection, band files, MTL, names) and
+groups them by sensor and date; nothing is written. :func:`execute_ingest` then reads one
+date at a time onto the target grid into a staging store inside the stack
+(``_lst_pipeline/staging.zarr``) and only when every date has been read commits them into
+the stack: new dates are inserted in order, dates already present are replaced (ingest is
+idempotent). A failure before the commit leaves the stack exactly as it was (a stack
+created by this ingest is removed); a crash during the commit leaves it marked
+incomplete, which readers refuse, until the ingest is run again.
+
+Memory is bounded by one date of the fine grid plus one block of MODIS days, whatever
+the number of dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import shutil
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lst_pipeline.config import IngestConfig, PipelineConfig
+from lst_pipeline.errors import ConfigError, InputError, InputWarning
+from lst_pipeline.grid import TargetGrid
+from lst_pipeline.io import landsat, modis, pregridded, stac
+from lst_pipeline.io.stack import (
+    RECORD_PATH,
+    TIME_DIMS,
+    IngestRecord,
+    StackWriter,
+    create_stack,
+    insert_dates,
+)
+from lst_pipeline.io.zarr_store import STATUS_ATTR, grid_from_attrs, open_group, private_dir
+
+STAGING = "_lst_pipeline/staging.zarr"
+PLATFORM_ATTR = "lst_pipeline:modis_platform"
+#: MODIS days committed per block (bounds the commit's memory).
+COMMIT_BLOCK_DAYS = 64
+
+
+@dataclass(frozen=True)
+class DateSources:
+    """Everything to read for one sensor on one date.
+
+    ``kind`` is ``scene`` (Landsat Level-2 scenes, mosaicked), ``granule`` (MODIS tiles or
+    exports, mosaicked) or ``pregridded`` (one file already on the grid).
+    """
+
+    sensor: str
+    date: dt.date
+    kind: str
+    sources: tuple[Any, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [s if isinstance(s, str) else s.name for s in self.sources]
+
+
+@dataclass
+class IngestPlan:
+    """What an ingest will read and where it will write."""
+
+    config: PipelineConfig
+    grid: TargetGrid
+    stack: Path
+    landsat: list[DateSources]
+    modis: list[DateSources]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def n_files(self) -> int:
+        return sum(len(d.sources) for d in (*self.landsat, *self.modis))
+
+    def describe(self) -> str:
+        """A few lines for the terminal."""
+        lines = [f"ingest into {self.stack}: grid {self.grid.shape[0]} x {self.grid.shape[1]} "
+                 f"px, coarse {self.grid.coarse_shape[0]} x {self.grid.coarse_shape[1]}"]
+        for name, items in (("landsat", self.landsat), ("modis", self.modis)):
+            if items:
+                n = sum(len(d.sources) for d in items)
+                lines.append(f"  {name}: {n} file(s) on {len(items)} date(s), "
+                             f"{items[0].date} .. {items[-1].date}")
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} file(s) (reasons below)")
+        return "\n".join(lines)
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest did."""
+
+    stack: Path
+    landsat_dates: int
+    modis_dates: int
+    files: int
+    bytes_read: int
+    seconds: float
+    landsat_clear: dict[str, float]
+    modis_clear: dict[str, float]
+    skipped: list[str]
+
+    def __str__(self) -> str:
+        rate = self.bytes_read / 1e6 / max(self.seconds, 1e-9)
+
+        def mean(clear: dict[str, float]) -> str:
+            return f"{np.mean(list(clear.values())):.1%}" if clear else "-"
+
+        return (f"ingested {self.landsat_dates} Landsat and {self.modis_dates} MODIS date(s) "
+                f"from {self.files} file(s) in {self.seconds:.1f} s "
+                f"({self.bytes_read / 1e6:.0f} MB, {rate:.0f} MB/s) into {self.stack}\n"
+                f"  mean clear fraction: Landsat {mean(self.landsat_clear)}, "
+                f"MODIS {mean(self.modis_clear)}")
+
+
+# --------------------------------------------------------------------------------------
+# Planning: metadata only.
+
+
+def _expand(patterns: tuple[str, ...], field_path: str) -> list[Path]:
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(Path(pattern).expanduser())))
+        if not matches:
+            raise InputError(f"{field_path}: no file matches {pattern!r} (relative paths are "
+                             f"taken from the working directory {Path.cwd()})")
+        paths.extend(Path(m) for m in matches)
+    return paths
+
+
+def _window(config: PipelineConfig) -> tuple[dt.date, dt.date]:
+    gap = dt.timedelta(days=config.fusion.max_reference_gap_days)
+    return config.dates.start - gap, config.dates.end + gap
+
+
+def plan_ingest(config: PipelineConfig) -> IngestPlan:
+    """Find and check every input named by ``config.ingest``; read metadata only.
+
+    Raises
+    ------
+    ConfigError
+        The configuration has no ``ingest`` section.
+    InputError
+        A pattern matching nothing, a file of an unknown or unsupported product, a scene
+        whose band or MTL is missing or does not match, an existing stack on another grid
+        or holding another MODIS platform.
+    """
+    from lst_pipeline.grid import TargetGrid
+
+    ingest: IngestConfig | None = config.ingest
+    if ingest is None:
+        raise ConfigError("ingest: section missing; name the landsat, modis, stac or "
+                          "pregridded sources to read (see README, 'Real inputs')")
+    grid = TargetGrid.from_config(config.grid)
+    first, last = _window(config)
+    skipped: list[str] = []
+    scenes: list[landsat.Scene] = []
+    granules: list[modis.Granule] = []
+    overpass = ingest.modis.overpass if ingest.modis else "day"
+    if ingest.landsat is not None and ingest.landsat.paths:
+        scenes += [landsat.find_scene(p)
+                   for p in _expand(ingest.landsat.paths, "ingest.landsat.paths")]
+    if ingest.modis is not None and ingest.modis.paths:
+        granules += [modis.find_granule(p, overpass)
+                     for p in _expand(ingest.modis.paths, "ingest.modis.paths")]
+    if ingest.stac is not None:
+        stac_scenes, stac_granules, ignored = stac.split_items(
+            stac.load_items(ingest.stac), ingest.stac, overpass)
+        scenes += stac_scenes
+        granules += stac_granules
+        skipped += ignored
+    platform = ingest.modis.platform if ingest.modis else "terra"
+    kept = []
+    for g in granules:
+        if g.platform != platform:
+            skipped.append(f"{g.path}: {g.product} is {g.platform}, this stack holds "
+                           f"{platform} (ingest.modis.platform); Terra and Aqua are kept apart")
+        else:
+            kept.append(g)
+
+    by_date: dict[tuple[str, dt.date, str], list[Any]] = defaultdict(list)
+    for scene in scenes:
+        by_date[("landsat", scene.metadata.date, "scene")].append(scene)
+    for g in kept:
+        by_date[("modis", g.date, "granule")].append(g)
+    if ingest.pregridded is not None:
+        pg = ingest.pregridded
+        for sensor, patterns in (("landsat", pg.landsat), ("modis", pg.modis)):
+            for p in _expand(patterns, f"ingest.pregridded.{sensor}") if patterns else []:
+                day = pregridded.file_date(p, pg.date_regex, pg.date_format)
+                by_date[(sensor, day, "pregridded")].append(str(p))
+
+    items: dict[str, list[DateSources]] = {"landsat": [], "modis": []}
+    seen: dict[tuple[str, dt.date], str] = {}
+    for (sensor, day, kind), sources in sorted(by_date.items(), key=lambda kv: kv[0][:2]):
+        if not first <= day <= last:
+            skipped += [f"{_name(s)}: {day} is outside the dates this pipeline can use "
+                        f"({first} .. {last})" for s in sources]
+            continue
+        if (sensor, day) in seen:
+            raise InputError(f"{_name(sources[0])}: {sensor} {day} is given both as {kind} and "
+                             f"as {seen[(sensor, day)]} input; keep one")
+        if kind == "pregridded" and len(sources) > 1:
+            raise InputError(f"{sources[1]}: second pre-gridded {sensor} file for {day} "
+                             f"(first: {sources[0]}); one file per date")
+        seen[(sensor, day)] = kind
+        items[sensor].append(DateSources(sensor, day, kind, tuple(sources)))
+    if not items["landsat"] and not items["modis"]:
+        raise InputError(f"no input falls within {first} .. {last} (dates widened by "
+                         "fusion.max_reference_gap_days); check dates: and the file dates"
+                         + (f"; skipped: {skipped[0]}" if skipped else ""))
+    plan = IngestPlan(config, grid, Path(config.inputs.stack), items["landsat"],
+                      items["modis"], skipped)
+    _check_existing_stack(plan, platform)
+    return plan
+
+
+def _name(source: Any) -> str:
+    return source if isinstance(source, str) else getattr(source, "name", str(source))
+
+
+def _check_existing_stack(plan: IngestPlan, platform: str) -> None:
+    if not plan.stack.exists():
+        return
+    group = open_group(plan.stack)
+    existing = grid_from_attrs(dict(group.attrs), plan.stack)
+    if existing != plan.grid:
+        raise InputError(f"{plan.stack}: existing stack is on another grid than the "
+                         "configuration's; ingest into a new inputs.stack path")
+    stored = group.attrs.get(PLATFORM_ATTR)
+    if stored is not None and stored != platform:
+        raise InputError(f"{plan.stack}: holds MODIS {stored} data, not {platform}; Terra and "
+                         "Aqua are kept apart, ingest them into separate stacks")
+
+
+# --------------------------------------------------------------------------------------
+# Reading one date onto the grid.
+
+
+@dataclass
+class DateOnGrid:
+    """One date read onto the target grid (fine for Landsat, coarse for MODIS)."""
+
+    lst: np.ndarray
+    bits: np.ndarray                      # QA_PIXEL (Landsat) or QC (MODIS)
+    valid_fraction: np.ndarray | None     # MODIS only
+    time_h: float                         # Landsat: hour UTC; MODIS: local solar view time
+    platform: str
+    sources: list[str]
+    bytes_read: int
+
+
+def _file_bytes(source: Any) -> int:
+    paths = []
+    if isinstance(source, landsat.Scene):
+        paths = [source.st_b10, source.qa_pixel, source.st_qa]
+    elif isinstance(source, modis.Granule):
+        paths = list(source.layers.values()) if source.layers else [source.path]
+    else:
+        paths = [source]
+    return sum(Path(p).stat().st_size for p in paths if p and Path(p).is_file())
+
+
+def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
+    """Read and mosaic one date's sources onto the grid (``None``: nothing overlaps)."""
+    ingest = plan.config.ingest
+    grid = plan.grid
+    lst_parts, bits_parts, frac_parts, times, platforms, used = [], [], [], [], [], []
+    nbytes = 0
+    for source in item.sources:
+        nbytes += _file_bytes(source)
+        if item.kind == "scene":
+            opts = ingest.landsat
+            read = landsat.read_scene(
+                source, grid.fine,
+                mask_snow=bool(opts and opts.mask_snow),
+                max_st_uncertainty_k=opts.max_st_uncertainty_k if opts else None,
+                require_qa_pixel=opts.require_qa_pixel if opts else True,
+                georeference_from_mtl=bool(opts and opts.georeference_from_mtl))
+            if read is None:
+                _skip(f"{source.st_b10}: does not overlap the target grid", plan)
+                continue
+            lst_parts.append(read[0])
+            bits_parts.append(read[1])
+            acquired = source.metadata.acquired
+            times.append(acquired.hour + acquired.minute / 60 + acquired.second / 3600)
+            platforms.append(source.metadata.spacecraft)
+        elif item.kind == "granule":
+            opts = ingest.modis
+            read = modis.read_granule(
+                source, grid.coarse, overpass=opts.overpass if opts else "day",
+                max_lst_error_class=opts.max_lst_error_class if opts else 1,
+                min_valid_fraction=opts.min_valid_fraction if opts else 0.5)
+            if read is None:
+                _skip(f"{source.path}: does not overlap the target grid", plan)
+                continue
+            lst_parts.append(read.lst)
+            bits_parts.append(read.qc)
+            frac_parts.append(read.valid_fraction)
+            times.append(read.view_time_h)
+            platforms.append(source.platform)
+        else:
+            read = _read_pregridded(item, source, plan)
+            lst_parts.append(read[0])
+            bits_parts.append(read[1])
+            if read[2] is not None:
+                frac_parts.append(read[2])
+            times.append(np.nan)
+            platforms.append("pregridded")
+        used.append(_name(source))
+    if not lst_parts:
+        return None
+    lst, bits = _mosaic(lst_parts, bits_parts)
+    frac = None
+    if frac_parts:
+        frac = np.clip(np.sum(frac_parts, axis=0), 0, 1).astype(np.float32)
+    finite = [t for t in times if np.isfinite(t)]
+    return DateOnGrid(lst, bits, frac, float(np.mean(finite)) if finite else float("nan"),
+                      "+".join(sorted(set(platforms))), used, nbytes)
+
+
+def _skip(message: str, plan: IngestPlan) -> None:
+    plan.skipped.append(message)
+    warnings.warn(message, InputWarning, stacklevel=3)
+
+
+def _mosaic(lst_parts: list[np.ndarray], bits_parts: list[np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the valid values where scenes overlap; bits of the first valid scene."""
+    if len(lst_parts) == 1:
+        return lst_parts[0], bits_parts[0]
+    stack = np.stack(lst_parts)
+    valid = np.isfinite(stack)
+    count = valid.sum(axis=0)
+    total = np.where(valid, stack, 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lst = np.where(count > 0, total / count, np.nan).astype(np.float32)
+    first_valid = np.argmax(valid, axis=0)
+    bits = np.take_along_axis(np.stack(bits_parts), first_valid[None], axis=0)[0]
+    return lst, bits
+
+
+def _read_pregridded(item: DateSources, path: str, plan: IngestPlan
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    pg = plan.config.ingest.pregridded
+    grid = plan.grid
+    if item.sensor == "landsat":
+        lst, _ = pregridded.read_on_grid(path, grid.fine, scale=pg.scale, offset=pg.offset)
+        qa = np.where(np.isfinite(lst), landsat.QA_VALUE_CLEAR_LAND, landsat.QA_VALUE_FILL)
+        return lst, qa.astype(np.uint16), None
+    values, which = pregridded.read_on_grid(path, grid.coarse, alternatives=(grid.fine,),
+                                            scale=pg.scale, offset=pg.offset)
+    if which == 1:  # on the fine grid: average each coarse cell
+        values, frac = pregridded.block_mean(values, grid.coarse_factor)
+        values = np.where(frac >= 0.5, values, np.nan).astype(np.float32)
+    else:
+        frac = np.isfinite(values).astype(np.float32)
+    qc = np.where(np.isfinite(values), modis.make_qc(modis.MANDATORY_GOOD),
+                  modis.make_qc(modis.MANDATORY_NOT_PRODUCED))
+    return values, qc.astype(np.uint8), frac
+
+
+# --------------------------------------------------------------------------------------
+# Executing: stage every date, then commit.
+
+
+def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
+    """Read every planned date onto the grid and commit them into the stack.
+
+    Parameters
+    ----------
+    plan
+        From :func:`plan_ingest`.
+    progress
+        Show a progress bar over the files.
+
+    Returns
+    -------
+    IngestSummary
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    stack = plan.stack
+    created = not stack.exists()
+    platform = plan.config.ingest.modis.platform if plan.config.ingest.modis else "terra"
+    if created:
+        create_stack(stack, plan.grid, np.array([], "datetime64[D]"),
+                     np.array([], "datetime64[D]"), spatial_chunk=plan.config.chunks.y,
+                     attrs={"source": "lst_pipeline.ingest", PLATFORM_ATTR: platform})
+    staging = private_dir(stack) / Path(STAGING).name
+    dates = {s: np.array([d.date for d in getattr(plan, s)], "datetime64[D]")
+             for s in ("landsat", "modis")}
+    record_updates: dict[str, dict[str, dict[str, Any]]] = {"landsat": {}, "modis": {}}
+    bytes_read = 0
+    try:
+        create_stack(staging, plan.grid, dates["landsat"], dates["modis"],
+                     spatial_chunk=plan.config.chunks.y, modis_time_chunk=1, overwrite=True)
+        writer = StackWriter(staging)
+        with tqdm(total=plan.n_files, unit="file", desc="ingest", disable=not progress) as bar:
+            for sensor in ("landsat", "modis"):
+                for index, item in enumerate(getattr(plan, sensor)):
+                    read = read_date(item, plan)
+                    bar.update(len(item.sources))
+                    if read is None:
+                        continue
+                    bytes_read += read.bytes_read
+                    if sensor == "landsat":
+                        clear = writer.write_landsat(index, read.bits, read.lst, masked=True,
+                                                     hour_utc=read.time_h)
+                    else:
+                        clear = float(writer.write_modis(
+                            index, read.bits[None], read.lst[None], masked=True,
+                            valid_fraction=read.valid_fraction[None],
+                            view_time_h=np.array([read.time_h]))[0])
+                    record_updates[sensor][str(item.date)] = {
+                        "platform": read.platform, "clear_fraction": round(clear, 6),
+                        "time_h": None if not np.isfinite(read.time_h) else round(read.time_h, 4),
+                        "sources": read.sources, "kind": item.kind}
+    except BaseException:
+        if created:
+            shutil.rmtree(stack, ignore_errors=True)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _commit(stack, staging, dates, record_updates)
+    shutil.rmtree(staging, ignore_errors=True)
+    return IngestSummary(
+        stack=stack,
+        landsat_dates=len(record_updates["landsat"]), modis_dates=len(record_updates["modis"]),
+        files=plan.n_files, bytes_read=bytes_read, seconds=time.perf_counter() - started,
+        landsat_clear={d: r["clear_fraction"] for d, r in record_updates["landsat"].items()},
+        modis_clear={d: r["clear_fraction"] for d, r in record_updates["modis"].items()},
+        skipped=list(plan.skipped))
+
+
+def _commit(stack: Path, staging: Path, dates: dict[str, np.ndarray],
+            updates: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Insert the staged dates that were read into the stack, then mark it complete."""
+    group = open_group(stack, mode="r+")
+    staged = open_group(staging)
+    group.attrs[STATUS_ATTR] = "writing"
+    for sensor, all_dates in dates.items():
+        read = np.array([str(d) in updates[sensor] for d in all_dates.astype("datetime64[D]")],
+                        dtype=bool)
+        src_index = np.flatnonzero(read)
+        if not len(src_index):
+            continue
+        positions = insert_dates(stack, sensor, all_dates[src_index])
+        dim = TIME_DIMS[sensor]
+        names = [n for n in staged.array_keys()
+                 if n != dim and tuple(staged[n].metadata.dimension_names or ())[:1] == (dim,)]
+        for lo, hi in _runs(src_index, positions, COMMIT_BLOCK_DAYS):
+            for name in names:
+                group[name][positions[lo]:positions[hi - 1] + 1] = \
+                    staged[name][src_index[lo]:src_index[hi - 1] + 1]
+    record = IngestRecord.load(stack)
+    for sensor, entries in updates.items():
+        record.dates.setdefault(sensor, {}).update(entries)
+    record.save()
+    group.attrs[STATUS_ATTR] = "complete"
+
+
+def _runs(src: np.ndarray, dst: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Split indices into runs where both ``src`` and ``dst`` advance by one (at most
+    ``limit`` long), so each run is one slice copy."""
+    runs, lo = [], 0
+    for i in range(1, len(src) + 1):
+        if (i == len(src) or src[i] != src[i - 1] + 1 or dst[i] != dst[i - 1] + 1
+                or i - lo >= limit):
+            runs.append((lo, i))
+            lo = i
+    return runs
+
+
+def ingest(config: PipelineConfig, *, progress: bool = True) -> IngestSummary:
+    """Plan and execute an ingest (what ``lst-pipeline ingest CONFIG`` does)."""
+    return execute_ingest(plan_ingest(config), progress=progress)
+
+
+__all__ = [
+    "RECORD_PATH",
+    "DateSources",
+    "IngestPlan",
+    "IngestSummary",
+    "execute_ingest",
+    "ingest",
+    "plan_ingest",
+    "read_date",
+]

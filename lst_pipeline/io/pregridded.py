@@ -1,0 +1,100 @@
+"""Series already on the target grid: one GeoTIFF per date, prepared by the user.
+
+Nothing is reprojected here: a file must lie exactly on the fine grid (Landsat-like
+files) or on the fine or coarse grid (MODIS-like files), otherwise the error says how the
+grids differ. That keeps a silent half-pixel shift from ever entering a stack.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lst_pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
+
+
+def file_date(path: Path | str, date_regex: str, date_format: str) -> dt.date:
+    """The date in a file name (first group of ``date_regex``, parsed with ``date_format``)."""
+    name = Path(path).name
+    match = re.search(date_regex, name)
+    if match is None:
+        raise InputError(f"{path}: no date in the file name (ingest.pregridded.date_regex "
+                         f"{date_regex!r} does not match)")
+    try:
+        return dt.datetime.strptime(match.group(1), date_format).date()
+    except ValueError as exc:
+        raise InputError(f"{path}: {match.group(1)!r} is not a date in format "
+                         f"{date_format!r} (ingest.pregridded.date_format)") from exc
+
+
+def same_grid(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> bool:
+    """Same CRS, shape and pixel corners (within ``tolerance`` of a pixel)."""
+    if tuple(a.shape) != tuple(b.shape) or a.crs != b.crs:
+        return False
+    ta, tb = a.affine, b.affine
+    res = max(abs(tb.a), abs(tb.e))
+    return all(abs(x - y) <= tolerance * res for x, y in zip(ta[:6], tb[:6], strict=True))
+
+
+def describe_grid(box: GeoBox) -> str:
+    """``EPSG:4326, 400 x 400 px of 0.001, origin (146, -34.8)`` for error messages."""
+    a = box.affine
+    crs = (box.crs.epsg and f"EPSG:{box.crs.epsg}") or str(box.crs)[:40]
+    return f"{crs}, {box.shape[0]} x {box.shape[1]} px of {abs(a.a):g}, origin ({a.c:g}, {a.f:g})"
+
+
+def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, ...] = (),
+                 scale: float = 1.0, offset: float = 0.0) -> tuple[np.ndarray, int]:
+    """Read a single-band GeoTIFF lying on ``grid`` (or one of ``alternatives``) as Kelvin.
+
+    Returns
+    -------
+    (kelvin, which)
+        Float32 Kelvin with NaN for nodata and non-finite values, and the index of the grid
+        it lies on (0: ``grid``, 1...: ``alternatives``).
+
+    Raises
+    ------
+    InputError
+        The file lies on none of the grids (the message compares them).
+    """
+    from lst_pipeline.io.raster import read_tiff
+
+    raster = read_tiff(path)
+    grids = (grid, *alternatives)
+    which = next((i for i, g in enumerate(grids) if same_grid(raster.geobox, g)), None)
+    if which is None:
+        expected = " or ".join(describe_grid(g) for g in grids)
+        raise InputError(f"{path}: lies on {describe_grid(raster.geobox)}, not on the target "
+                         f"grid ({expected}); pre-gridded files must match the configured grid "
+                         "exactly: fix grid: in the config, or ingest them as landsat/modis "
+                         "sources, which are reprojected")
+    import rasterio
+
+    with rasterio.open(str(path)) as src:
+        nodata = src.nodata
+    data = raster.data.astype(np.float64)
+    bad = ~np.isfinite(data)
+    if nodata is not None:
+        bad |= np.isclose(data, nodata, rtol=1e-6) if np.isfinite(nodata) else np.isnan(data)
+    kelvin = np.where(bad, np.nan, data * scale + offset).astype(np.float32)
+    return kelvin, which
+
+
+def block_mean(fine: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware mean over ``factor x factor`` blocks, and the valid fraction of each block."""
+    ny, nx = fine.shape
+    blocks = fine.reshape(ny // factor, factor, nx // factor, factor)
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=(1, 3))
+    total = np.where(valid, blocks, 0).sum(axis=(1, 3), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    return mean.astype(np.float32), (count / factor**2).astype(np.float32)

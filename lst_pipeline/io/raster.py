@@ -1,0 +1,168 @@
+"""Georeferenced rasters in, target-grid arrays out: windowed reads and odc-geo reprojection.
+
+Every reader in :mod:`lst_pipeline.io` returns a :class:`GeoRaster` (a numpy array and the
+odc-geo ``GeoBox`` it lives on), read only over the part of the file that overlaps the
+target grid. :func:`to_grid_mean` and :func:`to_grid_nearest` put it onto a target
+``GeoBox`` with odc-geo (GDAL warp underneath), masking *before* resampling so that a
+cloudy or fill pixel never leaks into an average.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lst_pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
+
+
+@dataclass
+class GeoRaster:
+    """A 2-D array and the grid it lives on."""
+
+    data: np.ndarray
+    geobox: GeoBox
+
+
+def overlap_roi(source: GeoBox, target: GeoBox, *, padding: int = 2
+                ) -> tuple[slice, slice] | None:
+    """Rows and columns of ``source`` needed to fill ``target`` (``None``: no overlap).
+
+    Parameters
+    ----------
+    source, target
+        Grids of the file and of the destination.
+    padding
+        Extra source pixels on each side (resampling kernels reach past the edge).
+    """
+    from odc.geo.overlap import compute_reproject_roi
+
+    try:
+        info = compute_reproject_roi(source, target, padding=padding)
+    except ValueError:  # grids so far apart that no transform between them is finite
+        return None
+    ys, xs = info.roi_src
+    if ys.stop <= ys.start or xs.stop <= xs.start:
+        return None
+    return ys, xs
+
+
+def read_tiff(path: Path, *, band: int = 1, target: GeoBox | None = None,
+              georeference: GeoBox | None = None, expect_shape: tuple[int, int] | None = None,
+              described_by: str = "its metadata",
+              no_georeference: str = "use the original GeoTIFF from the provider"
+              ) -> GeoRaster | None:
+    """Read one band of a GeoTIFF/COG, only over ``target`` when given.
+
+    Parameters
+    ----------
+    path
+        The file (local path or a GDAL-readable URL).
+    band
+        1-based band index.
+    target
+        Read only the part overlapping this grid; ``None`` reads the whole band.
+    georeference
+        The file's grid when the file itself carries none (e.g. from a Landsat MTL).
+    expect_shape, described_by
+        Shape the file must have according to its metadata (named ``described_by`` in the
+        error when it does not).
+    no_georeference
+        What to tell the user when the file has no georeference.
+
+    Returns
+    -------
+    GeoRaster, or ``None`` when the file does not overlap ``target``.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable, truncated or non-georeferenced file.
+    """
+    import rasterio
+    from odc.geo.geobox import GeoBox
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    path_str = str(path)
+    if "://" not in path_str and not Path(path).is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path_str) as src:
+                if expect_shape is None and georeference is not None:
+                    expect_shape = tuple(georeference.shape)
+                if expect_shape is not None and tuple(expect_shape) != (src.height, src.width):
+                    raise InputError(
+                        f"{path}: image is {src.height} x {src.width} pixels but "
+                        f"{described_by} describes {expect_shape[0]} x {expect_shape[1]}; "
+                        "the metadata belongs to another file")
+                if georeference is not None:
+                    box = georeference
+                else:
+                    if src.crs is None or src.transform.is_identity:
+                        raise InputError(
+                            f"{path}: the file has no georeference (no CRS or geotransform), "
+                            f"so it cannot be placed on the target grid; {no_georeference}")
+                    box = GeoBox((src.height, src.width), src.transform, src.crs)
+                if band > src.count:
+                    raise InputError(f"{path}: has {src.count} band(s), band {band} requested")
+                if target is None:
+                    ys, xs = slice(0, src.height), slice(0, src.width)
+                else:
+                    roi = overlap_roi(box, target)
+                    if roi is None:
+                        return None
+                    ys, xs = roi
+                window = rasterio.windows.Window.from_slices(ys, xs)
+                data = src.read(band, window=window)
+    except RasterioIOError as exc:
+        raise InputError(f"{path}: cannot read the raster (corrupt or truncated file?): "
+                         f"{exc}") from exc
+    return GeoRaster(data, box[ys, xs])
+
+
+def to_grid_mean(raster: GeoRaster, target: GeoBox) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware area average of a float raster onto ``target``, and the valid fraction.
+
+    Parameters
+    ----------
+    raster
+        Float data with NaN for every unusable pixel.
+    target
+        Destination grid.
+
+    Returns
+    -------
+    mean : numpy.ndarray of float32
+        Average of the valid source pixels covering each target pixel (NaN where none).
+    valid_fraction : numpy.ndarray of float32
+        Fraction of each target pixel's area covered by valid source pixels (0 outside the
+        source).
+    """
+    from odc.geo.xr import wrap_xr, xr_reproject
+
+    data = np.asarray(raster.data, dtype=np.float32)
+    valid = np.isfinite(data).astype(np.float32)
+    mean = xr_reproject(wrap_xr(data, raster.geobox, nodata=np.nan), target,
+                        resampling="average", dst_nodata=np.nan).values
+    # The mask with a nodata value it never takes: the average counts every covered pixel.
+    frac = xr_reproject(wrap_xr(valid, raster.geobox, nodata=-1.0), target,
+                        resampling="average", dst_nodata=0.0).values
+    frac = np.clip(np.nan_to_num(frac, nan=0.0), 0.0, 1.0).astype(np.float32)
+    return mean.astype(np.float32), frac
+
+
+def to_grid_nearest(raster: GeoRaster, target: GeoBox, *, nodata: int) -> np.ndarray:
+    """Nearest-neighbour resampling (for bit fields such as QA_PIXEL or QC_Day)."""
+    from odc.geo.xr import wrap_xr, xr_reproject
+
+    out = xr_reproject(wrap_xr(raster.data, raster.geobox, nodata=nodata), target,
+                       resampling="nearest", dst_nodata=nodata)
+    return out.values.astype(raster.data.dtype)
