@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lst_pipeline.errors import InputError
+from lst_pipeline.errors import InputError, MissingDependencyError
 
 if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
@@ -195,8 +195,13 @@ def hdf_grid(path: Path | str, struct_metadata: str) -> GeoBox:
 
 def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox
                      ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
-    from pyhdf.error import HDF4Error
-    from pyhdf.SD import SD, SDC
+    try:
+        from pyhdf.error import HDF4Error
+        from pyhdf.SD import SD, SDC
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{granule.path}: reading MODIS HDF4 tiles needs pyhdf: "
+            "pip install 'lst_pipeline[hdf4]' (or use GeoTIFF exports)") from exc
 
     from lst_pipeline.io.raster import overlap_roi
 

@@ -26,8 +26,9 @@ def load_items(config: StacSourceConfig) -> list[Any]:
     """All items of a static catalog or a saved ItemCollection, hrefs made absolute."""
     try:
         import pystac
-    except ImportError as exc:  # pragma: no cover - pystac is a core dependency
-        raise MissingDependencyError("STAC input needs pystac: pip install pystac") from exc
+    except ImportError as exc:
+        raise MissingDependencyError("STAC input needs pystac: "
+                                     "pip install 'lst_pipeline[stac]'") from exc
     source = config.catalog or config.items
     if not Path(source).is_file():
         raise InputError(f"{source}: STAC {'catalog' if config.catalog else 'items'} file "
