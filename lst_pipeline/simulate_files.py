@@ -115,8 +115,14 @@ def _write_tiff(path: Path, data: np.ndarray, box: GeoBox, nodata: float | None,
 def write_landsat_scene(folder: Path, product_id: str, acquired: dt.datetime, box: GeoBox,
                         st_b10_dn: np.ndarray, qa_pixel: np.ndarray,
                         st_qa_dn: np.ndarray | None = None, *,
-                        spacecraft: str = "LANDSAT_8") -> Path:
-    """Write one Level-2 scene directory (ST_B10, QA_PIXEL, ST_QA, MTL.txt); return it."""
+                        spacecraft: str | None = None) -> Path:
+    """Write one Level-2 scene directory (ST_B10, QA_PIXEL, ST_QA, MTL.txt); return it.
+
+    ``spacecraft`` defaults to the mission of ``product_id`` (``LC09_...``: LANDSAT_9).
+    """
+    if st_b10_dn.shape != tuple(box.shape):
+        raise ValueError(f"band shape {st_b10_dn.shape} differs from the grid {box.shape}")
+    spacecraft = spacecraft or f"LANDSAT_{int(product_id[2:4])}"
     scene = Path(folder) / product_id
     scene.mkdir(parents=True, exist_ok=True)
     _write_tiff(scene / f"{product_id}_ST_B10.TIF", st_b10_dn.astype(np.uint16), box,

@@ -87,3 +87,41 @@ def tiny_checkpoint(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     return save_checkpoint(path, randomised_model(), training={"name": "tiny-random"})
+
+
+#: A 256 x 256 px region with MODIS-like 960 m coarse cells, for real-format files.
+FILES_REGION: dict[str, Any] = {
+    "grid": {"bounds": [400000, 6200000, 400000 + 256 * 30, 6200000 + 256 * 30],
+             "coarse_factor": 32},
+    "chunks": {"y": 128, "x": 128},
+    "dates": {"end": "2021-02-10"},
+}
+
+
+@pytest.fixture(scope="session")
+def real_format_region(tmp_path_factory):
+    """A simulated region written as Landsat scene directories and MOD11A1 tiles.
+
+    Returns ``(config, root)``: ``root/files/landsat/<scene>/``, ``root/files/modis/*.hdf``
+    and ``root/files/modis_tif/*.tif`` (the same days as AppEEARS-like GeoTIFFs).
+    """
+    from lst_pipeline.simulate import simulate_region
+    from lst_pipeline.simulate_files import write_scene_files
+
+    root = tmp_path_factory.mktemp("files")
+    config = tiny_config(root, **FILES_REGION)
+    simulate_region(config, progress=False)
+    write_scene_files(config, root / "files", modis_format="hdf", progress=False)
+    tif = write_scene_files(config, root / "tif", modis_format="geotiff", progress=False)
+    (root / "tif" / "modis").rename(root / "files" / "modis_tif")
+    del tif
+    return config, root
+
+
+def ingest_config(root: Path, stack: str = "ingested.zarr", **ingest: Any) -> PipelineConfig:
+    """The files region's pipeline reading ``ingest`` sources into ``root/stack``."""
+    data = config_dict(root, **FILES_REGION, inputs={"stack": str(root / stack)},
+                       fusion={"landsat_days": "fuse"})
+    data.pop("simulation")
+    data["ingest"] = ingest
+    return load_pipeline(data)

@@ -193,7 +193,26 @@ def hdf_grid(path: Path | str, struct_metadata: str) -> GeoBox:
     return GeoBox((ny, nx), transform, SINUSOIDAL)
 
 
-def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox
+def decode_lst(dn: np.ndarray) -> np.ndarray:
+    """LST DN -> Kelvin (float32); fill and DN below the valid range as NaN."""
+    dn = np.asarray(dn)
+    kelvin = dn.astype(np.float32) * np.float32(LST_SCALE_K)
+    return np.where(dn >= LST_VALID_MIN_DN, kelvin, np.float32(np.nan))
+
+
+def read_layers(granule: Granule, overpass: str = "day", target: GeoBox | None = None
+                ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
+    """The raw ``lst`` (DN), ``qc`` and ``view_time`` layers of a granule and their grid.
+
+    Only the part overlapping ``target`` is read (``None``: the whole granule; returns
+    ``None`` when nothing overlaps).
+    """
+    if granule.layers is None:
+        return _read_hdf_layers(granule, overpass, target)
+    return _read_tiff_layers(granule, target)
+
+
+def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
                      ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
     try:
         from pyhdf.error import HDF4Error
@@ -215,7 +234,8 @@ def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox
         if "StructMetadata.0" not in attrs:
             raise InputError(f"{granule.path}: no StructMetadata.0; not an HDF4-EOS grid file")
         box = hdf_grid(granule.path, attrs["StructMetadata.0"])
-        roi = overlap_roi(box, target)
+        roi = overlap_roi(box, target) if target is not None else (
+            slice(0, box.shape[0]), slice(0, box.shape[1]))
         if roi is None:
             return None
         ys, xs = roi
@@ -237,7 +257,7 @@ def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox
     return out, box[ys, xs]
 
 
-def _read_tiff_layers(granule: Granule, target: GeoBox
+def _read_tiff_layers(granule: Granule, target: GeoBox | None
                       ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
     import rasterio
 
@@ -300,17 +320,13 @@ def read_granule(granule: Granule, target: GeoBox, *, overpass: str = "day",
     """
     from lst_pipeline.io.raster import GeoRaster, to_grid_mean, to_grid_nearest
 
-    if granule.layers is None:
-        read = _read_hdf_layers(granule, overpass, target)
-    else:
-        read = _read_tiff_layers(granule, target)
+    read = read_layers(granule, overpass, target)
     if read is None:
         return None
     layers, box = read
     dn = layers["lst"]
     usable = usable_mask(layers["qc"], max_lst_error_class=max_lst_error_class)
-    usable &= dn >= LST_VALID_MIN_DN
-    kelvin = np.where(usable, dn.astype(np.float32) * np.float32(LST_SCALE_K), np.nan)
+    kelvin = np.where(usable, decode_lst(dn), np.nan)
     lst, frac = to_grid_mean(GeoRaster(kelvin.astype(np.float32), box), target)
     lst = np.where(frac >= min_valid_fraction, lst, np.nan).astype(np.float32)
     qc = to_grid_nearest(GeoRaster(layers["qc"].astype(np.uint8), box), target,

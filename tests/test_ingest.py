@@ -1,0 +1,268 @@
+"""Ingest: files and pre-gridded series -> input stack; append, replace, failure, e2e."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from conftest import ingest_config, load_pipeline
+
+from lst_pipeline.errors import ConfigError, InputError, InputWarning
+from lst_pipeline.ingest import execute_ingest, ingest, plan_ingest
+from lst_pipeline.io import landsat, modis
+from lst_pipeline.io.stack import IngestRecord, StackReader, stack_dates
+from lst_pipeline.simulate_files import granule_name, modis_tile, write_mod11a1_hdf
+
+YANCO = Path(__file__).parent / "data" / "yanco"
+
+
+def files(root, kind):
+    return {"landsat": str(root / "files" / "landsat" / "*"),
+            "modis": str(root / "files" / "modis" / "*.hdf"),
+            "modis_tif": str(root / "files" / "modis_tif" / "*LST_Day_1km*.tif")}[kind]
+
+
+def open_stack(path):
+    return xr.open_zarr(path, consolidated=False)
+
+
+def arrays(path):
+    g = zarr.open_group(str(path), mode="r")
+    return {k: g[k][...] for k in g.array_keys()}
+
+
+def assert_same_stack(a, b):
+    va, vb = arrays(a), arrays(b)
+    assert set(va) == set(vb)
+    for name in va:
+        np.testing.assert_array_equal(va[name], vb[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def ingested(real_format_region):
+    config, root = real_format_region
+    cfg = ingest_config(root, landsat={"paths": [files(root, "landsat")]},
+                        modis={"paths": [files(root, "modis")]})
+    summary = ingest(cfg, progress=False)
+    return cfg, summary
+
+
+def test_files_ingest_reproduces_the_simulated_stack(real_format_region, ingested):
+    config, _ = real_format_region
+    cfg, summary = ingested
+    sim, got = open_stack(config.inputs.stack), open_stack(cfg.inputs.stack)
+    np.testing.assert_array_equal(sim.time_landsat, got.time_landsat)
+    np.testing.assert_array_equal(sim.time_modis, got.time_modis)
+    assert summary.landsat_dates == sim.sizes["time_landsat"]
+    assert summary.modis_dates == sim.sizes["time_modis"]
+    # Landsat: same grid and masks; values within half an ST_B10 step
+    a, b = sim.landsat_lst.values, got.landsat_lst.values
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    assert np.nanmax(np.abs(a - b)) <= landsat.ST_SCALE_K / 2 + 1e-4
+    np.testing.assert_allclose(got.landsat_clear_fraction, sim.landsat_clear_fraction,
+                               atol=1e-6)
+    # two overlapping scenes per date, mosaicked; acquisition time from the MTLs
+    record = IngestRecord.load(cfg.inputs.stack)
+    first = record.dates["landsat"][str(sim.time_landsat.values[0])[:10]]
+    assert len(first["sources"]) == 2 and first["platform"] == "LANDSAT_8"
+    assert got.landsat_hour_utc.values[0] == pytest.approx((5 * 60 + 23) / 3600, abs=1e-3)
+    # MODIS: a 926 m sinusoidal product averaged onto 960 m cells: same temperatures up to
+    # footprint, noise (0.7 K in each) and cloud-edge differences
+    m_sim, m_got = sim.modis_lst.values, got.modis_lst.values
+    both = np.isfinite(m_sim) & np.isfinite(m_got)
+    assert both.sum() > 0.6 * np.isfinite(m_sim).sum()
+    assert abs(np.mean(m_got[both] - m_sim[both])) < 0.6
+    assert np.median(np.abs(m_got[both] - m_sim[both])) < 1.2
+    assert np.all(got.modis_valid_fraction.values[np.isfinite(m_got)] >= 0.5)
+    assert got.modis_view_time.values[0] == pytest.approx(10.5)
+
+
+@pytest.mark.slow
+def test_files_to_fused_cube_matches_truth(real_format_region, ingested):
+    """files -> ingest -> DLSTFM -> truth, against the same run on the simulated stack."""
+    import dataclasses
+
+    from lst_pipeline.fusion.engine import fuse_scene, plan_run
+
+    config, _ = real_format_region
+    cfg, _ = ingested
+    days = slice(8, 24)  # 16 days around the second Landsat date
+    truth = zarr.open_group(str(config.simulation.truth), mode="r")["lst"][days]
+    dates = dataclasses.replace(cfg.dates, start=dt.date(2021, 1, 9), end=dt.date(2021, 1, 24))
+    mae = {}
+    for name, stack in (("simulated", config.inputs.stack), ("files", cfg.inputs.stack)):
+        run = dataclasses.replace(cfg, inputs=dataclasses.replace(cfg.inputs, stack=stack),
+                                  fusion=dataclasses.replace(cfg.fusion, method="dlstfm"),
+                                  dates=dates)
+        lst = fuse_scene(plan_run(run)).lst_k
+        ok = np.isfinite(lst)
+        assert ok.mean() > 0.6
+        mae[name] = float(np.mean(np.abs(lst - truth)[ok]))
+    assert mae["files"] < 1.0
+    assert mae["files"] - mae["simulated"] < 0.15
+
+
+def test_geotiff_exports_ingest_like_hdf_tiles(real_format_region, ingested, tmp_path):
+    _, root = real_format_region
+    cfg_hdf, _ = ingested
+    cfg = ingest_config(root, stack=str(tmp_path / "tif.zarr"),
+                        modis={"paths": [files(root, "modis_tif")]})
+    ingest(cfg, progress=False)
+    a, b = open_stack(cfg_hdf.inputs.stack), open_stack(cfg.inputs.stack)
+    np.testing.assert_array_equal(a.time_modis, b.time_modis)
+    np.testing.assert_allclose(a.modis_lst.values, b.modis_lst.values, atol=1e-4)
+    assert b.sizes["time_landsat"] == 0
+
+
+def test_reingest_is_idempotent_and_dates_merge_in_order(real_format_region, ingested,
+                                                         tmp_path):
+    _, root = real_format_region
+    cfg_all, _ = ingested
+    hdfs = sorted((root / "files" / "modis").glob("*.hdf"))
+    scenes = sorted((root / "files" / "landsat").glob("*"))
+    stack = str(tmp_path / "parts.zarr")
+    # later MODIS days first, then the Landsat scenes, then the earlier days (inserted)
+    parts = [{"modis": {"paths": [str(p) for p in hdfs[20:]]}},
+             {"landsat": {"paths": [str(p) for p in scenes]}},
+             {"modis": {"paths": [str(p) for p in hdfs[:20]]}},
+             {"modis": {"paths": [str(p) for p in hdfs[10:30]]}}]  # replaces 20 days
+    for part in parts:
+        ingest(ingest_config(root, stack=stack, **part), progress=False)
+    record = IngestRecord.load(stack)
+    assert len(record.dates["modis"]) == len(hdfs)
+    # same arrays as the one-shot ingest of everything
+    assert_same_stack(stack, cfg_all.inputs.stack)
+    before = arrays(stack)
+    ingest(ingest_config(root, stack=stack, **parts[2]), progress=False)
+    for name, values in arrays(stack).items():
+        np.testing.assert_array_equal(values, before[name], err_msg=name)
+
+
+def test_bad_file_leaves_the_stack_as_it_was(real_format_region, tmp_path):
+    _, root = real_format_region
+    hdfs = sorted((root / "files" / "modis").glob("*.hdf"))
+    stack = tmp_path / "s.zarr"
+    ingest(ingest_config(root, stack=str(stack), modis={"paths": [str(p) for p in hdfs[:5]]}),
+           progress=False)
+    before = arrays(stack)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for p in hdfs[5:10]:
+        shutil.copy(p, broken / p.name)
+    victim = broken / hdfs[8].name
+    victim.write_bytes(victim.read_bytes()[:5000])
+    cfg = ingest_config(root, stack=str(stack), modis={"paths": [str(broken / "*.hdf")]})
+    with pytest.raises(InputError, match=f"{victim.name}: cannot"):
+        ingest(cfg, progress=False)
+    after = arrays(stack)
+    assert set(after) == set(before)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not (stack / "_lst_pipeline" / "staging.zarr").exists()
+    StackReader(stack)  # still complete
+    # a stack this ingest would have created is not left behind
+    fresh = tmp_path / "fresh.zarr"
+    with pytest.raises(InputError):
+        ingest(ingest_config(root, stack=str(fresh), modis={"paths": [str(broken / "*.hdf")]}),
+               progress=False)
+    assert not fresh.exists()
+
+
+def test_skips_cloud_and_platform_rules(real_format_region, tmp_path):
+    config, root = real_format_region
+    tile = modis_tile(20, 5)  # far from the region
+    blank = np.zeros(tile.shape, np.uint16)
+    qc = np.full(tile.shape, modis.make_qc(modis.MANDATORY_CLOUD), np.uint8)
+    view = np.full(tile.shape, 255, np.uint8)
+    day = dt.date(2021, 1, 20)
+    far = write_mod11a1_hdf(tmp_path / granule_name("MOD11A1", day, 20, 5), tile, blank, qc,
+                            view)
+    aqua = write_mod11a1_hdf(tmp_path / granule_name("MYD11A1", day, 20, 5), tile, blank, qc,
+                             view)
+    # the region's own tile on that day, all cloud: a date with zero clear fraction
+    own = sorted((root / "files" / "modis").glob("*.A2021020.*.hdf"))[0]
+    h, v = (int(own.name.split(".")[2][1:3]), int(own.name.split(".")[2][4:6]))
+    cloudy = write_mod11a1_hdf(tmp_path / "cloudy" / own.name, modis_tile(h, v), blank, qc,
+                               view)
+    cfg = ingest_config(root, stack=str(tmp_path / "s.zarr"),
+                        modis={"paths": [str(far), str(aqua), str(cloudy)]})
+    plan = plan_ingest(cfg)
+    assert any("MYD11A1 is aqua" in s for s in plan.skipped)
+    with pytest.warns(InputWarning, match="does not overlap the target grid"):
+        summary = execute_ingest(plan, progress=False)
+    assert summary.modis_clear == {"2021-01-20": 0.0}
+    assert stack_dates(cfg.inputs.stack, "modis").tolist() == [np.datetime64("2021-01-20")]
+    aqua_cfg = ingest_config(root, stack=str(tmp_path / "s.zarr"),
+                             modis={"paths": [str(aqua)], "platform": "aqua"})
+    with pytest.raises(InputError, match="holds MODIS terra data, not aqua"):
+        plan_ingest(aqua_cfg)
+
+
+def test_configuration_errors(real_format_region, tmp_path):
+    _, root = real_format_region
+    with pytest.raises(InputError, match="ingest.modis.paths: no file matches"):
+        plan_ingest(ingest_config(root, modis={"paths": [str(tmp_path / "*.hdf")]}))
+    with pytest.raises(ConfigError, match="ingest: name at least one source"):
+        ingest_config(root)
+    with pytest.raises(ConfigError, match="ingest.stac: give exactly one"):
+        ingest_config(root, stac={})
+    with pytest.raises(ConfigError, match="max_lst_error_k: 5 is not one of"):
+        ingest_config(root, modis={"paths": ["x"], "max_lst_error_k": 5})
+    late = sorted((root / "files" / "modis").glob("*.hdf"))[-1]
+    cfg = ingest_config(root, modis={"paths": [str(late)]})
+    import dataclasses
+
+    early = dataclasses.replace(cfg, dates=dataclasses.replace(
+        cfg.dates, start=dt.date(2020, 1, 1), end=dt.date(2020, 1, 31)))
+    with pytest.raises(InputError, match="no input falls within"):
+        plan_ingest(early)
+
+
+# --------------------------------------------------------------------------------------
+# The real Yanco series, pre-gridded by its authors.
+
+
+def yanco_config(tmp_path, **grid):
+    data = {
+        "name": "yanco",
+        "grid": {"crs": "EPSG:4326", "resolution": 0.001, "bounds": [146.0, -35.2, 146.4, -34.8],
+                 "coarse_factor": 10, "allow_geographic": True, **grid},
+        "dates": {"start": "2016-02-05", "end": "2016-02-18"},
+        "inputs": {"stack": str(tmp_path / "yanco.zarr")},
+        "output": {"cube": str(tmp_path / "cube.zarr")},
+        "chunks": {"time": 14, "y": 400, "x": 400},
+        "ingest": {"pregridded": {"landsat": [str(YANCO / "Landsat_LST_*.tif")],
+                                  "modis": [str(YANCO / "MOD11A1_LST_*.tif")]}},
+    }
+    return load_pipeline(data)
+
+
+def test_yanco_series_ingests_as_pregridded(tmp_path):
+    import rasterio
+
+    cfg = yanco_config(tmp_path)
+    summary = ingest(cfg, progress=False)
+    assert (summary.landsat_dates, summary.modis_dates) == (1, 2)
+    ds = open_stack(cfg.inputs.stack)
+    assert ds.time_landsat.values.astype("datetime64[D]").tolist() == [dt.date(2016, 2, 5)]
+    with rasterio.open(YANCO / "Landsat_LST_cloudrm_20160205.tif") as src:
+        fine = src.read(1).astype(np.float32)
+    fine[fine < 0] = np.nan  # the one nodata pixel (-3.4e38)
+    np.testing.assert_array_equal(ds.landsat_lst.values[0], fine)
+    assert ds.landsat_clear_fraction.values[0] == pytest.approx(1 - 1 / 160000)
+    with rasterio.open(YANCO / "MOD11A1_LST_cloudrm_20160218.tif") as src:
+        modis_fine = src.read(1)
+    # the MODIS file is on the fine grid: averaged over each 10 x 10 block
+    expected = modis_fine.reshape(40, 10, 40, 10).mean(axis=(1, 3))
+    np.testing.assert_allclose(ds.modis_lst.values[1], expected, rtol=1e-6)
+    assert 304 < float(ds.modis_lst.min()) and float(ds.modis_lst.max()) < 316
+
+
+def test_pregridded_grid_mismatch_is_an_error(tmp_path):
+    cfg = yanco_config(tmp_path, bounds=[146.01, -35.19, 146.41, -34.79])
+    with pytest.raises(InputError, match="not on the target grid .*must match the configured"):
+        ingest(cfg, progress=False)
+    assert not Path(cfg.inputs.stack).exists()
