@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "daily truth cube (simulation.truth).")
     p.add_argument("config", type=Path, help="pipeline YAML")
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
+    p.add_argument("--write-files", type=Path, metavar="DIR",
+                   help="also write the region as real-format files under DIR: Landsat C2 "
+                        "L2 scene directories (DIR/landsat) and MOD11A1 tiles (DIR/modis), "
+                        "to try `ingest` on data whose answer is known")
+    p.add_argument("--modis-format", choices=("hdf", "geotiff"), default="hdf",
+                   help="MOD11A1 files as HDF4-EOS tiles (default) or AppEEARS-like GeoTIFFs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("ingest", help="read real Landsat/MODIS inputs into the input stack",
@@ -121,6 +127,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     config = load_pipeline(args.config)
     summary = simulate_region(config, overwrite=args.overwrite, progress=not args.no_progress)
     print(summary)
+    if args.write_files:
+        from lst_pipeline.simulate_files import write_scene_files
+
+        written = write_scene_files(config, args.write_files, modis_format=args.modis_format,
+                                    progress=not args.no_progress)
+        print(f"wrote {len(written['landsat'])} Landsat scene directories and "
+              f"{len(written['modis'])} MOD11A1 files under {args.write_files}")
     return 0
 
 

@@ -11,14 +11,15 @@ from lst_pipeline.cli import build_parser, main
 from lst_pipeline.io.cube import cube_status
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["run"], ["demo"], ["train"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["ingest"], ["inspect"], ["run"],
+                                     ["demo"], ["train"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args([*command, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "usage: lst-pipeline" in out
-    if command:
+    if command and command != ["inspect"]:
         assert "--no-progress" in out
 
 
@@ -76,3 +77,39 @@ def test_simulate_run_and_demo_commands(tmp_path, capsys):
     # the demo wrote only under its workdir
     assert sorted(p.name for p in workdir.iterdir()) == [
         "in.zarr", "out.zarr", "quicklook.png", "truth.zarr"]
+
+
+def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
+    from test_ingest import yanco_config
+
+    cfg = yanco_config(tmp_path)
+    data = {"name": "yanco", "grid": {"crs": "EPSG:4326", "resolution": 0.001,
+                                      "bounds": [146.0, -35.2, 146.4, -34.8],
+                                      "coarse_factor": 10, "allow_geographic": True},
+            "dates": {"start": "2016-02-05", "end": "2016-02-18"},
+            "inputs": {"stack": str(cfg.inputs.stack)}, "output": {"cube": str(cfg.output.cube)},
+            "chunks": {"time": 14, "y": 400, "x": 400},
+            "fusion": {"method": "reference_change"},
+            "ingest": {"pregridded": {"landsat": list(cfg.ingest.pregridded.landsat),
+                                      "modis": list(cfg.ingest.pregridded.modis)}}}
+    path = tmp_path / "yanco.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["ingest", str(path), "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "landsat: 1 file(s) on 1 date(s)" in out and "modis: 2 file(s) on 2 date(s)" in out
+    assert not cfg.inputs.stack.exists()  # planning writes nothing
+    assert main(["ingest", str(path), "--no-progress"]) == 0
+    assert "ingested 1 Landsat and 2 MODIS date(s) from 3 file(s)" in capsys.readouterr().out
+    assert main(["inspect", str(cfg.inputs.stack), "--dates"]) == 0
+    out = capsys.readouterr().out
+    assert "input stack, status complete" in out and "EPSG:4326, 400 x 400 px" in out
+    assert "modis: 2 date(s), 2016-02-05 .. 2016-02-18" in out
+    assert "missing days in the record: 12" in out
+    assert "Landsat_LST_cloudrm_20160205.tif" in out
+    assert main(["run", str(path), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(cfg.output.cube)]) == 0
+    out = capsys.readouterr().out
+    assert "output cube, status complete" in out and "method: reference_change" in out
+    assert main(["inspect", str(tmp_path / "nothing.zarr")]) == 2
+    assert "no such store" in capsys.readouterr().err

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from conftest import ingest_config, load_pipeline
 
+from conftest import ingest_config, load_pipeline
 from lst_pipeline.errors import ConfigError, InputError, InputWarning
 from lst_pipeline.ingest import execute_ingest, ingest, plan_ingest
 from lst_pipeline.io import landsat, modis
@@ -43,7 +43,7 @@ def assert_same_stack(a, b):
 
 @pytest.fixture(scope="module")
 def ingested(real_format_region):
-    config, root = real_format_region
+    _config, root = real_format_region
     cfg = ingest_config(root, landsat={"paths": [files(root, "landsat")]},
                         modis={"paths": [files(root, "modis")]})
     summary = ingest(cfg, progress=False)
@@ -172,7 +172,7 @@ def test_bad_file_leaves_the_stack_as_it_was(real_format_region, tmp_path):
 
 
 def test_skips_cloud_and_platform_rules(real_format_region, tmp_path):
-    config, root = real_format_region
+    _config, root = real_format_region
     tile = modis_tile(20, 5)  # far from the region
     blank = np.zeros(tile.shape, np.uint16)
     qc = np.full(tile.shape, modis.make_qc(modis.MANDATORY_CLOUD), np.uint8)
@@ -203,11 +203,11 @@ def test_skips_cloud_and_platform_rules(real_format_region, tmp_path):
 
 def test_configuration_errors(real_format_region, tmp_path):
     _, root = real_format_region
-    with pytest.raises(InputError, match="ingest.modis.paths: no file matches"):
+    with pytest.raises(InputError, match=r"ingest.modis.paths: no file matches"):
         plan_ingest(ingest_config(root, modis={"paths": [str(tmp_path / "*.hdf")]}))
     with pytest.raises(ConfigError, match="ingest: name at least one source"):
         ingest_config(root)
-    with pytest.raises(ConfigError, match="ingest.stac: give exactly one"):
+    with pytest.raises(ConfigError, match=r"ingest.stac: give exactly one"):
         ingest_config(root, stac={})
     with pytest.raises(ConfigError, match="max_lst_error_k: 5 is not one of"):
         ingest_config(root, modis={"paths": ["x"], "max_lst_error_k": 5})
@@ -263,6 +263,6 @@ def test_yanco_series_ingests_as_pregridded(tmp_path):
 
 def test_pregridded_grid_mismatch_is_an_error(tmp_path):
     cfg = yanco_config(tmp_path, bounds=[146.01, -35.19, 146.41, -34.79])
-    with pytest.raises(InputError, match="not on the target grid .*must match the configured"):
+    with pytest.raises(InputError, match=r"not on the target grid .*must match the configured"):
         ingest(cfg, progress=False)
     assert not Path(cfg.inputs.stack).exists()

@@ -60,7 +60,7 @@ def test_real_crops_lack_georeference_and_qa_pixel():
     # aligned with the scene grid (edges at 487005 + 30 k, 5929995 - 30 k)
     target = GeoBox.from_bbox((490005, 5923035, 496005, 5928015), "EPSG:32630", resolution=60,
                               tight=True)
-    with pytest.raises(InputError, match="no georeference.*georeference_from_mtl"):
+    with pytest.raises(InputError, match=r"no georeference.*georeference_from_mtl"):
         landsat.read_scene(scene, target)
     with pytest.raises(InputError, match="QA_PIXEL band file is missing"):
         landsat.read_scene(scene, target, georeference_from_mtl=True)
@@ -69,8 +69,8 @@ def test_real_crops_lack_georeference_and_qa_pixel():
     # 60 m target pixels average 2 x 2 source pixels of the MTL-placed grid
     dn = _read_dn(scene.st_b10).astype(np.float64) * 0.00341802 + 149.0
     box = scene.metadata.georeference()
-    row = int(round((box.affine.f - 5928015) / 30))
-    col = int(round((490005 - box.affine.c) / 30))
+    row = round((box.affine.f - 5928015) / 30)
+    col = round((490005 - box.affine.c) / 30)
     assert (row, col) == (66, 100)
     assert lst[0, 0] == pytest.approx(dn[row:row + 2, col:col + 2].mean(), abs=1e-3)
     assert (qa == landsat.QA_VALUE_CLEAR_LAND).all()
@@ -115,13 +115,13 @@ def test_missing_band_missing_mtl_and_mismatch(tmp_path):
     shutil.copy(other / f"{MOMOTOMBO.name}_ST_B10.TIF", band)
     s = landsat.find_scene(scene)
     target = s.metadata.georeference()
-    with pytest.raises(InputError, match="333 x 467 pixels but .*MTL.txt describes 267 x 433"):
+    with pytest.raises(InputError, match=r"333 x 467 pixels but .*MTL.txt describes 267 x 433"):
         landsat.read_scene(s, target, georeference_from_mtl=True, require_qa_pixel=False)
     band.unlink()
-    with pytest.raises(InputError, match="ST_B10 band file named by .* is missing"):
+    with pytest.raises(InputError, match=r"ST_B10 band file named by .* is missing"):
         landsat.find_scene(scene)
     (scene / f"{LIVERPOOL.name}_MTL.txt").unlink()
-    with pytest.raises(InputError, match="no \\*_MTL.txt"):
+    with pytest.raises(InputError, match=r"no \*_MTL.txt"):
         landsat.find_scene(scene)
 
 
@@ -146,7 +146,7 @@ def test_written_scene_masks_clouds_before_averaging(tmp_path):
     scene, box = _written_scene(tmp_path, qa, kelvin)
     assert scene.metadata.spacecraft == "LANDSAT_9" and scene.st_qa is not None
     coarse = GeoBox.from_bbox(box.boundingbox, box.crs, resolution=60, tight=True)
-    lst, qa60 = landsat.read_scene(scene, coarse)
+    lst, _qa60 = landsat.read_scene(scene, coarse)
     assert lst[0, 0] == pytest.approx(300.0, abs=0.002)  # the 250 K cloud never leaks in
     assert lst[0, 1] == pytest.approx(300.0, abs=0.002)  # nor the shadow
     assert np.isnan(lst[1, 1])                          # all four pixels cloudy
@@ -161,7 +161,7 @@ def test_corrupt_tiff_is_a_clear_error(tmp_path):
     scene, box = _written_scene(tmp_path, qa, np.full((64, 64), 300.0))
     band = Path(scene.st_b10)
     band.write_bytes(band.read_bytes()[: band.stat().st_size // 3])
-    with pytest.raises(InputError, match="ST_B10.TIF: cannot read .*corrupt or truncated"):
+    with pytest.raises(InputError, match=r"ST_B10.TIF: cannot read .*corrupt or truncated"):
         landsat.read_scene(scene, box)
 
 
