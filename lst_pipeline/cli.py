@@ -79,6 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the last saved training state in the workdir")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = sub.add_parser("quicklook", help="PNG of a day's map or a point's series; GIF of days",
+                       description="Draw from an output cube: the map of one day (--date) with "
+                                   "its flags, the daily series at a point (--point lon,lat) "
+                                   "with the input Landsat and MODIS overlaid, or an animated "
+                                   "GIF of the days START..END (--animate). Reads only the "
+                                   "chunks it needs.")
+    p.add_argument("cube", type=Path, help="output cube (Zarr), e.g. demo_output/cube.zarr")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--date", metavar="YYYY-MM-DD", help="map of this day")
+    what.add_argument("--point", metavar="LON,LAT", help="time series at this point (degrees)")
+    what.add_argument("--animate", nargs=2, metavar=("START", "END"),
+                      help="animated GIF of the daily maps START..END (YYYY-MM-DD, inclusive)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="file to write (default: lst_<date>.png, lst_point_<lon>_<lat>.png or "
+                        "lst_<start>_<end>.gif in the current directory)")
+    p.add_argument("--inputs", type=Path, default=None,
+                   help="input stack to overlay on --point (default: the one recorded in the "
+                        "cube's attributes, if it exists)")
+    p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second (default 4)")
     return parser
 
 
@@ -195,7 +214,82 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train}
+def _extent(cube) -> tuple[float, float, float, float]:
+    from lst_pipeline.explore import _edges
+
+    x0, x1 = _edges(cube["x"])
+    y0, y1 = _edges(cube["y"])
+    return x0, x1, y0, y1
+
+
+#: Most frames ``quicklook --animate`` draws (each frame is one day's map in memory).
+MAX_FRAMES = 400
+
+
+def cmd_quicklook(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lst_pipeline import explore, quicklook
+    from lst_pipeline.errors import SelectionError
+    from lst_pipeline.io.cube import open_cube
+
+    cube = open_cube(args.cube, flags=False)
+    crs = cube.rio.crs
+    crs_name = crs.to_string() if crs is not None else ""
+    name = Path(args.cube).name
+    if args.date:
+        day = explore.parse_date(args.date)
+        sel = explore.day_map(cube, day)[["lst", "qa"]].load()
+        out = args.output or Path(f"lst_{day}.png")
+        path = quicklook.map_png(out, sel["lst"].values, sel["qa"].values,
+                                 title=f"{name}  {day}", extent=_extent(cube),
+                                 crs_name=crs_name)
+    elif args.point:
+        lon, lat = explore.parse_lonlat(args.point)
+        point = explore.lonlat_to_cube(cube, lon, lat)
+        series = explore.point_series(cube, point)[["lst", "qa"]].load()
+        landsat = modis = None
+        stack_path = args.inputs or cube.attrs.get("lst_pipeline:input_stack")
+        if stack_path and (Path(stack_path) / "zarr.json").is_file():
+            from lst_pipeline.io.stack import open_stack
+
+            ls, md = explore.inputs_at_point(open_stack(stack_path), point)
+            ls, md = ls.load(), md.load()
+            landsat = (ls["time_landsat"].values, ls.values)
+            modis = (md["time_modis"].values, md.values)
+        elif args.inputs:
+            from lst_pipeline.errors import InputError
+
+            raise InputError(f"{args.inputs}: no input stack here (--inputs)")
+        else:
+            print("no input stack found to overlay (pass --inputs STACK)")
+        out = args.output or Path(f"lst_point_{lon:.4f}_{lat:.4f}.png")
+        path = quicklook.series_png(
+            out, series["time"].values, series["lst"].values, series["qa"].values,
+            title=f"{name}  {point.label()}  (x {float(series.x):.0f}, y {float(series.y):.0f}"
+                  f" {crs_name})", landsat=landsat, modis=modis)
+    else:
+        start, end = (explore.parse_date(d, option="--animate") for d in args.animate)
+        if end < start:
+            raise SelectionError(f"--animate: END {end} is before START {start}")
+        explore.check_day(cube, start, option="--animate")
+        explore.check_day(cube, end, option="--animate")
+        days = np.arange(start, end + 1)
+        if len(days) > MAX_FRAMES:
+            raise SelectionError(f"--animate: {len(days)} days asked; at most {MAX_FRAMES} "
+                                 "frames, choose a shorter range")
+        lst = cube["lst"].sel(time=slice(str(start), str(end))).load()
+        frames = [(str(t.astype("datetime64[D]")), lst.sel(time=t).values)
+                  for t in lst["time"].values]
+        out = args.output or Path(f"lst_{start}_{end}.gif")
+        path = quicklook.animation_gif(out, frames, extent=_extent(cube), title=f"{name}  ",
+                                       fps=args.fps)
+    print(f"wrote {path.resolve()}")
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train,
+            "quicklook": cmd_quicklook}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,3 +26,7 @@ class StoreError(LSTPipelineError):
 
 class MissingDependencyError(LSTPipelineError, ImportError):
     """An optional dependency needed by the requested feature is not installed."""
+
+
+class SelectionError(LSTPipelineError, ValueError):
+    """A date, point or region asked of a cube is malformed or lies outside it."""
