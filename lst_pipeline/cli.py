@@ -98,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input stack to overlay on --point (default: the one recorded in the "
                         "cube's attributes, if it exists)")
     p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second (default 4)")
+
+    p = sub.add_parser("rechunk", help="write a time-series-friendly copy of a cube",
+                       description="Copy CUBE to OUT chunked along time (all days of a small "
+                                   "square per chunk, by default), with dask's own rechunking "
+                                   "(method p2p on a distributed cluster). Values, CF "
+                                   "encoding, attributes and spatial_ref are kept exactly; "
+                                   "CUBE is never written.")
+    p.add_argument("cube", type=Path, help="a complete output cube")
+    p.add_argument("out", type=Path, help="the copy to write (not CUBE)")
+    p.add_argument("--chunks", metavar="T,Y,X", default=None,
+                   help="target chunks (-1: whole dimension); default: all days x a square "
+                        "of about --target-mib MiB of lst per chunk")
+    p.add_argument("--target-mib", type=float, default=32.0,
+                   help="uncompressed MiB of one lst chunk for the default chunks (32)")
+    p.add_argument("--method", choices=("p2p", "tasks"), default="p2p",
+                   help="dask rechunk method (default p2p)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_cluster_options(p)
     return parser
 
 
@@ -288,8 +307,32 @@ def cmd_quicklook(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rechunk(args: argparse.Namespace) -> int:
+    from lst_pipeline.cluster import connect, load_profile
+    from lst_pipeline.errors import ConfigError
+    from lst_pipeline.rechunk import execute_rechunk, plan_rechunk
+
+    chunks = None
+    if args.chunks:
+        try:
+            chunks = tuple(int(v) for v in args.chunks.split(","))
+        except ValueError:
+            raise ConfigError(f"--chunks: {args.chunks!r} is not T,Y,X integers") from None
+    plan = plan_rechunk(args.cube, args.out, chunks=chunks, target_mib=args.target_mib,
+                        method=args.method, overwrite=args.overwrite)
+    print(plan.describe())
+    if args.scheduler:
+        cluster = connect(scheduler=args.scheduler)
+    else:
+        cluster = connect(load_profile(args.cluster or "local"))
+    with cluster as client:
+        seconds = execute_rechunk(plan, client, progress=not args.no_progress)
+    print(f"wrote {plan.target.resolve()} in {seconds:.1f} s")
+    return 0
+
+
 COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train,
-            "quicklook": cmd_quicklook}
+            "quicklook": cmd_quicklook, "rechunk": cmd_rechunk}
 
 
 def main(argv: list[str] | None = None) -> int:
