@@ -117,6 +117,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_cluster_options(p)
+
+    p = sub.add_parser("bench", help="throughput benchmark: JSON record + short table",
+                       description="Fuse a simulated region of --size x --size px over --days "
+                                   "days (or CONFIG's own input stack) on the chosen cluster "
+                                   "profile, into a scratch cube that is deleted afterwards, "
+                                   "and write a JSON record: machine, devices, versions, "
+                                   "config, pixel-days, wall time, pixel-days/s per worker "
+                                   "and per device, per-stage seconds, peak memory per worker.")
+    p.add_argument("config", type=Path, nargs="?", default=None,
+                   help="pipeline YAML whose input stack to use (e.g. pipelines/demo.yaml "
+                        "after `lst-pipeline demo`); default: a simulated region")
+    p.add_argument("--size", type=int, default=256,
+                   help="simulated region edge in px, a multiple of 32 (default 256)")
+    p.add_argument("--days", type=int, default=None,
+                   help="days to fuse (simulated: default 64; CONFIG: its first DAYS days)")
+    p.add_argument("--chunk", type=int, default=256,
+                   help="simulated region: chunk edge in px, 32 days per chunk (default 256)")
+    p.add_argument("--method", default="dlstfm",
+                   help="simulated region: fusion method (default dlstfm)")
+    p.add_argument("--device", default="auto", help="simulated region: auto, cpu or cuda")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="JSON record (default: lst-bench-<date>-<time>.json here)")
+    p.add_argument("--performance-report", type=Path, metavar="HTML", default=None,
+                   help="also write dask's HTML performance report of the run")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="scratch directory (default: a temporary one, removed at the end)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_cluster_options(p)
     return parser
 
 
@@ -331,8 +359,45 @@ def cmd_rechunk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from lst_pipeline.bench import (
+        SyntheticRegion,
+        bench_pipeline,
+        format_table,
+        run_bench,
+        write_record,
+    )
+    from lst_pipeline.config import load_pipeline
+
+    output = args.output or Path(time.strftime("lst-bench-%Y%m%d-%H%M%S.json"))
+    config = load_pipeline(args.config) if args.config else None
+    region = None if config else SyntheticRegion(
+        size=args.size, days=args.days or 64, chunk=args.chunk, method=args.method,
+        device=args.device)
+    with tempfile.TemporaryDirectory(prefix="lst-bench-", dir=args.workdir) as scratch:
+        bench_config, simulate_seconds = bench_pipeline(
+            Path(scratch), config=config, region=region, days=args.days,
+            progress=not args.no_progress)
+        if simulate_seconds:
+            print(f"simulated the region in {simulate_seconds:.1f} s (not benchmarked)")
+        cluster, resources = _cluster(args, bench_config.cluster)
+        with cluster as client:
+            record = run_bench(bench_config, client,
+                               cluster=args.scheduler or args.cluster or bench_config.cluster,
+                               performance_report=args.performance_report,
+                               progress=not args.no_progress, resources=resources)
+    record["source"] = str(args.config) if args.config else "simulated"
+    print(format_table(record))
+    print(f"record            {write_record(record, output).resolve()}")
+    if args.performance_report:
+        print(f"performance report {args.performance_report.resolve()}")
+    return 0
+
+
 COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train,
-            "quicklook": cmd_quicklook, "rechunk": cmd_rechunk}
+            "quicklook": cmd_quicklook, "rechunk": cmd_rechunk, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
