@@ -8,6 +8,9 @@ Commands
 ``run CONFIG``        fuse the input stack into the daily output cube on a Dask cluster
 ``demo``              simulate + run + score the bundled demo region, with a quicklook PNG
 ``train CONFIG``      train DLSTFM on input stacks (simulated regions or real stacks)
+``quicklook CUBE``    PNG of a day, a point's time series, or a GIF of a date range
+``rechunk CUBE OUT``  a time-series-friendly copy of a cube (dask p2p rechunk)
+``bench [CONFIG]``    throughput benchmark with a JSON record
 
 Every command has ``--help``. Errors from bad input print one line naming the file or field
 and exit with status 2.
@@ -107,6 +110,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the last saved training state in the workdir")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = sub.add_parser("quicklook", help="PNG of a day's map or a point's series; GIF of days",
+                       description="Draw from an output cube: the map of one day (--date) with "
+                                   "its flags, the daily series at a point (--point lon,lat) "
+                                   "with the input Landsat and MODIS overlaid, or an animated "
+                                   "GIF of the days START..END (--animate). Reads only the "
+                                   "chunks it needs.")
+    p.add_argument("cube", type=Path, help="output cube (Zarr), e.g. demo_output/cube.zarr")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--date", metavar="YYYY-MM-DD", help="map of this day")
+    what.add_argument("--point", metavar="LON,LAT", help="time series at this point (degrees)")
+    what.add_argument("--animate", nargs=2, metavar=("START", "END"),
+                      help="animated GIF of the daily maps START..END (YYYY-MM-DD, inclusive)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="file to write (default: lst_<date>.png, lst_point_<lon>_<lat>.png or "
+                        "lst_<start>_<end>.gif in the current directory)")
+    p.add_argument("--inputs", type=Path, default=None,
+                   help="input stack to overlay on --point (default: the one recorded in the "
+                        "cube's attributes, if it exists)")
+    p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second (default 4)")
+
+    p = sub.add_parser("rechunk", help="write a time-series-friendly copy of a cube",
+                       description="Copy CUBE to OUT chunked along time (all days of a small "
+                                   "square per chunk, by default), with dask's own rechunking "
+                                   "(method p2p on a distributed cluster). Values, CF "
+                                   "encoding, attributes and spatial_ref are kept exactly; "
+                                   "CUBE is never written.")
+    p.add_argument("cube", type=Path, help="a complete output cube")
+    p.add_argument("out", type=Path, help="the copy to write (not CUBE)")
+    p.add_argument("--chunks", metavar="T,Y,X", default=None,
+                   help="target chunks (-1: whole dimension); default: all days x a square "
+                        "of about --target-mib MiB of lst per chunk")
+    p.add_argument("--target-mib", type=float, default=32.0,
+                   help="uncompressed MiB of one lst chunk for the default chunks (32)")
+    p.add_argument("--method", choices=("p2p", "tasks"), default="p2p",
+                   help="dask rechunk method (default p2p)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_cluster_options(p)
+
+    p = sub.add_parser("bench", help="throughput benchmark: JSON record + short table",
+                       description="Fuse a simulated region of --size x --size px over --days "
+                                   "days (or CONFIG's own input stack) on the chosen cluster "
+                                   "profile, into a scratch cube that is deleted afterwards, "
+                                   "and write a JSON record: machine, devices, versions, "
+                                   "config, pixel-days, wall time, pixel-days/s per worker "
+                                   "and per device, per-stage seconds, peak memory per worker.")
+    p.add_argument("config", type=Path, nargs="?", default=None,
+                   help="pipeline YAML whose input stack to use (e.g. pipelines/demo.yaml "
+                        "after `lst-pipeline demo`); default: a simulated region")
+    p.add_argument("--size", type=int, default=256,
+                   help="simulated region edge in px, a multiple of 32 (default 256)")
+    p.add_argument("--days", type=int, default=None,
+                   help="days to fuse (simulated: default 64; CONFIG: its first DAYS days)")
+    p.add_argument("--chunk", type=int, default=256,
+                   help="simulated region: chunk edge in px, 32 days per chunk (default 256)")
+    p.add_argument("--method", default="dlstfm",
+                   help="simulated region: fusion method (default dlstfm)")
+    p.add_argument("--device", default="auto", help="simulated region: auto, cpu or cuda")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="JSON record (default: lst-bench-<date>-<time>.json here)")
+    p.add_argument("--performance-report", type=Path, metavar="HTML", default=None,
+                   help="also write dask's HTML performance report of the run")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="scratch directory (default: a temporary one, removed at the end)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_cluster_options(p)
     return parser
 
 
@@ -260,8 +329,144 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extent(cube) -> tuple[float, float, float, float]:
+    from lst_pipeline.explore import _edges
+
+    x0, x1 = _edges(cube["x"])
+    y0, y1 = _edges(cube["y"])
+    return x0, x1, y0, y1
+
+
+#: Most frames ``quicklook --animate`` draws (each frame is one day's map in memory).
+MAX_FRAMES = 400
+
+
+def cmd_quicklook(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lst_pipeline import explore, quicklook
+    from lst_pipeline.errors import SelectionError
+    from lst_pipeline.io.cube import open_cube
+
+    cube = open_cube(args.cube, flags=False)
+    crs = cube.rio.crs
+    crs_name = crs.to_string() if crs is not None else ""
+    name = Path(args.cube).name
+    if args.date:
+        day = explore.parse_date(args.date)
+        sel = explore.day_map(cube, day)[["lst", "qa"]].load()
+        out = args.output or Path(f"lst_{day}.png")
+        path = quicklook.map_png(out, sel["lst"].values, sel["qa"].values,
+                                 title=f"{name}  {day}", extent=_extent(cube),
+                                 crs_name=crs_name)
+    elif args.point:
+        lon, lat = explore.parse_lonlat(args.point)
+        point = explore.lonlat_to_cube(cube, lon, lat)
+        series = explore.point_series(cube, point)[["lst", "qa"]].load()
+        landsat = modis = None
+        stack_path = args.inputs or cube.attrs.get("lst_pipeline:input_stack")
+        if stack_path and (Path(stack_path) / "zarr.json").is_file():
+            from lst_pipeline.io.stack import open_stack
+
+            ls, md = explore.inputs_at_point(open_stack(stack_path), point)
+            ls, md = ls.load(), md.load()
+            landsat = (ls["time_landsat"].values, ls.values)
+            modis = (md["time_modis"].values, md.values)
+        elif args.inputs:
+            from lst_pipeline.errors import InputError
+
+            raise InputError(f"{args.inputs}: no input stack here (--inputs)")
+        else:
+            print("no input stack found to overlay (pass --inputs STACK)")
+        out = args.output or Path(f"lst_point_{lon:.4f}_{lat:.4f}.png")
+        path = quicklook.series_png(
+            out, series["time"].values, series["lst"].values, series["qa"].values,
+            title=f"{name}  {point.label()}  (x {float(series.x):.0f}, y {float(series.y):.0f}"
+                  f" {crs_name})", landsat=landsat, modis=modis)
+    else:
+        start, end = (explore.parse_date(d, option="--animate") for d in args.animate)
+        if end < start:
+            raise SelectionError(f"--animate: END {end} is before START {start}")
+        explore.check_day(cube, start, option="--animate")
+        explore.check_day(cube, end, option="--animate")
+        days = np.arange(start, end + 1)
+        if len(days) > MAX_FRAMES:
+            raise SelectionError(f"--animate: {len(days)} days asked; at most {MAX_FRAMES} "
+                                 "frames, choose a shorter range")
+        lst = cube["lst"].sel(time=slice(str(start), str(end))).load()
+        frames = [(str(t.astype("datetime64[D]")), lst.sel(time=t).values)
+                  for t in lst["time"].values]
+        out = args.output or Path(f"lst_{start}_{end}.gif")
+        path = quicklook.animation_gif(out, frames, extent=_extent(cube), title=f"{name}  ",
+                                       fps=args.fps)
+    print(f"wrote {path.resolve()}")
+    return 0
+
+
+def cmd_rechunk(args: argparse.Namespace) -> int:
+    from lst_pipeline.cluster import connect, load_profile
+    from lst_pipeline.errors import ConfigError
+    from lst_pipeline.rechunk import execute_rechunk, plan_rechunk
+
+    chunks = None
+    if args.chunks:
+        try:
+            chunks = tuple(int(v) for v in args.chunks.split(","))
+        except ValueError:
+            raise ConfigError(f"--chunks: {args.chunks!r} is not T,Y,X integers") from None
+    plan = plan_rechunk(args.cube, args.out, chunks=chunks, target_mib=args.target_mib,
+                        method=args.method, overwrite=args.overwrite)
+    print(plan.describe())
+    if args.scheduler:
+        cluster = connect(scheduler=args.scheduler)
+    else:
+        cluster = connect(load_profile(args.cluster or "local"))
+    with cluster as client:
+        seconds = execute_rechunk(plan, client, progress=not args.no_progress)
+    print(f"wrote {plan.target.resolve()} in {seconds:.1f} s")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from lst_pipeline.bench import (
+        SyntheticRegion,
+        bench_pipeline,
+        format_table,
+        run_bench,
+        write_record,
+    )
+    from lst_pipeline.config import load_pipeline
+
+    output = args.output or Path(time.strftime("lst-bench-%Y%m%d-%H%M%S.json"))
+    config = load_pipeline(args.config) if args.config else None
+    region = None if config else SyntheticRegion(
+        size=args.size, days=args.days or 64, chunk=args.chunk, method=args.method,
+        device=args.device)
+    with tempfile.TemporaryDirectory(prefix="lst-bench-", dir=args.workdir) as scratch:
+        bench_config, simulate_seconds = bench_pipeline(
+            Path(scratch), config=config, region=region, days=args.days,
+            progress=not args.no_progress)
+        if simulate_seconds:
+            print(f"simulated the region in {simulate_seconds:.1f} s (not benchmarked)")
+        cluster, resources = _cluster(args, bench_config.cluster)
+        with cluster as client:
+            record = run_bench(bench_config, client,
+                               cluster=args.scheduler or args.cluster or bench_config.cluster,
+                               performance_report=args.performance_report,
+                               progress=not args.no_progress, resources=resources)
+    record["source"] = str(args.config) if args.config else "simulated"
+    print(format_table(record))
+    print(f"record            {write_record(record, output).resolve()}")
+    if args.performance_report:
+        print(f"performance report {args.performance_report.resolve()}")
+    return 0
+
+
 COMMANDS = {"simulate": cmd_simulate, "ingest": cmd_ingest, "inspect": cmd_inspect,
-            "run": cmd_run, "demo": cmd_demo, "train": cmd_train}
+            "run": cmd_run, "demo": cmd_demo, "train": cmd_train, "quicklook": cmd_quicklook,
+            "rechunk": cmd_rechunk, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,5 +28,9 @@ class MissingDependencyError(LSTPipelineError, ImportError):
     """An optional dependency needed by the requested feature is not installed."""
 
 
+class SelectionError(LSTPipelineError, ValueError):
+    """A date, point or region asked of a cube is malformed or lies outside it."""
+
+
 class InputWarning(UserWarning):
     """An input was skipped or is doubtful, but the work can go on (named file, reason)."""

@@ -125,3 +125,23 @@ def ingest_config(root: Path, stack: str = "ingested.zarr", **ingest: Any) -> Pi
     data.pop("simulation")
     data["ingest"] = ingest
     return load_pipeline(data)
+
+
+def small_cube_config(root: Path) -> PipelineConfig:
+    """64 x 64 px over 40 days, int16 cube in chunks of 16 days x 32 x 32 px (8 chunks)."""
+    return tiny_config(root, grid={"bounds": [400000, 6200000, 400000 + 64 * 30,
+                                              6200000 + 64 * 30]},
+                       dates={"end": "2021-02-09"}, output={"dtype": "int16"},
+                       chunks={"time": 16, "y": 32, "x": 32})
+
+
+@pytest.fixture(scope="session")
+def small_cube(tmp_path_factory, client) -> PipelineConfig:
+    """A fused int16 cube of the 64 x 64 px x 40-day region, with its input stack and truth."""
+    from lst_pipeline.fusion.engine import execute, plan_run
+    from lst_pipeline.simulate import simulate_region
+
+    config = small_cube_config(tmp_path_factory.mktemp("small"))
+    simulate_region(config, progress=False)
+    execute(plan_run(config), client, progress=False)
+    return config

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lst_pipeline.fusion.pairs import candidate_references
+from lst_pipeline.fusion.timing import timed
 from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
 
 if TYPE_CHECKING:
@@ -64,14 +65,15 @@ def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
     A fine pixel depends only on the coarse pixels around it (at most one coarse pixel
     away), so blocks upsampled with a halo of one coarse pixel equal the whole-scene result.
     """
-    coarse = np.asarray(coarse, dtype=np.float32)
-    valid = np.isfinite(coarse)
-    num = _linear_upsample(np.where(valid, coarse, 0.0).astype(np.float32), factor)
-    den = _linear_upsample(valid.astype(np.float32), factor)
-    own = np.repeat(np.repeat(valid, factor, axis=-2), factor, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    return np.where(own, out, np.float32(np.nan)).astype(np.float32)
+    with timed("upsample"):
+        coarse = np.asarray(coarse, dtype=np.float32)
+        valid = np.isfinite(coarse)
+        num = _linear_upsample(np.where(valid, coarse, 0.0).astype(np.float32), factor)
+        den = _linear_upsample(valid.astype(np.float32), factor)
+        own = np.repeat(np.repeat(valid, factor, axis=-2), factor, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num / den
+        return np.where(own, out, np.float32(np.nan)).astype(np.float32)
 
 
 def coarse_cell_fraction(valid: np.ndarray, factor: int) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 
 from lst_pipeline.errors import ConfigError
 from lst_pipeline.fusion.kernel import upsample_bilinear
+from lst_pipeline.fusion.timing import timed
 
 
 class FusionMethod(Protocol):
@@ -139,12 +140,20 @@ class DLSTFMMethod:
                                                      enabled=self.mixed_precision):
             for s in range(0, n, per_batch):
                 batch = []
-                for a in (reference_fine, c1, c2):
-                    t = torch.from_numpy(np.ascontiguousarray(a[s:s + per_batch, None]))
+                with timed("host_to_device"):  # on CPU: only the channels-last layout copy
+                    for a in (reference_fine, c1, c2):
+                        t = torch.from_numpy(np.ascontiguousarray(a[s:s + per_batch, None]))
+                        if cuda:
+                            t = t.pin_memory().to(self.device, non_blocking=True)
+                        batch.append(t.contiguous(memory_format=torch.channels_last))
+                    if cuda:  # separate the copies from the forward pass in the timings
+                        torch.cuda.synchronize(self.device)
+                with timed("forward"):
+                    result = self.model(*batch)[:, 0]
                     if cuda:
-                        t = t.pin_memory().to(self.device, non_blocking=True)
-                    batch.append(t.contiguous(memory_format=torch.channels_last))
-                out[s:s + per_batch] = self.model(*batch)[:, 0].float().cpu().numpy()
+                        torch.cuda.synchronize(self.device)
+                with timed("device_to_host"):
+                    out[s:s + per_batch] = result.float().cpu().numpy()
         self.seconds += time.perf_counter() - start
         return out
 

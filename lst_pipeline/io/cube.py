@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lst_pipeline.errors import StoreError
+from lst_pipeline.errors import InputError, StoreError
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
     PRIVATE_GROUP,
@@ -192,12 +192,85 @@ def cube_status(path: Path | str) -> str | None:
     return open_group(path).attrs.get(STATUS_ATTR)
 
 
-def open_cube(path: Path | str) -> xr.Dataset:
-    """Open an output cube lazily (CF-decoded Kelvin, dates, CRS via rioxarray)."""
+#: Boolean helper variables added by :func:`open_cube`, derived from ``qa`` (never stored).
+FLAG_HELPERS: dict[str, tuple[tuple[int, ...], str]] = {
+    "observed": ((1,), "clear Landsat observation on the day"),
+    "fused": ((2, 3, 4), "fused from one or two Landsat references (any fused value)"),
+    "fused_two": ((3,), "fused from two references before and after the day, blended"),
+    "gap_filled": ((4,), "fused from MODIS interpolated in time over a cloud gap"),
+    "no_data": ((0,), "no value (no usable reference or no MODIS that day)"),
+}
+
+
+def flag_helpers(qa: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Boolean views of a ``qa`` array, one per name of :data:`FLAG_HELPERS` (lazy if ``qa`` is).
+
+    Parameters
+    ----------
+    qa
+        The cube's ``qa`` flag variable (or any selection of it).
+    """
+    out = {}
+    for name, (codes, meaning) in FLAG_HELPERS.items():
+        mask = qa == codes[0]
+        for code in codes[1:]:
+            mask = mask | (qa == code)
+        out[name] = mask.rename(name).assign_attrs(
+            long_name=meaning, flag_values_of_qa=list(codes), grid_mapping="spatial_ref")
+    return out
+
+
+def flag_category(qa: xr.DataArray) -> xr.DataArray:
+    """The ``qa`` codes as their names (``observed``, ``fused_one_reference`` ...), loaded.
+
+    Meant for small selections (a point's series, a summary table); use the boolean helpers of
+    :func:`open_cube` for maps.
+    """
+    names = np.array(Flag.meanings.split(), dtype=object)
+    values = np.asarray(qa.values)
+    labels = np.where(values < len(names), names[np.minimum(values, len(names) - 1)], "unknown")
+    return qa.copy(data=labels).rename("flag").assign_attrs(
+        long_name="how the value was obtained", categories=list(names))
+
+
+def open_cube(path: Path | str, *, flags: bool = True) -> xr.Dataset:
+    """Open an output cube lazily: CF-decoded Kelvin, dates, CRS via rioxarray, flag helpers.
+
+    Parameters
+    ----------
+    path
+        The cube's Zarr store (the production cube or a copy from ``lst-pipeline rechunk``).
+    flags
+        Add the boolean helpers of :data:`FLAG_HELPERS` (``observed``, ``fused``,
+        ``fused_two``, ``gap_filled``, ``no_data``) as lazy variables computed from ``qa``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed: nothing but metadata and coordinates is read until values are used,
+        and a selection reads only the chunks it touches. ``cube.rio.crs`` is the grid's CRS.
+
+    Raises
+    ------
+    InputError
+        If ``path`` holds no cube.
+    """
     import rioxarray  # noqa: F401  (registers the .rio accessor)
     import xarray as xr
 
-    return xr.open_zarr(path, consolidated=False)
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise InputError(f"{path}: no cube here (no zarr.json); give the path of an output "
+                         "cube, e.g. demo_output/cube.zarr after `lst-pipeline demo`")
+    try:
+        cube = xr.open_zarr(path, consolidated=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: cannot open as a cube ({type(exc).__name__}: {exc})") from exc
+    if LST not in cube or QA not in cube:
+        raise InputError(f"{path}: not an lst_pipeline cube (needs `{LST}` and `{QA}`)")
+    if flags:
+        cube = cube.assign(flag_helpers(cube[QA]))
+    return cube
 
 
 class RunRecord:

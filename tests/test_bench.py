@@ -1,0 +1,82 @@
+"""`lst-pipeline bench`: the JSON record's figures are present, positive and add up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import config_dict, tiny_config
+from lst_pipeline.bench import SyntheticRegion, bench_pipeline, format_table, run_bench
+from lst_pipeline.cli import main
+from lst_pipeline.errors import ConfigError, InputError
+
+
+def _check_record(record, *, pixel_days, workers=2):
+    assert record["pixel_days"] == pixel_days
+    wall = record["wall_seconds"]
+    assert wall > 0
+    assert record["pixel_days_per_second"] == pytest.approx(pixel_days / wall)
+    assert record["pixel_days_per_second_per_worker"] == pytest.approx(
+        pixel_days / wall / workers)
+    assert record["devices"]["kind"] == "cpu" and record["devices"]["count"] == workers
+    stages = record["stage_seconds"]
+    for name in ("read", "fuse", "upsample", "model", "host_to_device", "forward",
+                 "device_to_host", "write"):
+        assert stages[name] >= 0, name
+    for name in ("read", "fuse", "upsample", "forward", "write"):
+        assert stages[name] > 0, name
+    # Stages nest: upsample and the network call happen inside fuse; the network call is
+    # copies + forward; and summed task time fits in wall time x worker threads.
+    assert stages["upsample"] + stages["model"] <= stages["fuse"] + 1e-6
+    parts = stages["host_to_device"] + stages["forward"] + stages["device_to_host"]
+    assert parts <= stages["model"] + 1e-6 and parts >= 0.9 * stages["model"]
+    assert record["task_seconds"] <= wall * workers
+    assert len(record["peak_memory_mib_per_worker"]) == workers
+    assert all(v > 50 for v in record["peak_memory_mib_per_worker"].values())
+    for key in ("numpy", "dask", "distributed", "zarr", "torch", "lst_pipeline"):
+        assert record["versions"][key]
+    assert record["machine"]["cpu_count"] >= 1
+
+
+@pytest.mark.slow
+def test_bench_record_on_a_simulated_region(client, tmp_path):
+    region = SyntheticRegion(size=64, days=32, chunk=32, method="dlstfm", device="cpu")
+    config, simulate_seconds = bench_pipeline(tmp_path, region=region)
+    assert simulate_seconds > 0
+    record = run_bench(config, client, cluster="test", performance_report=tmp_path / "r.html")
+    _check_record(record, pixel_days=32 * 64 * 64)
+    assert record["config"]["method"] == "dlstfm" and record["config"]["n_chunks"] == 4
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+    table = format_table(record)
+    assert "pixel-days/s" in table and "forward" in table
+
+
+def test_bench_cli_on_a_users_pipeline(small_cube, client, tmp_path, capsys):
+    out = tmp_path / "rec" / "bench.json"
+    user_cube = small_cube.output.cube
+    before = sorted(p.stat().st_mtime_ns for p in user_cube.rglob("*") if p.is_file())
+    cfg = config_dict(small_cube.output.cube.parent, output={"dtype": "int16"},
+                      grid={"bounds": [400000, 6200000, 400000 + 64 * 30, 6200000 + 64 * 30]},
+                      dates={"end": "2021-02-09"}, chunks={"time": 16, "y": 32, "x": 32})
+    yaml_path = tmp_path / "pipeline.yaml"
+    yaml_path.write_text(yaml.safe_dump(cfg))
+    assert main(["bench", str(yaml_path), "--days", "20", "--scheduler",
+                 client.scheduler.address, "--no-progress", "-o", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["config"]["days"] == 20 and record["source"] == str(yaml_path)
+    assert record["pixel_days"] == 20 * 64 * 64 and record["wall_seconds"] > 0
+    assert record["pixel_days_per_second"] == pytest.approx(
+        record["pixel_days"] / record["wall_seconds"])
+    assert "pixel-days/s" in capsys.readouterr().out
+    # The benchmark wrote to scratch: the user's cube is untouched.
+    after = sorted(p.stat().st_mtime_ns for p in user_cube.rglob("*") if p.is_file())
+    assert before == after
+
+
+def test_bench_errors(tmp_path):
+    with pytest.raises(ConfigError, match="multiples of 32"):
+        SyntheticRegion(size=100)
+    with pytest.raises(InputError, match="input stack of pipeline 'tiny' not found"):
+        bench_pipeline(tmp_path, config=tiny_config(tmp_path))
