@@ -10,8 +10,8 @@ idempotent). A failure before the commit leaves the stack exactly as it was (a s
 created by this ingest is removed); a crash during the commit leaves it marked
 incomplete, which readers refuse, until the ingest is run again.
 
-Memory is bounded by one date of the fine grid plus one block of MODIS days, whatever
-the number of dates.
+Memory is bounded by one date of the fine grid (read, masked, resampled) and the commit's
+copy blocks (:data:`COMMIT_BLOCK_BYTES`), whatever the number of dates.
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ from lst_pipeline.io.stack import (
     insert_dates,
 )
 from lst_pipeline.io.zarr_store import STATUS_ATTR, grid_from_attrs, open_group, private_dir
+from lst_pipeline.model.runtime import trim_heap
 
 STAGING = "_lst_pipeline/staging.zarr"
 PLATFORM_ATTR = "lst_pipeline:modis_platform"
-#: MODIS days committed per block (bounds the commit's memory).
-COMMIT_BLOCK_DAYS = 64
+#: Most bytes of one array copied at once by the commit (bounds its memory).
+COMMIT_BLOCK_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -387,8 +388,6 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
     -------
     IngestSummary
     """
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     stack = plan.stack
     created = not stack.exists()
@@ -400,32 +399,10 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
     staging = private_dir(stack) / Path(STAGING).name
     dates = {s: np.array([d.date for d in getattr(plan, s)], "datetime64[D]")
              for s in ("landsat", "modis")}
-    record_updates: dict[str, dict[str, dict[str, Any]]] = {"landsat": {}, "modis": {}}
-    bytes_read = 0
     try:
         create_stack(staging, plan.grid, dates["landsat"], dates["modis"],
-                     spatial_chunk=plan.config.chunks.y, modis_time_chunk=1, overwrite=True)
-        writer = StackWriter(staging)
-        with tqdm(total=plan.n_files, unit="file", desc="ingest", disable=not progress) as bar:
-            for sensor in ("landsat", "modis"):
-                for index, item in enumerate(getattr(plan, sensor)):
-                    read = read_date(item, plan)
-                    bar.update(len(item.sources))
-                    if read is None:
-                        continue
-                    bytes_read += read.bytes_read
-                    if sensor == "landsat":
-                        clear = writer.write_landsat(index, read.bits, read.lst, masked=True,
-                                                     hour_utc=read.time_h)
-                    else:
-                        clear = float(writer.write_modis(
-                            index, read.bits[None], read.lst[None], masked=True,
-                            valid_fraction=read.valid_fraction[None],
-                            view_time_h=np.array([read.time_h]))[0])
-                    record_updates[sensor][str(item.date)] = {
-                        "platform": read.platform, "clear_fraction": round(clear, 6),
-                        "time_h": None if not np.isfinite(read.time_h) else round(read.time_h, 4),
-                        "sources": read.sources, "kind": item.kind}
+                     spatial_chunk=plan.config.chunks.y, overwrite=True)
+        record_updates, bytes_read = _stage(plan, StackWriter(staging), progress)
     except BaseException:
         if created:
             shutil.rmtree(stack, ignore_errors=True)
@@ -441,6 +418,66 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
         landsat_clear={d: r["clear_fraction"] for d, r in record_updates["landsat"].items()},
         modis_clear={d: r["clear_fraction"] for d, r in record_updates["modis"].items()},
         skipped=list(plan.skipped))
+
+
+def _stage(plan: IngestPlan, writer: StackWriter, progress: bool
+           ) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
+    """Read every planned date onto the grid into the staging store.
+
+    Landsat dates are written one by one (each is a full fine-grid image); MODIS days,
+    small coarse images, are written in consecutive blocks of up to
+    :data:`COMMIT_BLOCK_BYTES` (one Zarr write per block instead of per day).
+
+    Returns
+    -------
+    (record updates per sensor and date, bytes of files read)
+    """
+    from tqdm.auto import tqdm
+
+    updates: dict[str, dict[str, dict[str, Any]]] = {"landsat": {}, "modis": {}}
+    bytes_read = 0
+    block: list[tuple[int, DateSources, DateOnGrid]] = []
+    per_day = 4 * 4 * int(np.prod(plan.grid.coarse_shape))  # lst, valid, qc, ... per day
+
+    def record(item: DateSources, read: DateOnGrid, clear: float) -> None:
+        updates[item.sensor][str(item.date)] = {
+            "platform": read.platform, "clear_fraction": round(clear, 6),
+            "time_h": None if not np.isfinite(read.time_h) else round(read.time_h, 4),
+            "sources": read.sources, "kind": item.kind}
+
+    def flush() -> None:
+        if not block:
+            return
+        clear = writer.write_modis(
+            block[0][0], np.stack([r.bits for _, _, r in block]),
+            np.stack([r.lst for _, _, r in block]), masked=True,
+            valid_fraction=np.stack([r.valid_fraction for _, _, r in block]),
+            view_time_h=np.array([r.time_h for _, _, r in block]))
+        for (_, item, read), c in zip(block, clear, strict=True):
+            record(item, read, float(c))
+        block.clear()
+
+    with tqdm(total=plan.n_files, unit="file", desc="ingest", disable=not progress) as bar:
+        for index, item in enumerate(plan.landsat):
+            read = read_date(item, plan)
+            bar.update(len(item.sources))
+            if read is not None:
+                bytes_read += read.bytes_read
+                record(item, read, writer.write_landsat(index, read.bits, read.lst,
+                                                        masked=True, hour_utc=read.time_h))
+            trim_heap()  # keep the peak that of one fine-grid date
+        for index, item in enumerate(plan.modis):
+            read = read_date(item, plan)
+            bar.update(len(item.sources))
+            if read is None:
+                flush()  # the block must stay consecutive
+                continue
+            bytes_read += read.bytes_read
+            block.append((index, item, read))
+            if len(block) * per_day >= COMMIT_BLOCK_BYTES:
+                flush()
+        flush()
+    return updates, bytes_read
 
 
 def _commit(stack: Path, staging: Path, dates: dict[str, np.ndarray],
@@ -459,7 +496,9 @@ def _commit(stack: Path, staging: Path, dates: dict[str, np.ndarray],
         dim = TIME_DIMS[sensor]
         names = [n for n in staged.array_keys()
                  if n != dim and tuple(staged[n].metadata.dimension_names or ())[:1] == (dim,)]
-        for lo, hi in _runs(src_index, positions, COMMIT_BLOCK_DAYS):
+        per_date = max(int(np.prod(staged[n].shape[1:])) * staged[n].dtype.itemsize
+                       for n in names)
+        for lo, hi in _runs(src_index, positions, max(1, COMMIT_BLOCK_BYTES // per_date)):
             for name in names:
                 group[name][positions[lo]:positions[hi - 1] + 1] = \
                     staged[name][src_index[lo]:src_index[hi - 1] + 1]
