@@ -277,7 +277,8 @@ def starfm(fine_ref: np.ndarray, coarse_ref: np.ndarray, coarse_target: np.ndarr
     For each central pixel and each pair ``k``, neighbours in the window are candidates when
     (1) they are spectrally similar to the centre on the fine reference,
     ``|L_k(n) - L_k(c)| <= max(2 sigma_k(c) / classes, landsat_uncertainty_k)`` with
-    ``sigma_k(c)`` the standard deviation of ``L_k`` in the window, and (2) they pass the
+    ``sigma_k(c)`` the standard deviation of ``L_k`` over the window's usable pixels (fine,
+    reference coarse and target coarse present), and (2) they pass the
     sample filter of Gao's eq. 9-10: spectral difference ``S = |L_k - M_k|`` and temporal
     difference ``T = |M_target - M_k|`` no larger than the centre's (maximum over pairs)
     plus their uncertainties ``sigma_LM = sqrt(u_L^2 + u_M^2)`` and ``sigma_MM = sqrt(2) u_M``.
