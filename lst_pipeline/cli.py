@@ -6,6 +6,7 @@ Commands
 ``run CONFIG``        fuse the input stack into the daily output cube on a Dask cluster
 ``demo``              simulate + run + score the bundled demo region, with a quicklook PNG
 ``train CONFIG``      train DLSTFM on input stacks (simulated regions or real stacks)
+``evaluate CONFIG``   every fusion method on the same region and days, scored against truth
 
 Every command has ``--help``. Errors from bad input print one line naming the file or field
 and exit with status 2.
@@ -79,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the last saved training state in the workdir")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("evaluate", help="compare fusion methods against the simulated truth",
+                       description="Fuse CONFIG's region with each method (same reference "
+                                   "selection, days and masks), score every method on the "
+                                   "pixel-days all of them fused, and write a report directory "
+                                   "(report.md, report.html with embedded figures).")
+    p.add_argument("config", type=Path, help="pipeline YAML with a `simulation:` section "
+                                             "(simulated with `lst-pipeline simulate`)")
+    p.add_argument("--out", type=Path, required=True, help="report directory to write")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="methods to compare (default: dlstfm reference_change starfm "
+                        "ubestarfm modis_only)")
+    p.add_argument("--time-block", type=int, default=32, help="days fused at once")
     return parser
 
 
@@ -195,7 +209,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train}
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lst_pipeline.config import load_pipeline
+    from lst_pipeline.errors import ConfigError
+    from lst_pipeline.evaluate import ALL_METHODS, compare_methods, comparison_table, write_report
+
+    config = load_pipeline(args.config)
+    methods = tuple(args.methods or ALL_METHODS)
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise ConfigError(f"--methods: unknown method {unknown[0]!r}; available: "
+                          f"{', '.join(ALL_METHODS)}")
+    comparison = compare_methods(config, methods, time_block=args.time_block,
+                                 log=print)
+    out = write_report(comparison, args.out)
+    print(comparison_table(comparison.groups))
+    print(f"report: {(out / 'report.html').resolve()}")
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "run": cmd_run, "demo": cmd_demo, "train": cmd_train,
+            "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

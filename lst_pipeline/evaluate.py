@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -257,3 +258,289 @@ def compare_with_truth(cube: Path | str, truth: Path | str) -> dict[str, Scores]
         )
     (computed,) = dask.compute(sums)
     return {name: Scores.from_sums(*(float(v) for v in vals)) for name, vals in computed.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Method comparison against a simulated truth, and the report.
+
+ALL_METHODS = ("dlstfm", "reference_change", "starfm", "ubestarfm", "modis_only")
+
+
+@dataclass
+class Comparison:
+    """Every method fused over the same region and days, scored on one common mask."""
+
+    config: Any
+    days: np.ndarray
+    truth: np.ndarray
+    predictions: dict[str, np.ndarray]
+    mask: np.ndarray
+    reference_age: np.ndarray
+    land_cover: np.ndarray | None
+    groups: dict[str, dict]
+    seconds: dict[str, float]
+
+
+def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
+                    time_block: int = 32, log=print) -> Comparison:
+    """Fuse the region of ``config`` with each method and score against its simulated truth.
+
+    Every method runs through the same kernel (reference selection, two references, masks)
+    in this process, block by block in time. Scores use the pixel-days that every method
+    fused and the truth has (the common mask).
+
+    Raises
+    ------
+    InputError
+        If the config has no ``simulation`` section or its truth store is missing.
+    """
+    import time
+
+    import xarray as xr
+
+    from lst_pipeline.errors import InputError
+    from lst_pipeline.fusion.engine import plan_run, read_and_fuse
+    from lst_pipeline.grid import Window
+    from lst_pipeline.io.cube import Flag
+
+    sim = config.simulation
+    if sim is None or not Path(sim.truth).exists():
+        where = "simulation.truth" if sim is None else str(sim.truth)
+        raise InputError(f"{where}: evaluate needs the simulated truth store; run "
+                         "`lst-pipeline simulate CONFIG` first (or give a config with a "
+                         "`simulation:` section)")
+    truth_ds = xr.open_zarr(sim.truth, consolidated=False)
+    plans = {m: plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
+        config.fusion, method=m))) for m in methods}
+    first = next(iter(plans.values()))
+    ny, nx = first.grid.shape
+    whole = Window(0, ny, 0, nx)
+    n_days = len(first.days)
+    truth = truth_ds["lst"].sel(time=first.days.astype("datetime64[ns]")).values
+    preds = {m: np.full(truth.shape, np.nan, np.float32) for m in methods}
+    mask = np.isfinite(truth)
+    age = np.full(truth.shape, np.nan, np.float32)
+    seconds = dict.fromkeys(methods, 0.0)
+    for t0 in range(0, n_days, time_block):
+        t1 = min(t0 + time_block, n_days)
+        for m, plan in plans.items():
+            start = time.perf_counter()
+            block = read_and_fuse(plan.task, t0, t1, whole, whole)
+            seconds[m] += time.perf_counter() - start
+            fused = Flag.fused(block.qa)
+            preds[m][t0:t1] = np.where(fused, block.lst_k, np.nan)
+            mask[t0:t1] &= fused
+            if m == methods[0]:
+                day = plan.task.first_day + np.arange(t0, t1)[:, None, None]
+                age[t0:t1] = np.where(fused, np.abs(day - block.reference_day), np.nan)
+        log(f"days {t0}..{t1 - 1} fused by {len(methods)} methods")
+    land_cover = truth_ds["land_cover"].values if "land_cover" in truth_ds else None
+    if land_cover is not None and land_cover.ndim == 3:
+        land_cover = land_cover[0]
+    names = _class_names(truth_ds)
+    groups = {m: grouped_metrics(preds[m], truth, mask, land_cover=land_cover,
+                                 class_names=names) for m in methods}
+    return Comparison(config=config, days=first.days, truth=truth, predictions=preds,
+                      mask=mask, reference_age=age, land_cover=land_cover, groups=groups,
+                      seconds=seconds)
+
+
+def _class_names(ds) -> dict[int, str]:
+    attrs = ds["land_cover"].attrs if "land_cover" in ds else {}
+    values, meanings = attrs.get("flag_values"), attrs.get("flag_meanings")
+    if values is None or not meanings:
+        return {}
+    return dict(zip((int(v) for v in np.atleast_1d(values)), str(meanings).split()))
+
+
+def comparison_table(groups: dict[str, dict], keys=("mae_k", "rmse_k", "bias_k", "ubrmse_k",
+                                                    "r", "r2", "ssim", "psnr_db", "n")) -> str:
+    """Markdown table, methods x metrics, of the ``overall`` group."""
+    lines = ["| method | " + " | ".join(METRIC_LABELS[k] for k in keys) + " |",
+             "|---" * (len(keys) + 1) + "|"]
+    for method, g in groups.items():
+        m = g["overall"]["all"].as_dict()
+        cells = [f"{m[k]:,}" if k == "n" else f"{m[k]:.3f}" for k in keys]
+        lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = "") -> Path:
+    """Write ``report.md``, ``report.html`` (images embedded) and the PNGs to ``out_dir``."""
+    import base64
+    import json
+    import platform
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    c = comparison
+    methods = list(c.predictions)
+    counts = c.mask.sum(axis=(1, 2))
+    t = int(np.argmax(counts))
+    figures = {}
+
+    # maps of the day with the most common pixels, shared colour scale and units
+    truth_day = np.where(c.mask[t], c.truth[t], np.nan)
+    lo, hi = np.nanpercentile(c.truth[t], [1, 99])
+    err_lim = 5.0
+    fig, axes = plt.subplots(2, len(methods) + 1, figsize=(3.2 * (len(methods) + 1), 6.4),
+                             squeeze=False)
+    im = axes[0, 0].imshow(truth_day, vmin=lo, vmax=hi, cmap="inferno")
+    axes[0, 0].set_title(f"truth {np.datetime_as_string(c.days[t])}")
+    axes[1, 0].imshow(c.land_cover if c.land_cover is not None else truth_day, cmap="tab10")
+    axes[1, 0].set_title("land cover" if c.land_cover is not None else "")
+    for i, m in enumerate(methods, start=1):
+        p = np.where(c.mask[t], c.predictions[m][t], np.nan)
+        axes[0, i].imshow(p, vmin=lo, vmax=hi, cmap="inferno")
+        axes[0, i].set_title(m)
+        em = axes[1, i].imshow(p - truth_day, vmin=-err_lim, vmax=err_lim, cmap="RdBu_r")
+        axes[1, i].set_title(f"{m} - truth")
+    for a in axes.ravel():
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.colorbar(im, ax=axes[0].tolist(), label="LST (K)", shrink=0.8)
+    fig.colorbar(em, ax=axes[1].tolist(), label="error (K)", shrink=0.8)
+    figures["maps"] = _save(fig, out / "maps.png")
+
+    # density scatter per method
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.2), squeeze=False)
+    sel = c.mask
+    tv = c.truth[sel]
+    rng = np.random.default_rng(0)
+    pick = rng.choice(tv.size, size=min(tv.size, 200_000), replace=False) if tv.size else []
+    for a, m in zip(axes[0], methods):
+        pv = c.predictions[m][sel]
+        a.hexbin(tv[pick], pv[pick], gridsize=60, bins="log", cmap="viridis", mincnt=1)
+        lim = [np.nanmin(tv), np.nanmax(tv)] if tv.size else [0, 1]
+        a.plot(lim, lim, "k--", lw=0.8)
+        a.set_title(m)
+        a.set_xlabel("truth (K)")
+        a.set_ylabel("predicted (K)")
+    figures["scatter"] = _save(fig, out / "scatter.png")
+
+    # error per day and error vs reference age
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.6))
+    for m in methods:
+        mae = [c.groups[m]["day"][i].mae_k for i in range(len(c.days))]
+        a1.plot(c.days, mae, ".-", ms=3, label=m)
+        err = np.abs(c.predictions[m] - c.truth)
+        ages = c.reference_age[sel]
+        e = err[sel]
+        bins = np.arange(0, np.nanmax(ages) + 2 if ages.size else 2, 2)
+        idx = np.digitize(ages, bins)
+        by_age = [(bins[i - 1], e[idx == i].mean()) for i in np.unique(idx) if (idx == i).sum()]
+        if by_age:
+            a2.plot(*zip(*by_age), ".-", label=m)
+    a1.set_ylabel("MAE (K)")
+    a1.set_title("error per day (common mask)")
+    a1.legend(fontsize=7)
+    a2.set_xlabel("days to the nearest reference used")
+    a2.set_ylabel("MAE (K)")
+    a2.set_title("error vs reference age")
+    figures["series"] = _save(fig, out / "error_series.png")
+
+    cfg = c.config
+    versions = _versions()
+    group_lines = []
+    for kind in ("class", "edge"):
+        if kind in c.groups[methods[0]]:
+            names = list(c.groups[methods[0]][kind])
+            group_lines.append(f"\n### MAE (K) by {kind}\n")
+            group_lines.append("| method | " + " | ".join(map(str, names)) + " |")
+            group_lines.append("|---" * (len(names) + 1) + "|")
+            for m in methods:
+                cells = [f"{c.groups[m][kind][k].mae_k:.3f}" for k in names]
+                group_lines.append(f"| `{m}` | " + " | ".join(cells) + " |")
+    md = [f"# {title or 'Fusion methods compared: ' + cfg.name}", "",
+          f"Region `{cfg.name}`: {c.truth.shape[1]} x {c.truth.shape[2]} px at "
+          f"{cfg.grid.resolution:g} m (coarse x{cfg.grid.coarse_factor}), "
+          f"{len(c.days)} days {c.days[0]} .. {c.days[-1]}. Every method scored on the same "
+          f"{int(c.mask.sum()):,} pixel-days (fused by all methods, truth present). SSIM and "
+          f"PSNR with a {LST_DATA_RANGE_K:g} K data range.", "",
+          comparison_table(c.groups), *group_lines, "",
+          "Fusion time (s, this process): " + ", ".join(
+              f"{m} {s:.1f}" for m, s in c.seconds.items()), "",
+          "![maps](maps.png)", "", "![scatter](scatter.png)", "",
+          "![error per day and vs reference age](error_series.png)", "",
+          "## Configuration and versions", "", "```json",
+          json.dumps({"fusion": dataclasses.asdict(cfg.fusion), "grid":
+                      dataclasses.asdict(cfg.grid), "versions": versions,
+                      "python": platform.python_version()}, indent=1, default=str),
+          "```", ""]
+    text = "\n".join(md)
+    (out / "report.md").write_text(text)
+    html = text
+    for path in figures.values():
+        data = base64.b64encode(path.read_bytes()).decode()
+        html = html.replace(f"({path.name})", f"(data:image/png;base64,{data})")
+    (out / "report.html").write_text(_markdown_to_html(html))
+    return out
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("lst-pipeline", "numpy", "numba", "torch", "xarray", "dask", "zarr"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _markdown_to_html(md: str) -> str:
+    """The small subset of Markdown the report uses, as standalone HTML."""
+    import html as h
+    import re
+
+    body, in_table, in_code = [], False, False
+    for line in md.splitlines():
+        if line.startswith("```"):
+            body.append("</pre>" if in_code else "<pre>")
+            in_code = not in_code
+            continue
+        if in_code:
+            body.append(h.escape(line))
+            continue
+        if line.startswith("|"):
+            cells = [x.strip() for x in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append("<table border=1 cellpadding=4>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{h.escape(x).replace('`', '')}</{tag}>"
+                                         for x in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        m = re.match(r"!\[(.*)\]\((.*)\)", line)
+        if m:
+            body.append(f'<p><img alt="{h.escape(m[1])}" src="{m[2]}"></p>')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{h.escape(line.lstrip('# '))}</h{level}>")
+        elif line:
+            body.append(f"<p>{h.escape(line).replace('`', '')}</p>")
+    if in_table:
+        body.append("</table>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>lst_pipeline report"
+            "</title></head><body style='font-family:sans-serif'>\n" + "\n".join(body)
+            + "\n</body></html>\n")

@@ -82,3 +82,34 @@ def test_grouped_metrics_by_day_class_and_edge():
     assert g["class"]["crop"].n == 23 and g["class"]["water"].n == 24
     assert g["class"]["water"].bias_k == pytest.approx(-0.5)
     assert g["edge"]["edge"].n == 16 and g["edge"]["interior"].n == 31
+
+
+def test_evaluate_command_writes_a_report(simulated_tiny, tmp_path, capsys):
+    import yaml
+    from conftest import config_dict
+
+    from lst_pipeline.cli import main
+
+    data = config_dict(simulated_tiny.inputs.stack.parent)
+    data["fusion"]["starfm"] = {"window": 9}
+    data["fusion"]["ubestarfm"] = {"window": 9}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "report"
+    assert main(["evaluate", str(path), "--out", str(out), "--methods", "reference_change",
+                 "starfm", "ubestarfm", "modis_only"]) == 0
+    text = (out / "report.md").read_text()
+    assert "| `starfm` |" in text and "MAE (K)" in text and "by edge" in text
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    printed = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(" `"): float(line.split("|")[2])
+            for line in printed.splitlines() if line.startswith("| `")}
+    # the simulated MODIS is 1 km-blurred and offset: fine detail from a reference must win
+    assert rows["reference_change"] < rows["modis_only"] - 1.0
+    assert rows["starfm"] < rows["modis_only"] - 1.0
+    missing = tmp_path / "missing.yaml"
+    data["simulation"]["truth"] = str(tmp_path / "nowhere.zarr")
+    missing.write_text(yaml.safe_dump(data))
+    assert main(["evaluate", str(missing), "--out", str(out)]) == 2
+    assert "nowhere.zarr: evaluate needs the simulated truth store" in capsys.readouterr().err
