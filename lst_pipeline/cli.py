@@ -92,7 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="methods to compare (default: dlstfm reference_change starfm "
                         "ubestarfm modis_only)")
-    p.add_argument("--time-block", type=int, default=32, help="days fused at once")
+    p.add_argument("--against", choices=("auto", "truth", "holdout"), default="auto",
+                   help="truth: the simulated truth store; holdout: leave-one-date-out "
+                        "against the stack's own Landsat dates (any real stack); auto: truth "
+                        "when the config has an existing simulation.truth, else holdout")
+    p.add_argument("--min-clear", type=float, default=0.3,
+                   help="holdout: least clear fraction of a Landsat date to hold it out")
+    p.add_argument("--max-dates", type=int, default=None,
+                   help="holdout: at most this many dates, spread over the series")
+    p.add_argument("--time-block", type=int, default=32, help="truth: days fused at once")
     return parser
 
 
@@ -212,7 +220,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from lst_pipeline.config import load_pipeline
     from lst_pipeline.errors import ConfigError
-    from lst_pipeline.evaluate import ALL_METHODS, compare_methods, comparison_table, write_report
+    from lst_pipeline.evaluate import (
+        ALL_METHODS,
+        compare_methods,
+        compare_methods_holdout,
+        comparison_table,
+        write_report,
+    )
 
     config = load_pipeline(args.config)
     methods = tuple(args.methods or ALL_METHODS)
@@ -220,8 +234,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"--methods: unknown method {unknown[0]!r}; available: "
                           f"{', '.join(ALL_METHODS)}")
-    comparison = compare_methods(config, methods, time_block=args.time_block,
-                                 log=print)
+    against = args.against
+    if against == "auto":
+        has_truth = config.simulation is not None and Path(config.simulation.truth).exists()
+        against = "truth" if has_truth else "holdout"
+    if against == "truth":
+        comparison = compare_methods(config, methods, time_block=args.time_block, log=print)
+    else:
+        comparison = compare_methods_holdout(config, methods, min_clear_fraction=args.min_clear,
+                                             max_dates=args.max_dates, log=print)
     out = write_report(comparison, args.out)
     print(comparison_table(comparison.groups))
     print(f"report: {(out / 'report.html').resolve()}")

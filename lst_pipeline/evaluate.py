@@ -279,6 +279,7 @@ class Comparison:
     land_cover: np.ndarray | None
     groups: dict[str, dict]
     seconds: dict[str, float]
+    reference_name: str = "truth"
 
 
 def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
@@ -345,6 +346,77 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
                       seconds=seconds)
 
 
+def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
+                            min_clear_fraction: float = 0.3, max_dates: int | None = None,
+                            log=print) -> Comparison:
+    """Leave-one-date-out: hide each clear Landsat date, predict it, compare with it.
+
+    For every Landsat date inside the config's dates whose clear fraction is at least
+    ``min_clear_fraction`` (at most ``max_dates`` of them, spread over the series), that
+    date is removed from the candidate references, the day is fused from the remaining
+    dates by every method (same reference selection as a run, observations not kept), and
+    the predictions are compared with the hidden observation on the pixels it saw and
+    every method fused. Works on any input stack: no truth needed.
+
+    Raises
+    ------
+    InputError
+        If no Landsat date qualifies.
+    """
+    from lst_pipeline.errors import InputError
+    from lst_pipeline.fusion.engine import _fuse_inputs, plan_run, read_block_inputs
+    from lst_pipeline.grid import Window
+    from lst_pipeline.io.cube import Flag
+    from lst_pipeline.io.stack import StackReader
+
+    fusion = dataclasses.replace(config.fusion, landsat_days="fuse")
+    plans = {m: plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
+        fusion, method=m))) for m in methods}
+    first = next(iter(plans.values()))
+    reader = StackReader(config.inputs.stack)
+    ldays = reader.landsat_dates.astype("datetime64[D]")
+    in_range = (ldays >= first.days[0]) & (ldays <= first.days[-1])
+    chosen = np.nonzero(in_range & (reader.landsat_clear_fraction >= min_clear_fraction))[0]
+    if max_dates is not None and len(chosen) > max_dates:
+        chosen = chosen[np.linspace(0, len(chosen) - 1, max_dates).round().astype(int)]
+    if not len(chosen):
+        raise InputError(f"{config.inputs.stack}: no Landsat date between {first.days[0]} and "
+                         f"{first.days[-1]} is at least {min_clear_fraction:.0%} clear; "
+                         "nothing to hold out (lower --min-clear or widen dates)")
+    ny, nx = first.grid.shape
+    whole = Window(0, ny, 0, nx)
+    shape = (len(chosen), ny, nx)
+    truth = reader.read_landsat(chosen, whole).astype(np.float32)
+    preds = {m: np.full(shape, np.nan, np.float32) for m in methods}
+    mask = np.isfinite(truth)
+    age = np.full(shape, np.nan, np.float32)
+    seconds = dict.fromkeys(methods, 0.0)
+    import time
+
+    for i, index in enumerate(chosen):
+        t = int((ldays[index] - first.days[0]).astype(int))
+        inputs = read_block_inputs(first.task, t, t + 1, whole)
+        keep = inputs.landsat_days != ldays[index].astype(np.int64)
+        hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
+                                     landsat_days=inputs.landsat_days[keep],
+                                     landsat_modis=inputs.landsat_modis[keep])
+        for m, plan in plans.items():
+            start = time.perf_counter()
+            block = _fuse_inputs(plan.task, hidden, whole, whole)
+            seconds[m] += time.perf_counter() - start
+            fused = Flag.fused(block.qa[0])
+            preds[m][i] = np.where(fused, block.lst_k[0], np.nan)
+            mask[i] &= fused
+            if m == methods[0]:
+                age[i] = np.where(fused, np.abs(plan.task.first_day + t
+                                                - block.reference_day[0]), np.nan)
+        log(f"held out {ldays[index]} ({i + 1}/{len(chosen)})")
+    groups = {m: grouped_metrics(preds[m], truth, mask) for m in methods}
+    return Comparison(config=config, days=ldays[chosen], truth=truth, predictions=preds,
+                      mask=mask, reference_age=age, land_cover=None, groups=groups,
+                      seconds=seconds, reference_name="held-out Landsat")
+
+
 def _class_names(ds) -> dict[int, str]:
     attrs = ds["land_cover"].attrs if "land_cover" in ds else {}
     values, meanings = attrs.get("flag_values"), attrs.get("flag_meanings")
@@ -392,7 +464,7 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
     fig, axes = plt.subplots(2, len(methods) + 1, figsize=(3.2 * (len(methods) + 1), 6.4),
                              squeeze=False)
     im = axes[0, 0].imshow(truth_day, vmin=lo, vmax=hi, cmap="inferno")
-    axes[0, 0].set_title(f"truth {np.datetime_as_string(c.days[t])}")
+    axes[0, 0].set_title(f"{c.reference_name} {np.datetime_as_string(c.days[t])}")
     axes[1, 0].imshow(c.land_cover if c.land_cover is not None else truth_day, cmap="tab10")
     axes[1, 0].set_title("land cover" if c.land_cover is not None else "")
     for i, m in enumerate(methods, start=1):
@@ -400,7 +472,7 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
         axes[0, i].imshow(p, vmin=lo, vmax=hi, cmap="inferno")
         axes[0, i].set_title(m)
         em = axes[1, i].imshow(p - truth_day, vmin=-err_lim, vmax=err_lim, cmap="RdBu_r")
-        axes[1, i].set_title(f"{m} - truth")
+        axes[1, i].set_title(f"{m} - {c.reference_name}")
     for a in axes.ravel():
         a.set_xticks([])
         a.set_yticks([])
@@ -420,7 +492,7 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
         lim = [np.nanmin(tv), np.nanmax(tv)] if tv.size else [0, 1]
         a.plot(lim, lim, "k--", lw=0.8)
         a.set_title(m)
-        a.set_xlabel("truth (K)")
+        a.set_xlabel(f"{c.reference_name} (K)")
         a.set_ylabel("predicted (K)")
     figures["scatter"] = _save(fig, out / "scatter.png")
 
@@ -460,9 +532,13 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
     md = [f"# {title or 'Fusion methods compared: ' + cfg.name}", "",
           f"Region `{cfg.name}`: {c.truth.shape[1]} x {c.truth.shape[2]} px at "
           f"{cfg.grid.resolution:g} m (coarse x{cfg.grid.coarse_factor}), "
-          f"{len(c.days)} days {c.days[0]} .. {c.days[-1]}. Every method scored on the same "
-          f"{int(c.mask.sum()):,} pixel-days (fused by all methods, truth present). SSIM and "
-          f"PSNR with a {LST_DATA_RANGE_K:g} K data range.", "",
+          f"{len(c.days)} days {c.days[0]} .. {c.days[-1]}, compared with the "
+          f"{c.reference_name}" + (" (each date hidden from the references, predicted from "
+                                   "the others: leave-one-date-out)"
+                                   if c.reference_name != "truth" else "")
+          + f". Every method scored on the same {int(c.mask.sum()):,} pixel-days (fused by "
+          f"all methods, {c.reference_name} present). SSIM and PSNR with a "
+          f"{LST_DATA_RANGE_K:g} K data range.", "",
           comparison_table(c.groups), *group_lines, "",
           "Fusion time (s, this process): " + ", ".join(
               f"{m} {s:.1f}" for m, s in c.seconds.items()), "",

@@ -86,8 +86,8 @@ def test_grouped_metrics_by_day_class_and_edge():
 
 def test_evaluate_command_writes_a_report(simulated_tiny, tmp_path, capsys):
     import yaml
-    from conftest import config_dict
 
+    from conftest import config_dict
     from lst_pipeline.cli import main
 
     data = config_dict(simulated_tiny.inputs.stack.parent)
@@ -111,5 +111,30 @@ def test_evaluate_command_writes_a_report(simulated_tiny, tmp_path, capsys):
     missing = tmp_path / "missing.yaml"
     data["simulation"]["truth"] = str(tmp_path / "nowhere.zarr")
     missing.write_text(yaml.safe_dump(data))
-    assert main(["evaluate", str(missing), "--out", str(out)]) == 2
+    assert main(["evaluate", str(missing), "--out", str(out), "--against", "truth"]) == 2
     assert "nowhere.zarr: evaluate needs the simulated truth store" in capsys.readouterr().err
+
+
+def test_leave_one_date_out_hides_each_date_and_scores_against_it(simulated_tiny, tmp_path):
+    import dataclasses
+
+    from lst_pipeline.evaluate import compare_methods_holdout, write_report
+    from lst_pipeline.grid import Window
+    from lst_pipeline.io.stack import StackReader
+
+    config = dataclasses.replace(simulated_tiny, simulation=None)  # as for a real stack
+    c = compare_methods_holdout(config, ("reference_change", "modis_only"),
+                                min_clear_fraction=0.2, log=lambda _m: None)
+    reader = StackReader(config.inputs.stack)
+    assert len(c.days) >= 2
+    for i, day in enumerate(c.days):
+        index = list(reader.landsat_dates.astype("datetime64[D]")).index(day)
+        observed = reader.read_landsat(np.array([index]), Window(0, 128, 0, 128))[0]
+        np.testing.assert_array_equal(c.truth[i], observed)  # compared with the hidden date
+    assert (c.reference_age[c.mask] > 0).all()  # ... which was never its own reference
+    rc = c.groups["reference_change"]["overall"]["all"]
+    mo = c.groups["modis_only"]["overall"]["all"]
+    assert rc.n == mo.n == c.mask.sum() > 1000
+    assert rc.mae_k < mo.mae_k - 1.0 and rc.mae_k < 2.5
+    out = write_report(c, tmp_path / "holdout")
+    assert "leave-one-date-out" in (out / "report.md").read_text()
