@@ -18,10 +18,37 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from _record import append_result
 
 from lst_pipeline.evaluate import ALL_METHODS, compare_methods, comparison_table, write_report
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
+
+AGE_BINS = ((0, 4), (5, 8), (9, 16), (17, 48))
+
+
+def mae_by_age(c, method: str) -> dict[str, float]:
+    """MAE of ``method`` on the common mask, by days to the nearest reference used."""
+    err = np.abs(c.predictions[method] - c.truth)
+    out = {}
+    for lo, hi in AGE_BINS:
+        sel = c.mask & (c.reference_age >= lo) & (c.reference_age <= hi)
+        out[f"{lo}-{hi}"] = float(err[sel].mean()) if sel.any() else float("nan")
+    return out
+
+
+def days_not_best(c) -> dict[str, object]:
+    """Days (with >= 1 % of the pixels compared) on which another method beats DLSTFM."""
+    days = [i for i in range(len(c.days)) if c.mask[i].mean() >= 0.01]
+    lost = {}
+    for i in days:
+        maes = {m: g["day"][i].mae_k for m, g in c.groups.items()}
+        best = min(maes, key=maes.get)
+        if best != "dlstfm":
+            lost[str(c.days[i])] = {"winner": best, "winner_mae_k": maes[best],
+                                    "dlstfm_mae_k": maes["dlstfm"],
+                                    "compared_fraction": float(c.mask[i].mean())}
+    return {"days_compared": len(days), "lost": lost}
 
 
 def main() -> None:
@@ -44,7 +71,12 @@ def main() -> None:
             print(f"seed {seed}\n{comparison_table(c.groups)}")
             record[seed] = {m: {"overall": g["overall"]["all"].as_dict(),
                                 "edge": {k: v.as_dict() for k, v in g.get("edge", {}).items()},
+                                "mae_by_reference_age_k": mae_by_age(c, m),
                                 "seconds": c.seconds[m]} for m, g in c.groups.items()}
+            record[seed]["days_dlstfm_not_best"] = days_not_best(c)
+            print("MAE by reference age (days):", {m: record[seed][m]["mae_by_reference_age_k"]
+                                                  for m in c.groups})
+            print("days where dlstfm is not the lowest MAE:", record[seed]["days_dlstfm_not_best"])
     if not args.no_record:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
