@@ -510,6 +510,7 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
         if by_age:
             a2.plot(*zip(*by_age), ".-", label=m)
     a1.set_ylabel("MAE (K)")
+    a1.tick_params(axis="x", labelrotation=30)
     a1.set_title("error per day (common mask)")
     a1.legend(fontsize=7)
     a2.set_xlabel("days to the nearest reference used")

@@ -177,3 +177,34 @@ def test_ubestarfm_needs_two_pairs_of_one_shape():
         ubestarfm(a, a, a, a[:4], a)
     with pytest.raises(InputError, match="conversion"):
         ubestarfm(a, a, a, a, a, conversion="magic")
+
+
+def test_ubestarfm_on_real_yanco_agrees_with_the_authors_result():
+    """Real data: 2016-02-18 predicted from the 2016-02-05 pair (given twice: the authors'
+    second pair is not in the sample), compared with the authors' own ubESTARFM output."""
+    from pathlib import Path
+
+    import rasterio
+
+    data = Path(__file__).parents[1] / "data" / "yanco"
+    crop = (slice(100, 200), slice(100, 200))
+
+    def read(name):
+        with rasterio.open(data / name) as src:
+            a = src.read(1)[crop].astype(np.float32)
+            a[a == np.float32(src.nodata)] = np.nan
+        return a
+
+    fine = read("Landsat_LST_cloudrm_20160205.tif")
+    c1 = read("MOD11A1_LST_cloudrm_20160205.tif")
+    c0 = read("MOD11A1_LST_cloudrm_20160218.tif")
+    authors = read("fused_result_ubESTARFM_pred20160218.tif")
+    assert np.isfinite(fine).mean() > 0.99 and 290 < np.nanmean(fine) < 320
+    ours = ubestarfm(fine, c1, fine, c1, c0, window=51, conversion="unit")
+    both = np.isfinite(ours) & np.isfinite(authors)
+    assert both.mean() > 0.99
+    mad = np.abs(ours - authors)[both].mean()
+    naive = np.abs(fine + c0 - c1 - authors)[both].mean()
+    assert mad < 0.7  # K; the naive reference + coarse change is about 1.1 K away
+    assert mad < naive - 0.3
+    assert abs((ours - authors)[both].mean()) < 0.2  # both unbiased towards MODIS
