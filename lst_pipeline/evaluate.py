@@ -280,6 +280,8 @@ class Comparison:
     groups: dict[str, dict]
     seconds: dict[str, float]
     reference_name: str = "truth"
+    #: for the maps: the most used reference date of each day (days since 1970-01-01, -1)
+    main_reference_day: np.ndarray | None = None
 
 
 def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
@@ -321,6 +323,7 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
     preds = {m: np.full(truth.shape, np.nan, np.float32) for m in methods}
     mask = np.isfinite(truth)
     age = np.full(truth.shape, np.nan, np.float32)
+    main_ref = np.full(n_days, -1, np.int64)
     seconds = dict.fromkeys(methods, 0.0)
     for t0 in range(0, n_days, time_block):
         t1 = min(t0 + time_block, n_days)
@@ -334,6 +337,7 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
             if m == methods[0]:
                 day = plan.task.first_day + np.arange(t0, t1)[:, None, None]
                 age[t0:t1] = np.where(fused, np.abs(day - block.reference_day), np.nan)
+                main_ref[t0:t1] = [_mode(r[f]) for r, f in zip(block.reference_day, fused)]
         log(f"days {t0}..{t1 - 1} fused by {len(methods)} methods")
     land_cover = truth_ds["land_cover"].values if "land_cover" in truth_ds else None
     if land_cover is not None and land_cover.ndim == 3:
@@ -343,7 +347,14 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
                                  class_names=names) for m in methods}
     return Comparison(config=config, days=first.days, truth=truth, predictions=preds,
                       mask=mask, reference_age=age, land_cover=land_cover, groups=groups,
-                      seconds=seconds)
+                      seconds=seconds, main_reference_day=main_ref)
+
+
+def _mode(values: np.ndarray) -> int:
+    if not values.size:
+        return -1
+    found, counts = np.unique(values, return_counts=True)
+    return int(found[np.argmax(counts)])
 
 
 def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
@@ -390,6 +401,7 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
     preds = {m: np.full(shape, np.nan, np.float32) for m in methods}
     mask = np.isfinite(truth)
     age = np.full(shape, np.nan, np.float32)
+    main_ref = np.full(len(chosen), -1, np.int64)
     seconds = dict.fromkeys(methods, 0.0)
     import time
 
@@ -410,11 +422,13 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
             if m == methods[0]:
                 age[i] = np.where(fused, np.abs(plan.task.first_day + t
                                                 - block.reference_day[0]), np.nan)
+                main_ref[i] = _mode(block.reference_day[0][fused])
         log(f"held out {ldays[index]} ({i + 1}/{len(chosen)})")
     groups = {m: grouped_metrics(preds[m], truth, mask) for m in methods}
     return Comparison(config=config, days=ldays[chosen], truth=truth, predictions=preds,
                       mask=mask, reference_age=age, land_cover=None, groups=groups,
-                      seconds=seconds, reference_name="held-out Landsat")
+                      seconds=seconds, reference_name="held-out Landsat",
+                      main_reference_day=main_ref)
 
 
 def _class_names(ds) -> dict[int, str]:
@@ -457,22 +471,32 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
     t = int(np.argmax(counts))
     figures = {}
 
-    # maps of the day with the most common pixels, shared colour scale and units
+    # maps of the day with the most common pixels, shared colour scale and units: inputs
+    # (main reference Landsat, target MODIS), each method, the truth; errors below
+    inputs = _input_panels(c, t)
     truth_day = np.where(c.mask[t], c.truth[t], np.nan)
     lo, hi = np.nanpercentile(c.truth[t], [1, 99])
     err_lim = 5.0
-    fig, axes = plt.subplots(2, len(methods) + 1, figsize=(3.2 * (len(methods) + 1), 6.4),
-                             squeeze=False)
-    im = axes[0, 0].imshow(truth_day, vmin=lo, vmax=hi, cmap="inferno")
-    axes[0, 0].set_title(f"{c.reference_name} {np.datetime_as_string(c.days[t])}")
-    axes[1, 0].imshow(c.land_cover if c.land_cover is not None else truth_day, cmap="tab10")
-    axes[1, 0].set_title("land cover" if c.land_cover is not None else "")
-    for i, m in enumerate(methods, start=1):
+    n_in = len(inputs)
+    ncols = n_in + len(methods) + 1
+    fig, axes = plt.subplots(2, ncols, figsize=(3.0 * ncols, 6.4), squeeze=False)
+    for j, (name, img) in enumerate(inputs.items()):
+        im = axes[0, j].imshow(img, vmin=lo, vmax=hi, cmap="inferno")
+        axes[0, j].set_title(name, fontsize=9)
+        axes[1, j].axis("off")
+    if c.land_cover is not None and n_in:
+        axes[1, 0].axis("on")
+        axes[1, 0].imshow(c.land_cover, cmap="tab10", interpolation="nearest")
+        axes[1, 0].set_title("land cover", fontsize=9)
+    for i, m in enumerate(methods, start=n_in):
         p = np.where(c.mask[t], c.predictions[m][t], np.nan)
-        axes[0, i].imshow(p, vmin=lo, vmax=hi, cmap="inferno")
-        axes[0, i].set_title(m)
+        im = axes[0, i].imshow(p, vmin=lo, vmax=hi, cmap="inferno")
+        axes[0, i].set_title(m, fontsize=9)
         em = axes[1, i].imshow(p - truth_day, vmin=-err_lim, vmax=err_lim, cmap="RdBu_r")
-        axes[1, i].set_title(f"{m} - {c.reference_name}")
+        axes[1, i].set_title(f"{m} - {c.reference_name}", fontsize=9)
+    axes[0, -1].imshow(truth_day, vmin=lo, vmax=hi, cmap="inferno")
+    axes[0, -1].set_title(f"{c.reference_name} {np.datetime_as_string(c.days[t])}", fontsize=9)
+    axes[1, -1].axis("off")
     for a in axes.ravel():
         a.set_xticks([])
         a.set_yticks([])
@@ -558,6 +582,32 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
         html = html.replace(f"({path.name})", f"(data:image/png;base64,{data})")
     (out / "report.html").write_text(_markdown_to_html(html))
     return out
+
+
+def _input_panels(c: Comparison, t: int) -> dict[str, np.ndarray]:
+    """The main reference Landsat and the target-day MODIS (coarse pixels) of day ``t``."""
+    from lst_pipeline.errors import LSTPipelineError
+    from lst_pipeline.grid import Window
+    from lst_pipeline.io.stack import StackReader
+
+    try:
+        reader = StackReader(c.config.inputs.stack)
+    except LSTPipelineError:  # figures without the input panels are still a report
+        return {}
+    ny, nx = c.truth.shape[1:]
+    f = c.config.grid.coarse_factor
+    day = np.datetime64(c.days[t], "D")
+    modis = reader.read_modis(np.array([day]), Window(0, ny // f, 0, nx // f))[0]
+    panels = {}
+    ref = -1 if c.main_reference_day is None else int(c.main_reference_day[t])
+    ldays = reader.landsat_dates.astype("datetime64[D]").astype(np.int64)
+    if ref >= 0 and ref in ldays:
+        index = int(np.nonzero(ldays == ref)[0][0])
+        date = np.datetime64(ref, "D")
+        panels[f"reference Landsat {date}"] = reader.read_landsat(np.array([index]),
+                                                                 Window(0, ny, 0, nx))[0]
+    panels[f"target MODIS {day}"] = np.repeat(np.repeat(modis, f, axis=0), f, axis=1)
+    return panels
 
 
 def _save(fig, path: Path) -> Path:
