@@ -11,6 +11,7 @@ Commands
 ``quicklook CUBE``    PNG of a day, a point's time series, or a GIF of a date range
 ``rechunk CUBE OUT``  a time-series-friendly copy of a cube (dask p2p rechunk)
 ``bench [CONFIG]``    throughput benchmark with a JSON record
+``evaluate CONFIG``   every fusion method on the same region and days, scored against truth
 
 Every command has ``--help``. Errors from bad input print one line naming the file or field
 and exit with status 2.
@@ -176,6 +177,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scratch directory (default: a temporary one, removed at the end)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_cluster_options(p)
+
+    p = sub.add_parser("evaluate", help="compare fusion methods against the simulated truth",
+                       description="Fuse CONFIG's region with each method (same reference "
+                                   "selection, days and masks), score every method on the "
+                                   "pixel-days all of them fused, and write a report directory "
+                                   "(report.md, report.html with embedded figures).")
+    p.add_argument("config", type=Path, help="pipeline YAML with a `simulation:` section "
+                                             "(simulated with `lst-pipeline simulate`)")
+    p.add_argument("--out", type=Path, required=True, help="report directory to write")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="methods to compare (default: dlstfm reference_change starfm "
+                        "ubestarfm modis_only)")
+    p.add_argument("--against", choices=("auto", "truth", "holdout"), default="auto",
+                   help="truth: the simulated truth store; holdout: leave-one-date-out "
+                        "against the stack's own Landsat dates (any real stack); auto: truth "
+                        "when the config has an existing simulation.truth, else holdout")
+    p.add_argument("--min-clear", type=float, default=0.3,
+                   help="holdout: least clear fraction of a Landsat date to hold it out")
+    p.add_argument("--max-dates", type=int, default=None,
+                   help="holdout: at most this many dates, spread over the series")
+    p.add_argument("--time-block", type=int, default=32, help="truth: days fused at once")
     return parser
 
 
@@ -464,9 +486,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lst_pipeline.config import load_pipeline
+    from lst_pipeline.errors import ConfigError
+    from lst_pipeline.evaluate import (
+        ALL_METHODS,
+        compare_methods,
+        compare_methods_holdout,
+        comparison_table,
+        write_report,
+    )
+
+    config = load_pipeline(args.config)
+    methods = tuple(args.methods or ALL_METHODS)
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise ConfigError(f"--methods: unknown method {unknown[0]!r}; available: "
+                          f"{', '.join(ALL_METHODS)}")
+    against = args.against
+    if against == "auto":
+        has_truth = config.simulation is not None and Path(config.simulation.truth).exists()
+        against = "truth" if has_truth else "holdout"
+    if against == "truth":
+        comparison = compare_methods(config, methods, time_block=args.time_block, log=print)
+    else:
+        comparison = compare_methods_holdout(config, methods, min_clear_fraction=args.min_clear,
+                                             max_dates=args.max_dates, log=print)
+    out = write_report(comparison, args.out)
+    print(comparison_table(comparison.groups))
+    print(f"report: {(out / 'report.html').resolve()}")
+    return 0
+
+
 COMMANDS = {"simulate": cmd_simulate, "ingest": cmd_ingest, "inspect": cmd_inspect,
-            "run": cmd_run, "demo": cmd_demo, "train": cmd_train, "quicklook": cmd_quicklook,
-            "rechunk": cmd_rechunk, "bench": cmd_bench}
+            "run": cmd_run, "demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
+            "quicklook": cmd_quicklook, "rechunk": cmd_rechunk, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

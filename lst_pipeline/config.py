@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from lst_pipeline.errors import ConfigError
 
-FusionMethodName = Literal["dlstfm", "reference_change"]
+FusionMethodName = Literal["dlstfm", "reference_change", "modis_only", "starfm", "ubestarfm"]
 Device = Literal["auto", "cpu", "cuda"]
 OutputDtype = Literal["int16", "float32"]
 
@@ -120,6 +120,74 @@ class ChunkConfig:
 
 
 @dataclass(frozen=True)
+class StarfmConfig:
+    """STARFM parameters (Gao et al., 2006), defaults for LST in Kelvin.
+
+    Attributes
+    ----------
+    window
+        Odd moving-window width in fine pixels (31 x 30 m = 930 m, about one MODIS pixel).
+    classes
+        ``m`` of the similarity threshold ``2 sigma / m`` (``sigma``: standard deviation of
+        the fine reference in the window).
+    landsat_uncertainty_k, modis_uncertainty_k
+        Uncertainty of fine and coarse LST (K); they bound the sample filter and keep the
+        weights finite.
+    pairs
+        ``1``: each reference predicts alone (the engine blends the references before and
+        after as for every method); ``2``: the nearest references before and after enter one
+        weighted sum (Gao's multi-pair STARFM); days without both stay gaps.
+    """
+
+    window: int = 31
+    classes: int = 4
+    landsat_uncertainty_k: float = 0.5
+    modis_uncertainty_k: float = 1.0
+    pairs: Literal[1, 2] = 1
+
+    def __post_init__(self) -> None:
+        _require(self.window >= 1 and self.window % 2 == 1, "fusion.starfm.window",
+                 f"must be an odd number >= 1, got {self.window}")
+        _require(self.classes >= 1, "fusion.starfm.classes", "must be >= 1")
+        for name in ("landsat_uncertainty_k", "modis_uncertainty_k"):
+            _require(getattr(self, name) > 0, f"fusion.starfm.{name}", "must be > 0")
+
+
+@dataclass(frozen=True)
+class UbestarfmConfig:
+    """ubESTARFM parameters (ESTARFM, Zhu et al. 2010, with the local bias correction of
+    Yu et al. 2023), defaults for LST in Kelvin.
+
+    Attributes
+    ----------
+    window
+        Odd moving-window width in fine pixels.
+    classes
+        ``m`` of the similarity threshold ``2 sigma / m`` (2: one standard deviation, as
+        the ubESTARFM authors use).
+    conversion
+        ``regression``: ESTARFM's conversion coefficient, the slope of the similar pixels'
+        fine on coarse LST pooled over both pairs (1 where unreliable); ``unit``: 1, as the
+        ubESTARFM authors' code.
+    min_k, max_k
+        A prediction outside this range (K) is replaced by the weighted mean of the similar
+        pixels (the authors' ``DN_min``/``DN_max``).
+    """
+
+    window: int = 31
+    classes: int = 2
+    conversion: Literal["regression", "unit"] = "regression"
+    min_k: float = 250.0
+    max_k: float = 350.0
+
+    def __post_init__(self) -> None:
+        _require(self.window >= 3 and self.window % 2 == 1, "fusion.ubestarfm.window",
+                 f"must be an odd number >= 3, got {self.window}")
+        _require(self.classes >= 1, "fusion.ubestarfm.classes", "must be >= 1")
+        _require(self.max_k > self.min_k, "fusion.ubestarfm.max_k", "must be > min_k")
+
+
+@dataclass(frozen=True)
 class FusionConfig:
     """Fusion method and reference selection.
 
@@ -127,7 +195,10 @@ class FusionConfig:
     ----------
     method
         ``dlstfm`` (default): the DLSTFM network; ``reference_change``: reference Landsat +
-        upsampled (target MODIS - reference MODIS).
+        upsampled (target MODIS - reference MODIS); ``modis_only``: the target MODIS
+        upsampled (bilinear); ``starfm``: STARFM (see ``starfm``); ``ubestarfm``: ESTARFM
+        with local bias correction from the references before and after (see
+        ``ubestarfm``; needs ``two_references: true``).
     max_reference_gap_days
         A Landsat date further than this from the target day is never used as reference.
     min_clear_fraction
@@ -159,6 +230,8 @@ class FusionConfig:
     landsat_days
         ``observe``: on a day with a clear Landsat pixel, keep the observation (``qa`` 1);
         ``fuse``: fuse it from the other dates like any day (e.g. to validate).
+    starfm, ubestarfm
+        Parameters of those methods (ignored by the others).
     """
 
     method: FusionMethodName = "dlstfm"
@@ -174,6 +247,8 @@ class FusionConfig:
     modis_gaps: Literal["keep", "interpolate"] = "keep"
     max_modis_interpolation_days: int = 4
     landsat_days: Literal["observe", "fuse"] = "observe"
+    starfm: StarfmConfig = field(default_factory=StarfmConfig)
+    ubestarfm: UbestarfmConfig = field(default_factory=UbestarfmConfig)
 
     def __post_init__(self) -> None:
         _require(self.max_reference_gap_days >= 0, "fusion.max_reference_gap_days",
@@ -185,6 +260,18 @@ class FusionConfig:
         _require(self.max_disagreement_k > 0, "fusion.max_disagreement_k", "must be > 0")
         _require(self.max_modis_interpolation_days >= 1, "fusion.max_modis_interpolation_days",
                  "must be >= 1")
+        two_pair = self.method == "ubestarfm" or (self.method == "starfm"
+                                                  and self.starfm.pairs == 2)
+        _require(self.two_references or not two_pair, "fusion.two_references",
+                 f"method {self.method} predicts from a reference before and one after the "
+                 "day; set two_references: true (or use a one-pair method)")
+
+    def method_params(self) -> tuple[tuple[str, Any], ...]:
+        """The selected method's own parameters, hashable (empty for methods without)."""
+        section = getattr(self, self.method, None)
+        if not dataclasses.is_dataclass(section):
+            return ()
+        return tuple(sorted(dataclasses.asdict(section).items()))
 
 
 @dataclass(frozen=True)

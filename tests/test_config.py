@@ -94,3 +94,25 @@ def test_replace_paths_moves_relative_stores_under_workdir(tmp_path):
 def test_unknown_bundled_pipeline():
     with pytest.raises(ConfigError, match="no bundled pipeline named 'nope'"):
         bundled_pipeline("nope")
+
+
+def test_baseline_method_options_are_validated(tmp_path):
+    ok = load_pipeline(config_dict(tmp_path, fusion={"method": "starfm",
+                                                     "starfm": {"window": 21, "pairs": 2}}))
+    assert ok.fusion.starfm.window == 21
+    assert dict(ok.fusion.method_params())["pairs"] == 2
+    cases = [
+        ({"method": "starfm", "starfm": {"window": 20}},
+         r"fusion\.starfm\.window: must be an odd number"),
+        ({"method": "starfm", "starfm": {"modis_uncertainty_k": 0}},
+         r"fusion\.starfm\.modis_uncertainty_k: must be > 0"),
+        ({"method": "starfm", "starfm": {"pairs": 3}}, r"fusion\.starfm\.pairs: 3 is not one of"),
+        ({"method": "ubestarfm", "two_references": False},
+         r"fusion\.two_references: method ubestarfm predicts from a reference before"),
+        ({"method": "ubestarfm", "ubestarfm": {"conversion": "fit"}},
+         r"fusion\.ubestarfm\.conversion"),
+        ({"method": "fsdaf"}, r"fusion\.method: 'fsdaf' is not one of"),
+    ]
+    for fusion, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            load_pipeline(config_dict(tmp_path, fusion=fusion))

@@ -57,11 +57,12 @@ class FusionTask:
     max_disagreement_k: float
     modis_gap_days: int  # 0: keep gaps; n: interpolate over at most n days each side
     keep_observations: bool
+    method_params: tuple = ()
 
     def fusion_method(self) -> FusionMethod:
         """The method, built once per process (a worker loads its model once)."""
         return get_method(self.method, self.checkpoint, self.device, self.mixed_precision,
-                          self.batch_pixels)
+                          self.batch_pixels, self.method_params)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def plan_run(config: PipelineConfig) -> RunPlan:
         modis_gap_days=(fusion.max_modis_interpolation_days
                         if fusion.modis_gaps == "interpolate" else 0),
         keep_observations=fusion.landsat_days == "observe",
+        method_params=fusion.method_params(),
     )
     method = task.fusion_method()
     chunks = plan_chunks(grid, len(days), (config.chunks.time, config.chunks.y, config.chunks.x),

@@ -247,17 +247,13 @@ def fuse_block(
     target_seen = np.isfinite(target_modis).any(axis=(-2, -1))
     pending = np.isnan(lst)  # not observed
 
-    def chain(side: str) -> tuple[np.ndarray, np.ndarray]:
+    def composite(side: str) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
         """Per pixel, the nearest usable reference on ``side`` (falling back to the next one),
-        composited into one reference image per day and fused in one pass."""
+        composited into one reference image per day that can be fused."""
         ranked = candidate_references(target_days, landsat_days, max_gap_days=max_gap_days,
                                       max_references=max_references, side=side)
         days = [t for t in range(n_days) if ranked[t, 0] >= 0 and target_seen[t]
                 and pending[t].any()]
-        pred_out = np.full(shape, np.nan, dtype=np.float32)
-        ref_out = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
-        if not days:
-            return pred_out, ref_out
         fine = np.full((len(days), *landsat_lst.shape[1:]), np.nan, dtype=np.float32)
         coarse_up = np.full_like(fine, np.nan)
         used = np.full(fine.shape, -1, dtype=np.int64)
@@ -269,6 +265,15 @@ def fuse_block(
                 fine[k][take] = landsat_lst[r][take]
                 coarse_up[k][take] = landsat_modis_up[r][take]
                 used[k][take] = r
+        return days, fine, coarse_up, used
+
+    def chain(side: str) -> tuple[np.ndarray, np.ndarray]:
+        """Fuse every day from its composite reference on ``side`` in one pass."""
+        days, fine, coarse_up, used = composite(side)
+        pred_out = np.full(shape, np.nan, dtype=np.float32)
+        ref_out = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
+        if not days:
+            return pred_out, ref_out
         pred = method.predict(fine, coarse_up, target_modis[days], coarse_factor=f)
         for k, t in enumerate(days):
             r = used[k][ys, xs]
@@ -276,6 +281,30 @@ def fuse_block(
             pred_out[t][take] = pred[k][ys, xs][take]
             ref_out[t][take] = landsat_days[r[take]]
         return pred_out, ref_out
+
+    if getattr(method, "pairs", 1) == 2:
+        # Two-pair methods (ubESTARFM, two-pair STARFM) see both references at once; a
+        # pixel-day without a usable reference on each side stays a gap.
+        days_b, fine_b, coarse_b, used_b = composite("before")
+        days_a, fine_a, coarse_a, used_a = composite("after")
+        common = sorted(set(days_b) & set(days_a))
+        if common:
+            ib = [days_b.index(t) for t in common]
+            ia = [days_a.index(t) for t in common]
+            pred = method.predict_pairs(
+                np.stack([fine_b[ib], fine_a[ia]], axis=1),
+                np.stack([coarse_b[ib], coarse_a[ia]], axis=1),
+                target_modis[common], coarse_factor=f)
+            for k, t in enumerate(common):
+                rb, ra = used_b[ib[k]][ys, xs], used_a[ia[k]][ys, xs]
+                take = (pending[t] & (rb >= 0) & (ra >= 0) & np.isfinite(pred[k][ys, xs]))
+                day_b, day_a = landsat_days[rb[take]], landsat_days[ra[take]]
+                lst[t][take] = pred[k][ys, xs][take]
+                qa[t][take] = Flag.FUSED_TWO
+                ref_day[t][take] = np.where(target_days[t] - day_b <= day_a - target_days[t],
+                                            day_b, day_a)
+        return _flag_gap_filled(FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day),
+                                target_modis_filled, f, ys, xs)
 
     if not two_references:
         pred, ref = chain("both")

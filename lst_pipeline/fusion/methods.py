@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from lst_pipeline.errors import ConfigError
+from lst_pipeline.errors import ConfigError, InputError
 from lst_pipeline.fusion.kernel import upsample_bilinear
 from lst_pipeline.fusion.timing import timed
 
@@ -70,6 +70,113 @@ class ReferenceChange:
 
     def describe(self) -> dict:
         return {"lst_pipeline:method": self.name}
+
+
+class ModisOnly:
+    """The target day's MODIS upsampled (bilinear, NaN-aware) onto the fine grid.
+
+    The floor every fusion method must beat: no fine detail at all. It is computed only
+    where the other methods predict (a usable reference exists), so that all methods are
+    scored on the same pixels.
+    """
+
+    name = "modis_only"
+    alignment = 1
+
+    def halo(self, coarse_factor: int) -> int:
+        return coarse_factor
+
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        target_up = upsample_bilinear(target_coarse, coarse_factor)
+        return np.where(np.isfinite(reference_fine), target_up, np.float32(np.nan))
+
+    def describe(self) -> dict:
+        return {"lst_pipeline:method": self.name}
+
+
+class Starfm:
+    """STARFM (Gao et al., 2006); see :func:`~lst_pipeline.fusion.baselines.starfm`.
+
+    With ``pairs=2`` the nearest usable references before and after the day enter one
+    weighted sum (:meth:`predict_pairs`); with ``pairs=1`` each reference predicts alone.
+    """
+
+    name = "starfm"
+    alignment = 1
+
+    def __init__(self, window: int = 31, classes: int = 4, landsat_uncertainty_k: float = 0.5,
+                 modis_uncertainty_k: float = 1.0, pairs: int = 1) -> None:
+        self.params = {"window": window, "classes": classes,
+                       "landsat_uncertainty_k": landsat_uncertainty_k,
+                       "modis_uncertainty_k": modis_uncertainty_k}
+        self.pairs = pairs
+
+    def halo(self, coarse_factor: int) -> int:
+        # the window's neighbours need their upsampled coarse values, which reach one
+        # coarse pixel further
+        return self.params["window"] // 2 + coarse_factor
+
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        return self.predict_pairs(reference_fine[:, None], reference_coarse_up[:, None],
+                                  target_coarse, coarse_factor=coarse_factor)
+
+    def predict_pairs(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                      target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """``(N, P, Y, X)`` references (``P`` pairs per prediction) -> ``(N, Y, X)``."""
+        from lst_pipeline.fusion.baselines import starfm
+
+        target_up = upsample_bilinear(target_coarse, coarse_factor)
+        return np.stack([starfm(reference_fine[i], reference_coarse_up[i], target_up[i],
+                                **self.params) for i in range(len(target_up))])
+
+    def describe(self) -> dict:
+        return {"lst_pipeline:method": self.name,
+                "lst_pipeline:method_params": {**self.params, "pairs": self.pairs}}
+
+
+class Ubestarfm:
+    """ESTARFM with ubESTARFM's local bias correction, from a reference before and after.
+
+    See :func:`~lst_pipeline.fusion.baselines.ubestarfm`. Only :meth:`predict_pairs` is
+    meaningful; :meth:`predict` (one reference) raises.
+    """
+
+    name = "ubestarfm"
+    alignment = 1
+    pairs = 2
+
+    def __init__(self, window: int = 31, classes: int = 2, conversion: str = "regression",
+                 min_k: float = 250.0, max_k: float = 350.0) -> None:
+        self.params = {"window": window, "classes": classes, "conversion": conversion,
+                       "min_k": min_k, "max_k": max_k}
+
+    def halo(self, coarse_factor: int) -> int:
+        return self.params["window"] // 2 + coarse_factor
+
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        raise InputError("ubestarfm needs a reference pair before and one after the target "
+                         "day, got one reference; use predict_pairs (the engine does so "
+                         "with fusion.two_references: true)")
+
+    def predict_pairs(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                      target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """``(N, 2, Y, X)`` references (before, after) -> ``(N, Y, X)``."""
+        from lst_pipeline.fusion.baselines import ubestarfm
+
+        if reference_fine.ndim != 4 or reference_fine.shape[1] != 2:
+            raise InputError("ubestarfm needs exactly two reference pairs (before, after) per "
+                             f"prediction, got references of shape {reference_fine.shape}")
+        target_up = upsample_bilinear(target_coarse, coarse_factor)
+        return np.stack([ubestarfm(reference_fine[i, 0], reference_coarse_up[i, 0],
+                                   reference_fine[i, 1], reference_coarse_up[i, 1],
+                                   target_up[i], **self.params)
+                         for i in range(len(target_up))])
+
+    def describe(self) -> dict:
+        return {"lst_pipeline:method": self.name, "lst_pipeline:method_params": self.params}
 
 
 class DLSTFMMethod:
@@ -178,19 +285,32 @@ def _match_worker_threads() -> None:
 
 
 METHODS: dict[str, type] = {ReferenceChange.name: ReferenceChange,
-                            DLSTFMMethod.name: DLSTFMMethod}
+                            DLSTFMMethod.name: DLSTFMMethod,
+                            ModisOnly.name: ModisOnly,
+                            Starfm.name: Starfm,
+                            Ubestarfm.name: Ubestarfm}
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
-               mixed_precision: bool = False, batch_pixels: int = 1 << 17) -> FusionMethod:
-    """The fusion method registered as ``name``, built once per process and options."""
+               mixed_precision: bool = False, batch_pixels: int = 1 << 17,
+               params: tuple[tuple[str, object], ...] = ()) -> FusionMethod:
+    """The fusion method registered as ``name``, built once per process and options.
+
+    ``params`` are the method's own parameters as ``(name, value)`` pairs (see
+    :meth:`~lst_pipeline.config.FusionConfig.method_params`).
+    """
     if name not in METHODS:
         raise ConfigError(
             f"fusion.method: unknown method {name!r}; available: {', '.join(METHODS)}")
     if name == DLSTFMMethod.name:
         return DLSTFMMethod(checkpoint, device, mixed_precision, batch_pixels)
-    return METHODS[name]()
+    return METHODS[name](**dict(params))
+
+
+def method_pairs(method: FusionMethod) -> int:
+    """Reference pairs per prediction: 1, or 2 for methods with ``predict_pairs``."""
+    return int(getattr(method, "pairs", 1))
 
 
 def method_alignment(method: FusionMethod, coarse_factor: int) -> int:

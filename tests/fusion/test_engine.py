@@ -213,3 +213,37 @@ def test_modis_gap_interpolation_is_seamless_across_time_chunks(simulated_tiny, 
     kept = fuse_scene(plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
         config.fusion, modis_gaps="keep"))))
     assert summary.no_data < (kept.qa == Flag.NO_DATA).sum()  # fewer gaps, all flagged
+
+
+@pytest.mark.parametrize("method,params", [
+    ("modis_only", {}),
+    pytest.param("starfm", {}, marks=pytest.mark.slow),  # window 31: halo 15 + 16 -> 32 px
+    ("starfm", {"starfm": {"window": 15, "pairs": 2}}),
+    ("ubestarfm", {"ubestarfm": {"window": 15}}),
+])
+def test_baselines_on_workers_equal_single_process_whole_scene(simulated_tiny, client, tmp_path,
+                                                                method, params):
+    from lst_pipeline.config import FusionConfig, from_mapping
+
+    fusion = from_mapping(FusionConfig, {"method": method, "max_reference_gap_days": 32,
+                                         **params}, "fusion")
+    config = dataclasses.replace(with_output(simulated_tiny, tmp_path / f"{method}.zarr"),
+                                 fusion=fusion)
+    plan = plan_run(config)
+    window = getattr(fusion, method).window if method != "modis_only" else 0
+    assert plan.chunks.halo_aligned >= window // 2 + 16
+    execute(plan, client, progress=False)
+    reference = fuse_scene(plan)
+    cube = open_cube(config.output.cube)
+    lst = cube["lst"].values
+    np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
+    assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
+    np.testing.assert_array_equal(cube["qa"].values, reference.qa)
+    assert cube.attrs["lst_pipeline:method"] == method
+    fused = Flag.fused(reference.qa)
+    assert fused.mean() > 0.1
+    truth = xr.open_zarr(config.simulation.truth, consolidated=False)["lst"].values
+    mae = np.abs(reference.lst_k - truth)[fused].mean()
+    assert mae < {"modis_only": 6.0, "starfm": 1.5, "ubestarfm": 6.0}[method]
+    if method == "ubestarfm" or fusion.starfm.pairs == 2:  # one prediction from both pairs
+        assert set(np.unique(reference.qa[fused])) == {Flag.FUSED_TWO}
