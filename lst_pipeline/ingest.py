@@ -300,7 +300,7 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
             read = modis.read_granule(
                 source, grid.coarse, overpass=opts.overpass if opts else "day",
                 max_lst_error_class=opts.max_lst_error_class if opts else 1,
-                min_valid_fraction=opts.min_valid_fraction if opts else 0.5)
+                min_valid_fraction=0.0)  # applied after the mosaic of the day's tiles
             if read is None:
                 _skip(f"{source.path}: does not overlap the target grid", plan)
                 continue
@@ -320,10 +320,17 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
         used.append(_name(source))
     if not lst_parts:
         return None
-    lst, bits = _mosaic(lst_parts, bits_parts)
     frac = None
-    if frac_parts:
-        frac = np.clip(np.sum(frac_parts, axis=0), 0, 1).astype(np.float32)
+    if item.kind == "granule":
+        # tiles meeting inside a coarse cell: area-weighted mean, fractions add up
+        lst, frac = _mosaic_weighted(lst_parts, frac_parts)
+        opts = ingest.modis
+        lst = np.where(frac >= (opts.min_valid_fraction if opts else 0.5), lst, np.nan)
+        bits = _mosaic(lst_parts, bits_parts)[1]
+    else:
+        lst, bits = _mosaic(lst_parts, bits_parts)
+        if frac_parts:
+            frac = np.clip(np.sum(frac_parts, axis=0), 0, 1).astype(np.float32)
     finite = [t for t in times if np.isfinite(t)]
     return DateOnGrid(lst, bits, frac, float(np.mean(finite)) if finite else float("nan"),
                       "+".join(sorted(set(platforms))), used, nbytes)
@@ -348,6 +355,17 @@ def _mosaic(lst_parts: list[np.ndarray], bits_parts: list[np.ndarray]
     first_valid = np.argmax(valid, axis=0)
     bits = np.take_along_axis(np.stack(bits_parts), first_valid[None], axis=0)[0]
     return lst, bits
+
+
+def _mosaic_weighted(lst_parts: list[np.ndarray], frac_parts: list[np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the parts weighted by the area each covers, and the summed area."""
+    lst = np.stack(lst_parts).astype(np.float64)
+    weight = np.where(np.isfinite(lst), np.stack(frac_parts), 0.0)
+    total = weight.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(total > 0, (np.nan_to_num(lst) * weight).sum(axis=0) / total, np.nan)
+    return mean.astype(np.float32), np.clip(total, 0, 1).astype(np.float32)
 
 
 def _read_pregridded(item: DateSources, path: str, plan: IngestPlan

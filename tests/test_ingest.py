@@ -266,3 +266,33 @@ def test_pregridded_grid_mismatch_is_an_error(tmp_path):
     with pytest.raises(InputError, match=r"not on the target grid .*must match the configured"):
         ingest(cfg, progress=False)
     assert not Path(cfg.inputs.stack).exists()
+
+
+def test_tiles_of_one_day_mosaic_by_area_across_the_tile_edge(tmp_path):
+    from lst_pipeline.simulate_files import SINUSOIDAL_X0, SINUSOIDAL_Y0, TILE_SIZE_M
+
+    x_edge = SINUSOIDAL_X0 + 31 * TILE_SIZE_M          # between h30 and h31
+    top = SINUSOIDAL_Y0 - 12 * TILE_SIZE_M - 20000.0   # inside v12
+    day = dt.date(2021, 3, 1)
+    paths = []
+    for h, kelvin in ((30, 300.0), (31, 310.0)):
+        tile = modis_tile(h, 12)
+        lst = np.full(tile.shape, round(kelvin / modis.LST_SCALE_K), np.uint16)
+        qc = np.full(tile.shape, modis.make_qc(modis.MANDATORY_GOOD), np.uint8)
+        view = np.full(tile.shape, 105, np.uint8)
+        paths.append(str(write_mod11a1_hdf(tmp_path / granule_name("MOD11A1", day, h, 12),
+                                           tile, lst, qc, view)))
+    data = {"name": "edge",
+            "grid": {"crs": modis.SINUSOIDAL, "resolution": 250, "coarse_factor": 8,
+                     "bounds": [x_edge - 5000, top - 4000, x_edge + 7000, top]},
+            "dates": {"start": str(day), "end": str(day)},
+            "inputs": {"stack": str(tmp_path / "s.zarr")},
+            "output": {"cube": str(tmp_path / "c.zarr")},
+            "chunks": {"time": 1, "y": 16, "x": 48},
+            "ingest": {"modis": {"paths": paths}}}
+    ingest(load_pipeline(data), progress=False)
+    ds = open_stack(tmp_path / "s.zarr")
+    row = ds.modis_lst.values[0, 0]
+    # coarse cells of 2000 m: the third one straddles the tile edge, half in each tile
+    np.testing.assert_allclose(row, [300, 300, 305, 310, 310, 310], atol=0.02)
+    np.testing.assert_allclose(ds.modis_valid_fraction.values[0, 0], 1.0, atol=1e-3)
