@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from _record import append_result
+from _record import append_result, held_out_region
 from scipy import ndimage
 
 from lst_pipeline.fusion.engine import plan_run, read_and_fuse
 from lst_pipeline.grid import Window
 from lst_pipeline.io.cube import Flag
 from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
-from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
 METHODS = ("reference_change", "dlstfm")
 SSIM_RANGE_K = 50.0
@@ -68,10 +67,7 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lst-acc-") as tmp:
         for seed in args.seeds:
-            config = synthetic_pipeline(Path(tmp) / f"seed{seed}", seed=seed, size=args.size,
-                                        days=args.days,
-                                        origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0))
-            simulate_region(config, progress=False)
+            config = held_out_region(Path(tmp), seed, args.size, args.days)
             truth_ds = xr.open_zarr(config.simulation.truth, consolidated=False)
             edges = edge_mask(truth_ds["land_cover"].values)
             plans = {m: plan_run(dataclasses.replace(config, fusion=dataclasses.replace(

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _record import append_result
+from _record import append_result, held_out_region
 
 from lst_pipeline.evaluate import ALL_METHODS, compare_methods, comparison_table, write_report
-from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
 AGE_BINS = ((0, 4), (5, 8), (9, 16), (17, 48))
 
@@ -62,10 +61,7 @@ def main() -> None:
     record = {}
     with tempfile.TemporaryDirectory(prefix="lst-methods-") as tmp:
         for seed in args.seeds:
-            config = synthetic_pipeline(Path(tmp) / f"seed{seed}", seed=seed, size=args.size,
-                                        days=args.days,
-                                        origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0))
-            simulate_region(config, progress=False)
+            config = held_out_region(Path(tmp), seed, args.size, args.days)
             c = compare_methods(config, ALL_METHODS, log=lambda _m: None)
             write_report(c, args.out / f"seed{seed}", title=f"Held-out region, seed {seed}")
             print(f"seed {seed}\n{comparison_table(c.groups)}")

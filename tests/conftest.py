@@ -112,9 +112,8 @@ def real_format_region(tmp_path_factory):
     config = tiny_config(root, **FILES_REGION)
     simulate_region(config, progress=False)
     write_scene_files(config, root / "files", modis_format="hdf", progress=False)
-    tif = write_scene_files(config, root / "tif", modis_format="geotiff", progress=False)
+    write_scene_files(config, root / "tif", modis_format="geotiff", progress=False)
     (root / "tif" / "modis").rename(root / "files" / "modis_tif")
-    del tif
     return config, root
 
 

@@ -13,6 +13,17 @@ from lst_pipeline.fusion.engine import execute, fuse_scene, plan_run
 from lst_pipeline.io.cube import Flag, cube_status, open_cube
 
 
+def run_and_compare_with_scene(plan, client, tolerance_k=1e-4):
+    """Run ``plan`` on the cluster; its cube must equal the single-process whole scene."""
+    execute(plan, client, progress=False)
+    reference = fuse_scene(plan)
+    cube = open_cube(plan.config.output.cube)
+    lst = cube["lst"].values
+    np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
+    assert np.nanmax(np.abs(lst - reference.lst_k)) <= tolerance_k
+    return cube, reference
+
+
 def with_output(config, path, **output):
     return dataclasses.replace(
         config, output=dataclasses.replace(config.output, cube=path, **output))
@@ -168,12 +179,8 @@ def test_dlstfm_on_workers_is_seamless_and_equals_single_process(
     plan = plan_run(config)
     assert plan.chunks.halo_aligned == 64  # receptive radius 47 + one coarse pixel (16)
     assert plan.chunks.chunk(0, 1, 1).read_window.shape == (192, 192)  # real halos
-    execute(plan, client, progress=False)
-    reference = fuse_scene(plan)
-    cube = open_cube(config.output.cube)
+    cube, _ = run_and_compare_with_scene(plan, client)
     lst = cube["lst"].values
-    np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
-    assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
     assert cube.attrs["lst_pipeline:method"] == "dlstfm"
     assert len(cube.attrs["lst_pipeline:checkpoint_sha256"]) == 64
 
@@ -232,12 +239,7 @@ def test_baselines_on_workers_equal_single_process_whole_scene(simulated_tiny, c
     plan = plan_run(config)
     window = getattr(fusion, method).window if method != "modis_only" else 0
     assert plan.chunks.halo_aligned >= window // 2 + 16
-    execute(plan, client, progress=False)
-    reference = fuse_scene(plan)
-    cube = open_cube(config.output.cube)
-    lst = cube["lst"].values
-    np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
-    assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
+    cube, reference = run_and_compare_with_scene(plan, client)
     np.testing.assert_array_equal(cube["qa"].values, reference.qa)
     assert cube.attrs["lst_pipeline:method"] == method
     fused = Flag.fused(reference.qa)
