@@ -28,7 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from lst_pipeline.config import IngestConfig, PipelineConfig
+from lst_pipeline.config import (
+    IngestConfig,
+    LandsatSourceConfig,
+    ModisSourceConfig,
+    PipelineConfig,
+)
 from lst_pipeline.errors import ConfigError, InputError, InputWarning
 from lst_pipeline.grid import TargetGrid
 from lst_pipeline.io import landsat, modis, pregridded, stac
@@ -166,7 +171,7 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
     skipped: list[str] = []
     scenes: list[landsat.Scene] = []
     granules: list[modis.Granule] = []
-    overpass = ingest.modis.overpass if ingest.modis else "day"
+    overpass = _modis_options(ingest).overpass
     if ingest.landsat is not None and ingest.landsat.paths:
         scenes += [landsat.find_scene(p)
                    for p in _expand(ingest.landsat.paths, "ingest.landsat.paths")]
@@ -179,7 +184,7 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
         scenes += stac_scenes
         granules += stac_granules
         skipped += ignored
-    platform = ingest.modis.platform if ingest.modis else "terra"
+    platform = _modis_options(ingest).platform
     kept = []
     for g in granules:
         if g.platform != platform:
@@ -223,6 +228,16 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
                       items["modis"], skipped)
     _check_existing_stack(plan, platform)
     return plan
+
+
+def _landsat_options(ingest: IngestConfig) -> LandsatSourceConfig:
+    """The Landsat options, defaults when the section is absent (STAC-only ingests)."""
+    return ingest.landsat or LandsatSourceConfig()
+
+
+def _modis_options(ingest: IngestConfig) -> ModisSourceConfig:
+    """The MODIS options, defaults when the section is absent."""
+    return ingest.modis or ModisSourceConfig()
 
 
 def _name(source: Any) -> str:
@@ -280,13 +295,12 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
     for source in item.sources:
         nbytes += _file_bytes(source)
         if item.kind == "scene":
-            opts = ingest.landsat
+            opts = _landsat_options(ingest)
             read = landsat.read_scene(
-                source, grid.fine,
-                mask_snow=bool(opts and opts.mask_snow),
-                max_st_uncertainty_k=opts.max_st_uncertainty_k if opts else None,
-                require_qa_pixel=opts.require_qa_pixel if opts else True,
-                georeference_from_mtl=bool(opts and opts.georeference_from_mtl))
+                source, grid.fine, mask_snow=opts.mask_snow,
+                max_st_uncertainty_k=opts.max_st_uncertainty_k,
+                require_qa_pixel=opts.require_qa_pixel,
+                georeference_from_mtl=opts.georeference_from_mtl)
             if read is None:
                 _skip(f"{source.st_b10}: does not overlap the target grid", plan)
                 continue
@@ -296,10 +310,10 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
             times.append(acquired.hour + acquired.minute / 60 + acquired.second / 3600)
             platforms.append(source.metadata.spacecraft)
         elif item.kind == "granule":
-            opts = ingest.modis
+            opts = _modis_options(ingest)
             read = modis.read_granule(
-                source, grid.coarse, overpass=opts.overpass if opts else "day",
-                max_lst_error_class=opts.max_lst_error_class if opts else 1,
+                source, grid.coarse, overpass=opts.overpass,
+                max_lst_error_class=opts.max_lst_error_class,
                 min_valid_fraction=0.0)  # applied after the mosaic of the day's tiles
             if read is None:
                 _skip(f"{source.path}: does not overlap the target grid", plan)
@@ -324,8 +338,7 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
     if item.kind == "granule":
         # tiles meeting inside a coarse cell: area-weighted mean, fractions add up
         lst, frac = _mosaic_weighted(lst_parts, frac_parts)
-        opts = ingest.modis
-        lst = np.where(frac >= (opts.min_valid_fraction if opts else 0.5), lst, np.nan)
+        lst = np.where(frac >= _modis_options(ingest).min_valid_fraction, lst, np.nan)
         bits = _mosaic(lst_parts, bits_parts)[1]
     else:
         lst, bits = _mosaic(lst_parts, bits_parts)
@@ -409,7 +422,7 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
     started = time.perf_counter()
     stack = plan.stack
     created = not stack.exists()
-    platform = plan.config.ingest.modis.platform if plan.config.ingest.modis else "terra"
+    platform = _modis_options(plan.config.ingest).platform
     if created:
         create_stack(stack, plan.grid, np.array([], "datetime64[D]"),
                      np.array([], "datetime64[D]"), spatial_chunk=plan.config.chunks.y,
