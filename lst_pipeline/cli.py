@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from lst_pipeline import __version__
-from lst_pipeline.errors import LSTPipelineError
+from lst_pipeline.errors import LSTPipelineError, describe_os_error
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -524,16 +524,39 @@ COMMANDS = {"simulate": cmd_simulate, "ingest": cmd_ingest, "inspect": cmd_inspe
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``lst-pipeline`` console script."""
+    """Entry point of the ``lst-pipeline`` console script.
+
+    Returns the exit status: 0 on success; 2 for every error the user can cause (bad
+    configuration or input, a store that is not ours, a full disk or a read-only directory),
+    reported as one line naming the file or field; 1 for an internal error (a bug), reported
+    with its traceback; 130 when interrupted.
+    """
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except LSTPipelineError as exc:
-        print(f"lst-pipeline {args.command}: error: {exc}", file=sys.stderr)
+        print(f"lst-pipeline {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permission denied, disk full, file too large, read-only FS ...
+        print(f"lst-pipeline {args.command}: error: {describe_os_error(exc)}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lst-pipeline {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"lst-pipeline {args.command}: internal error (a bug in lst_pipeline, not in "
+              "your input); the traceback above says where: please report it",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(message: str) -> str:
+    """Messages are one line; a library's multi-line text is folded into it."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 if __name__ == "__main__":

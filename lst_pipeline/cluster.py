@@ -246,7 +246,9 @@ def start_cluster(profile: ClusterProfile) -> Iterator[Any]:
         with LocalCluster(n_workers=profile.n_workers,
                           threads_per_worker=profile.threads_per_worker, processes=True,
                           memory_limit=profile.memory_limit, dashboard_address=":0",
-                          silence_logs=logging.ERROR) as cluster:
+                          # task failures reach the client, which logs their tracebacks
+                          # to the cube (see engine.execute): keep the terminal to one line
+                          silence_logs=logging.CRITICAL) as cluster:
             yield cluster
     elif profile.kind == "local-gpu":
         with _local_gpu_cluster(profile) as cluster:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lst_pipeline.errors import ConfigError
+
+#: Longest reference gap accepted (LST changes far too much over longer gaps to fuse).
+MAX_REFERENCE_GAP_DAYS = 366
 
 FusionMethodName = Literal["dlstfm", "reference_change", "modis_only", "starfm", "ubestarfm"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -61,6 +65,7 @@ class GridConfig:
         left, bottom, right, top = self.bounds
         _require(right > left and top > bottom, "grid.bounds",
                  "must be [left, bottom, right, top] with right > left and top > bottom")
+        _check_crs(self.crs)
         step = self.resolution * self.coarse_factor
         for name, extent in (("width", right - left), ("height", top - bottom)):
             n = extent / step
@@ -68,6 +73,18 @@ class GridConfig:
                      f"{name} {extent:g} is not a whole number of coarse pixels "
                      f"({self.resolution:g} x {self.coarse_factor} = {step:g}); "
                      "adjust the bounds or the coarse factor")
+
+
+def _check_crs(crs: str) -> None:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except CRSError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "unknown CRS"
+        raise ConfigError(f"grid.crs: {crs!r} is not a valid CRS ({reason}); give an EPSG "
+                          "code such as EPSG:32755, or a PROJ/WKT string") from None
 
 
 @dataclass(frozen=True)
@@ -251,8 +268,10 @@ class FusionConfig:
     ubestarfm: UbestarfmConfig = field(default_factory=UbestarfmConfig)
 
     def __post_init__(self) -> None:
-        _require(self.max_reference_gap_days >= 0, "fusion.max_reference_gap_days",
-                 "must be >= 0")
+        _require(0 <= self.max_reference_gap_days <= MAX_REFERENCE_GAP_DAYS,
+                 "fusion.max_reference_gap_days",
+                 f"must be between 0 and {MAX_REFERENCE_GAP_DAYS} days, got "
+                 f"{self.max_reference_gap_days}")
         _require(0.0 <= self.min_clear_fraction <= 1.0, "fusion.min_clear_fraction",
                  "must be between 0 and 1")
         _require(self.max_references >= 1, "fusion.max_references", "must be >= 1")
@@ -474,12 +493,33 @@ class PipelineConfig:
     cluster: str = "local"
 
     def __post_init__(self) -> None:
+        stores = {"inputs.stack": self.inputs.stack, "output.cube": self.output.cube}
+        if self.simulation is not None:
+            stores["simulation.truth"] = self.simulation.truth
+        _require_apart(stores)
         f = self.grid.coarse_factor
         for name in ("y", "x"):
             size = getattr(self.chunks, name)
             _require(size % f == 0, f"chunks.{name}",
                      f"{size} is not a multiple of grid.coarse_factor {f}; output chunks "
                      "must cover whole coarse pixels")
+
+
+def _require_apart(stores: dict[str, Path]) -> None:
+    """No store path may equal another or lie inside another (one would destroy the other)."""
+    resolved = {name: Path(p).resolve() for name, p in stores.items()}
+    names = list(resolved)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            pa, pb = resolved[a], resolved[b]
+            if pa == pb:
+                raise ConfigError(f"{b}: {stores[b]} is the same store as {a}; give each store "
+                                  "its own path")
+            if pa in pb.parents or pb in pa.parents:
+                inner, outer = (b, a) if pa in pb.parents else (a, b)
+                raise ConfigError(f"{inner}: {stores[inner]} lies inside {outer} "
+                                  f"({stores[outer]}); give each store its own path, side by "
+                                  "side")
 
 
 def _require(condition: bool, field_path: str, message: str) -> None:
@@ -565,6 +605,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

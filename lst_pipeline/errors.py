@@ -32,5 +32,22 @@ class SelectionError(LSTPipelineError, ValueError):
     """A date, point or region asked of a cube is malformed or lies outside it."""
 
 
+class TaskError(LSTPipelineError):
+    """A task on a worker failed because of its input or its output (not a bug).
+
+    The message is the task's own one-line error followed by the log file that holds the
+    worker's traceback.
+    """
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``/path: Permission denied`` for an operating-system error, naming the file."""
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    return f"{where}: {what}" if where else what
+
+
 class InputWarning(UserWarning):
     """An input was skipped or is doubtful, but the work can go on (named file, reason)."""

@@ -21,6 +21,22 @@ if TYPE_CHECKING:
     from lst_pipeline.config import GridConfig
 
 
+def crs_name(crs) -> str:
+    """``EPSG:32755``, or the CRS's own name when it has no EPSG code (never the full WKT)."""
+    epsg = getattr(crs, "epsg", None)
+    if epsg:
+        return f"EPSG:{epsg}"
+    name = getattr(getattr(crs, "_crs", None), "name", None) or str(crs)
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def describe_geobox(box: GeoBox) -> str:
+    """``EPSG:4326, 400 x 400 px of 0.001, origin (146, -34.8)`` for messages."""
+    a = box.affine
+    return (f"{crs_name(box.crs)}, {box.shape[0]} x {box.shape[1]} px of {abs(a.a):g}, "
+            f"origin ({a.c:g}, {a.f:g})")
+
+
 @dataclass(frozen=True)
 class TargetGrid:
     """A fine grid and its aligned coarse grid.
@@ -68,6 +84,10 @@ class TargetGrid:
 
         fine = GeoBox(shape, Affine(res, 0.0, left, 0.0, -res, top), crs)
         return cls(fine=fine, coarse_factor=grid.coarse_factor)
+
+    def describe(self) -> str:
+        """One line for messages: CRS, size, pixel size and origin (never the full WKT)."""
+        return f"{describe_geobox(self.fine)}, coarse factor {self.coarse_factor}"
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-import shutil
 import time
 import warnings
 from collections import defaultdict
@@ -39,16 +38,31 @@ from lst_pipeline.grid import TargetGrid
 from lst_pipeline.io import landsat, modis, pregridded, stac
 from lst_pipeline.io.stack import (
     RECORD_PATH,
-    TIME_DIMS,
     IngestRecord,
     StackWriter,
     create_stack,
-    insert_dates,
+    stack_dates,
 )
-from lst_pipeline.io.zarr_store import STATUS_ATTR, grid_from_attrs, open_group, private_dir
+from lst_pipeline.io.zarr_store import (
+    LOCK_FILES,
+    PRIVATE_GROUP,
+    delete_json,
+    discard_unborn,
+    grid_from_attrs,
+    lock_store,
+    open_group,
+    private_dir,
+    read_json,
+    remove_store,
+    write_json,
+)
 from lst_pipeline.model.runtime import trim_heap
 
-STAGING = "_lst_pipeline/staging.zarr"
+#: Staging stores and the commit journal, inside the stack's private group.
+STAGING = "staging.zarr"
+TAIL = "tail.zarr"
+JOURNAL = "commit.json"
+INGEST_SOURCE = "lst_pipeline.ingest"
 PLATFORM_ATTR = "lst_pipeline:modis_platform"
 #: Most bytes of one array copied at once by the commit (bounds its memory).
 COMMIT_BLOCK_BYTES = 16 << 20
@@ -405,8 +419,14 @@ def _read_pregridded(item: DateSources, path: str, plan: IngestPlan
 # Executing: stage every date, then commit.
 
 
-def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
+def execute_ingest(plan: IngestPlan, *, progress: bool = True, log=print) -> IngestSummary:
     """Read every planned date onto the grid and commit them into the stack.
+
+    The stack is locked for the whole ingest (a second ingest into it is refused). Dates are
+    read into staging stores inside the stack; only when all are read is a commit journal
+    written and the commit applied. The commit copies only from the staging stores, so
+    it can be repeated: an ingest killed during its commit is finished by the next
+    ``lst-pipeline ingest`` into the same stack, whatever that one's inputs.
 
     Parameters
     ----------
@@ -414,6 +434,8 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
         From :func:`plan_ingest`.
     progress
         Show a progress bar over the files.
+    log
+        Where notes (a finished interrupted commit) go.
 
     Returns
     -------
@@ -421,39 +443,146 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True) -> IngestSummary:
     """
     started = time.perf_counter()
     stack = plan.stack
-    created = not stack.exists()
     platform = _modis_options(plan.config.ingest).platform
-    if created:
-        create_stack(stack, plan.grid, np.array([], "datetime64[D]"),
-                     np.array([], "datetime64[D]"), spatial_chunk=plan.config.chunks.y,
-                     attrs={"source": "lst_pipeline.ingest", PLATFORM_ATTR: platform})
-    staging = private_dir(stack) / Path(STAGING).name
-    dates = {s: np.array([d.date for d in getattr(plan, s)], "datetime64[D]")
-             for s in ("landsat", "modis")}
+    lock, made_dir = lock_store(stack, "stack", field="inputs.stack",
+                                what="another ingest is writing into this stack")
+    created = not (stack / "zarr.json").exists()
+    committing = False
     try:
-        create_stack(staging, plan.grid, dates["landsat"], dates["modis"],
-                     spatial_chunk=plan.config.chunks.y, overwrite=True)
-        record_updates, bytes_read = _stage(plan, StackWriter(staging), progress)
+        if created:
+            create_stack(stack, plan.grid, np.array([], "datetime64[D]"),
+                         np.array([], "datetime64[D]"), spatial_chunk=_stack_chunk(plan),
+                         attrs={"source": INGEST_SOURCE, PLATFORM_ATTR: platform})
+            StackWriter(stack).finish()  # an empty, complete stack until the commit
+        else:
+            _check_existing_stack(plan, platform)
+            journal = read_json(stack, JOURNAL)
+            if journal is not None:
+                log(f"{stack}: finishing the commit of an interrupted ingest first")
+                _apply_commit(stack, journal)
+            _remove_staging(stack)
+        journal, bytes_read = _stage(plan, progress)
+        committing = True
+        write_json(stack, JOURNAL, journal)
+        _apply_commit(stack, journal)
     except BaseException:
         if created:
-            shutil.rmtree(stack, ignore_errors=True)
-        else:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_store(stack, "stack", field="inputs.stack", keep=LOCK_FILES)
+        elif not committing:
+            _remove_staging(stack)
         raise
-    _commit(stack, staging, dates, record_updates)
-    shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        lock.release()
+        if made_dir:
+            discard_unborn(stack)
+    updates = journal["record"]
     return IngestSummary(
         stack=stack,
-        landsat_dates=len(record_updates["landsat"]), modis_dates=len(record_updates["modis"]),
+        landsat_dates=len(updates["landsat"]), modis_dates=len(updates["modis"]),
         files=plan.n_files, bytes_read=bytes_read, seconds=time.perf_counter() - started,
-        landsat_clear={d: r["clear_fraction"] for d, r in record_updates["landsat"].items()},
-        modis_clear={d: r["clear_fraction"] for d, r in record_updates["modis"].items()},
+        landsat_clear={d: r["clear_fraction"] for d, r in updates["landsat"].items()},
+        modis_clear={d: r["clear_fraction"] for d, r in updates["modis"].items()},
         skipped=list(plan.skipped))
 
 
-def _stage(plan: IngestPlan, writer: StackWriter, progress: bool
-           ) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
-    """Read every planned date onto the grid into the staging store.
+def _stack_chunk(plan: IngestPlan) -> int:
+    """Spatial chunk edge of the stack: the run's chunks when given, else 512 px."""
+    return plan.config.chunks.y
+
+
+def _staging(stack: Path, name: str) -> Path:
+    return private_dir(stack) / name
+
+
+def _remove_staging(stack: Path) -> None:
+    """Delete staging stores left by an ingest that died before its commit."""
+    for name in (STAGING, TAIL):
+        path = stack / PRIVATE_GROUP / name
+        if path.exists():
+            remove_store(path, "stack", field=f"{stack} staging")
+            path.rmdir()
+
+
+def _stage(plan: IngestPlan, progress: bool) -> tuple[dict[str, Any], int]:
+    """Read every planned date into the staging store, then stage the dates they displace.
+
+    New dates are read in date order into ``staging.zarr``. Dates already in the stack that
+    must move to make room for earlier new dates are copied into ``tail.zarr``. The commit
+    then only copies from these two stores, never from the stack into itself.
+
+    Returns
+    -------
+    (journal, bytes of files read)
+        The journal describes the whole commit: the stack's new dates per sensor, where each
+        staged date goes, the record entries and the content digests.
+    """
+    stack = plan.stack
+    planned = {s: np.array([d.date for d in getattr(plan, s)], "datetime64[D]")
+               for s in ("landsat", "modis")}
+    staging = _staging(stack, STAGING)
+    create_stack(staging, plan.grid, planned["landsat"], planned["modis"],
+                 spatial_chunk=_stack_chunk(plan), attrs={"source": INGEST_SOURCE})
+    writer = StackWriter(staging)
+    updates, bytes_read = _read_into(plan, writer, progress)
+    old = {s: stack_dates(stack, s) for s in ("landsat", "modis")}
+    journal: dict[str, Any] = {"record": updates, "content": writer.content, "sensors": {}}
+    tails = {}
+    for sensor in ("landsat", "modis"):
+        read = np.array(sorted(updates[sensor]), "datetime64[D]")
+        union = np.union1d(old[sensor], read)
+        fresh = np.setdiff1d(read, old[sensor])
+        # stored dates after the first new one shift up: they are staged too
+        moved = old[sensor][old[sensor] > fresh[0]] if len(fresh) else old[sensor][:0]
+        moved = np.setdiff1d(moved, read)  # replaced dates come from the staging store
+        tails[sensor] = moved
+        journal["sensors"][sensor] = {
+            "dates": [str(d) for d in union],
+            "new": [[int(np.searchsorted(planned[sensor], d)), int(np.searchsorted(union, d))]
+                    for d in read],
+            "tail": [[k, int(np.searchsorted(union, d))] for k, d in enumerate(moved)],
+        }
+    if any(len(t) for t in tails.values()):
+        tail = _staging(stack, TAIL)
+        create_stack(tail, plan.grid, tails["landsat"], tails["modis"],
+                     spatial_chunk=_stack_chunk(plan), attrs={"source": INGEST_SOURCE})
+        source = open_group(stack)
+        tail_writer = StackWriter(tail)
+        for sensor, dates in tails.items():
+            tail_writer.copy_dates(source, sensor, np.searchsorted(old[sensor], dates),
+                                   np.arange(len(dates)), block_bytes=COMMIT_BLOCK_BYTES)
+    return journal, bytes_read
+
+
+def _apply_commit(stack: Path, journal: dict[str, Any]) -> None:
+    """Apply a commit journal to the stack (idempotent: safe to repeat after a crash).
+
+    Only the staging stores are read, so repeating a partly applied commit gives the same
+    stack. The journal and the staging stores are removed once the stack is complete.
+    """
+    writer = StackWriter(stack)
+    writer.set_status("writing")
+    sources = {name: open_group(stack / PRIVATE_GROUP / name)
+               for name in (STAGING, TAIL) if (stack / PRIVATE_GROUP / name).exists()}
+    for sensor, entry in journal["sensors"].items():
+        writer.set_dates(sensor, np.array(entry["dates"], "datetime64[D]"))
+        for key, name in (("new", STAGING), ("tail", TAIL)):
+            pairs = np.array(entry[key], dtype=np.int64).reshape(-1, 2)
+            if len(pairs):
+                writer.copy_dates(sources[name], sensor, pairs[:, 0], pairs[:, 1],
+                                  block_bytes=COMMIT_BLOCK_BYTES)
+    record = IngestRecord.load(stack)
+    for sensor, entries in journal["record"].items():
+        record.dates.setdefault(sensor, {}).update(entries)
+    record.save()
+    writer.content = journal["content"]
+    writer.finish()
+    delete_json(stack, JOURNAL)
+    _remove_staging(stack)
+
+
+def _read_into(plan: IngestPlan, writer: StackWriter, progress: bool
+               ) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
+    """Read every planned date onto the grid into the staging store (plan order).
 
     Landsat dates are written one by one (each is a full fine-grid image); MODIS days,
     small coarse images, are written in consecutive blocks of up to
@@ -509,47 +638,6 @@ def _stage(plan: IngestPlan, writer: StackWriter, progress: bool
                 flush()
         flush()
     return updates, bytes_read
-
-
-def _commit(stack: Path, staging: Path, dates: dict[str, np.ndarray],
-            updates: dict[str, dict[str, dict[str, Any]]]) -> None:
-    """Insert the staged dates that were read into the stack, then mark it complete."""
-    group = open_group(stack, mode="r+")
-    staged = open_group(staging)
-    group.attrs[STATUS_ATTR] = "writing"
-    for sensor, all_dates in dates.items():
-        read = np.array([str(d) in updates[sensor] for d in all_dates.astype("datetime64[D]")],
-                        dtype=bool)
-        src_index = np.flatnonzero(read)
-        if not len(src_index):
-            continue
-        positions = insert_dates(stack, sensor, all_dates[src_index])
-        dim = TIME_DIMS[sensor]
-        names = [n for n in staged.array_keys()
-                 if n != dim and tuple(staged[n].metadata.dimension_names or ())[:1] == (dim,)]
-        per_date = max(int(np.prod(staged[n].shape[1:])) * staged[n].dtype.itemsize
-                       for n in names)
-        for lo, hi in _runs(src_index, positions, max(1, COMMIT_BLOCK_BYTES // per_date)):
-            for name in names:
-                group[name][positions[lo]:positions[hi - 1] + 1] = \
-                    staged[name][src_index[lo]:src_index[hi - 1] + 1]
-    record = IngestRecord.load(stack)
-    for sensor, entries in updates.items():
-        record.dates.setdefault(sensor, {}).update(entries)
-    record.save()
-    group.attrs[STATUS_ATTR] = "complete"
-
-
-def _runs(src: np.ndarray, dst: np.ndarray, limit: int) -> list[tuple[int, int]]:
-    """Split indices into runs where both ``src`` and ``dst`` advance by one (at most
-    ``limit`` long), so each run is one slice copy."""
-    runs, lo = [], 0
-    for i in range(1, len(src) + 1):
-        if (i == len(src) or src[i] != src[i - 1] + 1 or dst[i] != dst[i - 1] + 1
-                or i - lo >= limit):
-            runs.append((lo, i))
-            lo = i
-    return runs
 
 
 def ingest(config: PipelineConfig, *, progress: bool = True) -> IngestSummary:

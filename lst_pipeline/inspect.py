@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lst_pipeline.errors import InputError
+from lst_pipeline.grid import crs_name
 from lst_pipeline.io.stack import (
     LANDSAT_CLEAR,
     MODIS_CLEAR,
@@ -27,7 +28,7 @@ def describe_grid(path: Path, attrs: dict) -> list[str]:
     """Grid lines: CRS, shape, pixel size, bounds, coarse grid."""
     grid = grid_from_attrs(attrs, path)
     box = grid.fine
-    crs = f"EPSG:{box.crs.epsg}" if box.crs.epsg else box.crs.to_wkt()[:60]
+    crs = crs_name(box.crs)
     left, bottom, right, top = box.boundingbox
     res = abs(box.affine.a)
     return [f"grid: {crs}, {box.shape[0]} x {box.shape[1]} px of {res:g} "

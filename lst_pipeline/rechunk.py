@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING
 
 from lst_pipeline.errors import InputError, StoreError
 from lst_pipeline.io.cube import LST
-from lst_pipeline.io.zarr_store import STATUS_ATTR, open_group
+from lst_pipeline.io.zarr_store import (
+    KIND_ATTR,
+    LOCK_FILES,
+    STATUS_ATTR,
+    check_replaceable,
+    discard_unborn,
+    lock_store,
+    open_group,
+    remove_store,
+)
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
@@ -112,7 +121,9 @@ def plan_rechunk(source: Path | str, target: Path | str, *,
     if status != "complete":
         raise StoreError(f"{source}: the cube is not complete (status {status!r}); finish it "
                          "with `lst-pipeline run` (it resumes) before rechunking")
-    if target.exists() and not overwrite:
+    exists = check_replaceable(target, "cube", field="OUT",
+                               protected={"the source cube": source})
+    if exists and not overwrite:
         raise StoreError(f"{target}: already exists; pass --overwrite to replace it")
     lst = group[LST]
     shape = tuple(int(n) for n in lst.shape)
@@ -158,9 +169,11 @@ def build_rechunk(plan: RechunkPlan) -> Delayed:
         "chunks": list(plan.chunks), "method": f"dask.array.rechunk(method={plan.method!r})",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     attrs["title"] = f"{attrs.get('title', 'lst_pipeline cube')} (time-series layout)"
+    attrs[KIND_ATTR] = "cube"
     ds = xr.Dataset({n: v for n, v in variables.items() if n in ds.data_vars},
                     coords={n: v for n, v in variables.items() if n in ds.coords}, attrs=attrs)
-    return ds.to_zarr(plan.target, mode="w", zarr_format=3, consolidated=False,
+    # the target was proven free (or emptied) by execute_rechunk: "a" only adds to it
+    return ds.to_zarr(plan.target, mode="a", zarr_format=3, consolidated=False,
                       encoding=encoding, compute=False)
 
 
@@ -178,11 +191,31 @@ def execute_rechunk(plan: RechunkPlan, client: Client | None = None, *,
     progress
         Show dask's progress bar.
     """
-    import dask
 
     if plan.method == "p2p" and client is None:
         raise StoreError("rechunk: the p2p method needs a distributed cluster (client)")
     start = time.perf_counter()
+    protected = {"the source cube": plan.source}
+    lock, made = lock_store(plan.target, "cube", field="OUT", what="another rechunk is writing this copy",
+                            protected=protected)
+    try:
+        if (plan.target / "zarr.json").exists():
+            if not plan.overwrite:
+                raise StoreError(f"{plan.target}: already exists; pass --overwrite to replace "
+                                 "it")
+            remove_store(plan.target, "cube", field="OUT", protected=protected,
+                         keep=LOCK_FILES)
+        _write(plan, client, progress)
+    finally:
+        lock.release()
+        if made:
+            discard_unborn(plan.target)
+    return time.perf_counter() - start
+
+
+def _write(plan: RechunkPlan, client: Client | None, progress: bool) -> None:
+    import dask
+
     write = build_rechunk(plan)
     if client is not None:
         future = client.compute(write)
@@ -195,4 +228,3 @@ def execute_rechunk(plan: RechunkPlan, client: Client | None = None, *,
     else:
         with dask.config.set(scheduler="threads"):
             write.compute()
-    return time.perf_counter() - start

@@ -63,11 +63,19 @@ from lst_pipeline.io import landsat, modis
 from lst_pipeline.io.stack import StackWriter, create_stack
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
+    LOCK_FILES,
     STATUS_ATTR,
+    check_replaceable,
     create_store,
+    discard_unborn,
     grid_attrs,
+    lock_store,
+    remove_store,
     spatial_coords,
 )
+
+#: The ``source`` attribute of simulated stacks (``simulate --overwrite`` replaces only those).
+SIMULATE_SOURCE = "lst_pipeline.simulate"
 
 __all__ = [
     "BARE",
@@ -878,7 +886,7 @@ def _provenance(sim: SimulationConfig) -> dict[str, Any]:
 
 
 def _create_truth(path: Path, grid: Any, days: np.ndarray, day_batch: int,
-                  attrs: dict[str, Any], overwrite: bool) -> None:
+                  attrs: dict[str, Any]) -> None:
     import dask.array as da
     import xarray as xr
 
@@ -915,7 +923,7 @@ def _create_truth(path: Path, grid: Any, days: np.ndarray, day_batch: int,
         "harvest_day": {"chunks": (cy, cx), "_FillValue": None},
         "parcel": {"chunks": (cy, cx), "_FillValue": None},
     }
-    create_store(path, ds, encoding, overwrite=overwrite)
+    create_store(path, ds, encoding, kind="truth")
 
 
 def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
@@ -945,23 +953,43 @@ def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
     ConfigError
         If the configuration has no ``simulation`` section.
     StoreError
-        If a store exists and ``overwrite`` is false.
+        If a store exists and ``overwrite`` is false, or a path is not a store this
+        command may replace (a plain directory, an ingested stack, another kind of store).
     """
-    import zarr
-    from tqdm.auto import tqdm
-
-    from lst_pipeline.grid import TargetGrid
-
     sim = config.simulation
     if sim is None:
         raise ConfigError("simulation: section missing; add a `simulation:` section with at "
                           "least `truth: <path of the truth store>`")
     started = _time.perf_counter()
     stack_path, truth_path = Path(config.inputs.stack), Path(sim.truth)
-    if not overwrite:
-        for p in (stack_path, truth_path):
-            if p.exists():
-                raise StoreError(f"{p}: store already exists; pass --overwrite to replace it")
+    stores = ((stack_path, "stack", "inputs.stack", SIMULATE_SOURCE),
+              (truth_path, "truth", "simulation.truth", None))
+    for path, kind, field, source in stores:
+        if check_replaceable(path, kind, field=field, source=source) and not overwrite:
+            raise StoreError(f"{path}: store already exists; pass --overwrite to replace it")
+    locks = []
+    try:
+        for path, kind, field, source in stores:
+            lock, made = lock_store(path, kind, field=field, what="another simulation is writing this store")
+            locks.append((lock, path, made))
+            remove_store(path, kind, field=field, source=source, keep=LOCK_FILES)
+        return _simulate(config, stack_path, truth_path, started, progress)
+    finally:  # a failed simulation leaves stores marked `writing`, which readers refuse
+        for lock, path, made in locks:
+            lock.release()
+            if made:
+                discard_unborn(path)
+
+
+def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, started: float,
+              progress: bool) -> SimulationSummary:
+    """Write the region of ``config`` into the (locked, free) stack and truth paths."""
+    import zarr
+    from tqdm.auto import tqdm
+
+    from lst_pipeline.grid import TargetGrid
+
+    sim = config.simulation
     grid = TargetGrid.from_config(config.grid)
     resolution = float(config.grid.resolution)
     factor = grid.coarse_factor
@@ -981,10 +1009,10 @@ def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
     l_position = {int(t): i for i, t in enumerate(l_index)}
 
     # No timestamps: the same seed and configuration give byte-identical stores.
-    attrs = {"source": "lst_pipeline.simulate", "simulation_seed": seed,
+    attrs = {"source": SIMULATE_SOURCE, "simulation_seed": seed,
              "simulation": _provenance(sim)}
-    create_stack(stack_path, grid, days[l_index], days, overwrite=overwrite, attrs=attrs)
-    _create_truth(truth_path, grid, days, sim.day_batch, attrs, overwrite)
+    create_stack(stack_path, grid, days[l_index], days, attrs=attrs)
+    _create_truth(truth_path, grid, days, sim.day_batch, attrs)
     truth_group = zarr.open_group(str(truth_path), mode="r+")
     truth_group["land_cover"][:] = scene.land_cover
     truth_group["harvest_day"][:] = scene.harvest_day

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lst_pipeline.config import GridConfig
-from lst_pipeline.errors import GridError
+from lst_pipeline.errors import ConfigError, GridError
 from lst_pipeline.grid import ChunkPlan, TargetGrid, Window, plan_chunks
 
 
@@ -30,8 +30,8 @@ def test_fine_and_coarse_grids_align():
 def test_geographic_or_invalid_crs_rejected():
     with pytest.raises(GridError, match="geographic"):
         TargetGrid.from_config(GridConfig("EPSG:4326", 0.001, (0, 0, 0.128, 0.128), 16))
-    with pytest.raises(GridError, match="not a valid CRS"):
-        TargetGrid.from_config(GridConfig("EPSG:999999", 30, (0, 0, 480, 480), 16))
+    with pytest.raises(ConfigError, match="grid.crs: 'EPSG:999999' is not a valid CRS"):
+        GridConfig("EPSG:999999", 30, (0, 0, 480, 480), 16)  # caught with the config
 
 
 def test_window_coarse_requires_alignment():

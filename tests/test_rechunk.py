@@ -79,9 +79,13 @@ def test_refuses_to_write_over_the_source(small_cube, tmp_path, capsys):
     assert "OUT is the cube" in capsys.readouterr().err
     with pytest.raises(StoreError, match="OUT is the cube"):
         plan_rechunk(cube, small_cube.output.cube / "inside.zarr")
-    (tmp_path / "exists.zarr").mkdir()
+    import shutil
+
+    shutil.copytree(cube, tmp_path / "exists.zarr")  # a cube of ours: --overwrite may replace it
     with pytest.raises(StoreError, match="already exists; pass --overwrite"):
         plan_rechunk(cube, tmp_path / "exists.zarr")
+    (tmp_path / "empty.zarr").mkdir()  # an empty directory is free to write into
+    assert plan_rechunk(cube, tmp_path / "empty.zarr").target == tmp_path / "empty.zarr"
 
 
 def test_refuses_an_incomplete_cube(small_cube, tmp_path):

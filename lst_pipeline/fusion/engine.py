@@ -22,14 +22,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lst_pipeline import __version__
-from lst_pipeline.errors import GridError, InputError, LSTPipelineError, StoreError
+from lst_pipeline.errors import (
+    GridError,
+    InputError,
+    LSTPipelineError,
+    StoreError,
+    TaskError,
+    describe_os_error,
+)
 from lst_pipeline.fusion import timing
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block, interpolate_modis_gaps
 from lst_pipeline.fusion.methods import FusionMethod, get_method, method_alignment
 from lst_pipeline.grid import ChunkPlan, OutputChunk, TargetGrid, Window, plan_chunks
 from lst_pipeline.io.cube import CubeWriter, Flag, RunRecord, create_cube
 from lst_pipeline.io.stack import StackReader
-from lst_pipeline.io.zarr_store import FINGERPRINT_ATTR, open_group
+from lst_pipeline.io.zarr_store import FINGERPRINT_ATTR
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -75,6 +82,8 @@ class RunPlan:
     chunks: ChunkPlan
     task: FusionTask
     n_landsat_dates: int
+    #: digests of the input stack's dates (:attr:`StackReader.content`), None if unrecorded
+    stack_content: dict | None = None
 
     @property
     def n_pixel_days(self) -> int:
@@ -114,10 +123,9 @@ def plan_run(config: PipelineConfig) -> RunPlan:
     reader = StackReader(config.inputs.stack)
     if reader.grid != grid:
         raise GridError(
-            f"{config.inputs.stack}: the stack's grid ({reader.grid.fine}, coarse factor "
-            f"{reader.grid.coarse_factor}) differs from the configured grid ({grid.fine}, "
-            f"coarse factor {grid.coarse_factor}); fix `grid:` in the config or rebuild the stack"
-        )
+            f"{config.inputs.stack}: the stack's grid ({reader.grid.describe()}) differs from "
+            f"the configured grid ({grid.describe()}); fix `grid:` in the config or rebuild "
+            "the stack")
     days = output_days(config)
     gap = config.fusion.max_reference_gap_days
     ldays = reader.landsat_dates
@@ -129,6 +137,12 @@ def plan_run(config: PipelineConfig) -> RunPlan:
             f"{gap} days of {days[0]} .. {days[-1]}; widen fusion.max_reference_gap_days "
             "or add Landsat scenes"
         )
+    mdays = reader.modis_dates
+    if not np.any((mdays >= days[0]) & (mdays <= days[-1])):
+        raise InputError(
+            f"{config.inputs.stack}: no MODIS day between {days[0]} and {days[-1]} (the stack "
+            f"holds {len(mdays)} MODIS date(s)); ingest the MOD11A1/MYD11A1 tiles of these "
+            "days (ingest.modis) before `run`")
     fusion = config.fusion
     task = FusionTask(
         stack=str(config.inputs.stack), cube=str(config.output.cube), method=fusion.method,
@@ -148,7 +162,7 @@ def plan_run(config: PipelineConfig) -> RunPlan:
                          halo=method.halo(grid.coarse_factor),
                          alignment=method_alignment(method, grid.coarse_factor))
     return RunPlan(config=config, grid=grid, days=days, chunks=chunks, task=task,
-                   n_landsat_dates=int(near.sum()))
+                   n_landsat_dates=int(near.sum()), stack_content=reader.content)
 
 
 @lru_cache(maxsize=4)
@@ -360,7 +374,12 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
 
 def fingerprint(plan: RunPlan) -> str:
     """Hash of everything that determines the cube's bytes (grid, days, chunks, method,
-    model, fusion parameters, input stack, dtype): a resume must match it."""
+    model, fusion parameters, dtype) but the input stack's content, which resume compares
+    date by date (:func:`stale_chunks`): a resume must match it.
+
+    The stack's path is left out on purpose: a moved stack with the same content resumes,
+    another stack on the same grid is caught by its content digests.
+    """
     import hashlib
     import json
 
@@ -372,50 +391,154 @@ def fingerprint(plan: RunPlan) -> str:
     payload = {
         "grid": grid_attrs(plan.grid), "days": [str(plan.days[0]), str(plan.days[-1])],
         "chunks": list(plan.chunks.chunks), "halo": plan.chunks.halo_aligned,
-        "method": method, "task": dataclasses.asdict(plan.task) | {"cube": None,
-                                                                   "checkpoint": None},
+        "method": method, "task": dataclasses.asdict(plan.task) | {
+            "cube": None, "checkpoint": None, "stack": None},
         "dtype": cfg.output.dtype,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def prepare_cube(plan: RunPlan, *, overwrite: bool) -> tuple[RunRecord, set]:
-    """Create the cube, or check an existing one can be resumed; take the writer lock.
+def changed_dates(old: dict | None, new: dict | None) -> dict[str, list[str]]:
+    """Dates (per sensor) whose content digest differs between two stack content records."""
+    old, new = old or {}, new or {}
+    out = {}
+    for sensor in ("landsat", "modis"):
+        a, b = old.get(sensor, {}), new.get(sensor, {})
+        out[sensor] = sorted(d for d in set(a) | set(b) if a.get(d) != b.get(d))
+    return out
 
-    Returns the run record (locked) and the chunk indices already completed.
+
+def stale_chunks(plan: RunPlan, done: set[tuple[int, int, int]],
+                 changed: dict[str, list[str]], landsat_dates: set[str]
+                 ) -> set[tuple[int, int, int]]:
+    """The finished chunks whose inputs include a changed date (they must be recomputed).
+
+    A chunk of days ``[first, last]`` reads the Landsat dates within
+    ``max_reference_gap_days`` of them, the MODIS of its days (widened by the interpolation
+    window when gaps are interpolated) and the MODIS of those Landsat dates.
+
+    Parameters
+    ----------
+    plan
+        The run.
+    done
+        Chunks recorded as finished.
+    changed
+        From :func:`changed_dates`.
+    landsat_dates
+        Every Landsat date before or after the change (ISO strings): their MODIS is read.
+    """
+    task = plan.task
+    ct = plan.chunks.chunks[0]
+    n_days = len(plan.days)
+
+    def days(dates: list[str]) -> np.ndarray:
+        return np.array(dates, "datetime64[D]").astype(np.int64)
+
+    landsat = days(changed["landsat"])
+    modis = days(changed["modis"])
+    modis_as_reference = modis[np.isin(modis, days(sorted(landsat_dates)))]
+    stale_times = set()
+    for it in range(plan.chunks.n_chunks[0]):
+        first = task.first_day + it * ct
+        last = task.first_day + min((it + 1) * ct, n_days) - 1
+        lo, hi = first - task.max_gap_days, last + task.max_gap_days
+        m = task.modis_gap_days
+        if (np.any((landsat >= lo) & (landsat <= hi))
+                or np.any((modis >= first - m) & (modis <= last + m))
+                or np.any((modis_as_reference >= lo) & (modis_as_reference <= hi))):
+            stale_times.add(it)
+    return {c for c in done if c[0] in stale_times}
+
+
+def _summary_of(changed: dict[str, list[str]], most: int = 4) -> str:
+    parts = []
+    for sensor, dates in changed.items():
+        if dates:
+            shown = ", ".join(dates[:most]) + (" ..." if len(dates) > most else "")
+            parts.append(f"{sensor} {shown}")
+    return "; ".join(parts)
+
+
+def prepare_cube(plan: RunPlan, *, overwrite: bool, log=print
+                 ) -> tuple[RunRecord, set[tuple[int, int, int]]]:
+    """Lock the cube, then create it, or check that an existing one can be resumed.
+
+    The writer lock is taken before anything is created or read, so two runs started
+    together cannot both proceed. A path that is not provably a cube of ours (a plain
+    directory, a file, the input stack, a stack or truth store) is refused untouched, with
+    or without ``overwrite``. On resume, the digests of the input stack's dates are compared
+    with those the cube was computed from: finished chunks that read a changed date are
+    computed again, and the message says which dates changed.
+
+    Returns
+    -------
+    (record, done)
+        The run record (locked) and the chunk indices already completed.
 
     Raises
     ------
     StoreError
-        If another live run holds the lock, or the existing cube was made with another
-        configuration, model, grid or dates (unless ``overwrite``).
+        If another live run holds the lock, the path is not a cube of ours, or the existing
+        cube was made with another configuration, model, grid or dates (unless
+        ``overwrite``).
     """
+    from lst_pipeline.io.zarr_store import (
+        LOCK_FILES,
+        discard_unborn,
+        lock_store,
+        remove_store,
+        root_attrs,
+    )
+
     cube = Path(plan.task.cube)
+    protected = {"inputs.stack": plan.task.stack}
+    lock, made_dir = lock_store(cube, "cube", field="output.cube", what="another run is writing this cube",
+                                protected=protected)
     record = RunRecord(cube)
     expected = fingerprint(plan)
-    if cube.exists():
-        record.acquire_lock()  # never clobber a cube another run is writing
-        if not overwrite:
-            try:
-                attrs = dict(open_group(cube).attrs)
-            except InputError:
-                record.release_lock()
-                raise StoreError(f"{cube}: exists but is not a cube written by lst_pipeline; "
-                                 "choose another output.cube or pass --overwrite") from None
-            found = attrs.get(FINGERPRINT_ATTR)
-            if found != expected:
-                record.release_lock()
+    try:
+        exists = (cube / "zarr.json").exists()
+        if exists and not overwrite:
+            if (root_attrs(cube) or {}).get(FINGERPRINT_ATTR) != expected:
                 raise StoreError(
                     f"{cube}: this cube was made with a different configuration, model, grid "
                     "or dates than the current run, so it cannot be resumed; pass --overwrite "
                     "to start over (or choose another output.cube)")
-            return record, record.done()
-    create_cube(cube, plan.grid, plan.days, plan.chunks.chunks, dtype=plan.config.output.dtype,
-                attrs={**provenance(plan), FINGERPRINT_ATTR: expected}, overwrite=True)
-    record.ensure()
-    record.acquire_lock()
-    return record, set()
+            if plan.stack_content is None:
+                raise StoreError(
+                    f"{plan.task.stack}: the input stack has no content record (written by an "
+                    "older lst_pipeline), so a resume cannot tell whether it changed since "
+                    f"{cube} was started; pass --overwrite to start over")
+            done = record.done()
+            changed = changed_dates(record.inputs(), plan.stack_content)
+            if any(changed.values()):
+                before = set((record.inputs() or {}).get("landsat", {}))
+                now = set(plan.stack_content.get("landsat", {}))
+                stale = stale_chunks(plan, done, changed, before | now)
+                CubeWriter(cube).set_status("writing")
+                record.forget(stale)  # first forget, then record the new inputs
+                record.set_inputs(plan.stack_content)
+                log(f"{plan.task.stack}: changed since {cube} was computed "
+                    f"({_summary_of(changed)}); {len(stale)} finished chunk(s) read those "
+                    "dates and are computed again")
+                done -= stale
+            return record, done
+        if exists:
+            remove_store(cube, "cube", field="output.cube", protected=protected,
+                         keep=LOCK_FILES)
+        create_cube(cube, plan.grid, plan.days, plan.chunks.chunks,
+                    dtype=plan.config.output.dtype,
+                    attrs={**provenance(plan), FINGERPRINT_ATTR: expected})
+        record.ensure()
+        record.set_inputs(plan.stack_content)
+        return record, set()
+    except BaseException:
+        lock.release()
+        if made_dir:
+            discard_unborn(cube)
+        raise
 
 
 def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
@@ -459,7 +582,7 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
 
     cube = Path(plan.task.cube)
     start = time.perf_counter()
-    record, done = prepare_cube(plan, overwrite=overwrite)
+    record, done = prepare_cube(plan, overwrite=overwrite, log=log)
     try:
         if done:
             log(f"resuming {cube}: {len(done)} of {len(plan.chunks)} chunks already done, "
@@ -483,7 +606,17 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
             for chunk in _take(chunks, max_in_flight):
                 submit(chunk)
             for future in pending:
-                stats: ChunkStats = future.result()
+                try:
+                    stats: ChunkStats = future.result()
+                except Exception as exc:
+                    where = record.write_log("task-failure", _failure_text(future, exc))
+                    # input or output at fault: one line, same kind of error
+                    if isinstance(exc, LSTPipelineError):
+                        raise type(exc)(f"{exc} (worker traceback: {where})") from None
+                    if isinstance(exc, OSError):
+                        raise TaskError(f"{describe_os_error(exc)} (worker traceback: "
+                                        f"{where})") from None
+                    raise  # a bug: the traceback is printed too
                 future.release()
                 totals += (stats.pixel_days, stats.observed, stats.fused, stats.fused_two,
                            stats.no_data)
@@ -509,6 +642,16 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
                       skipped=len(done), pixel_days=int(totals[0]), observed=int(totals[1]),
                       fused=int(totals[2]), fused_two=int(totals[3]), no_data=int(totals[4]),
                       wall_seconds=time.perf_counter() - start, stage_seconds=stages)
+
+
+def _failure_text(future: Any, exc: BaseException) -> str:
+    """The failed task, its exception and the worker's traceback, for the failure log."""
+    import traceback
+
+    lines = [f"task {future.key} failed on a worker: {type(exc).__name__}: {exc}", ""]
+    tb = future.traceback()
+    lines += traceback.format_exception(type(exc), exc, tb) if tb is not None else []
+    return "\n".join(lines)
 
 
 def _take(iterator: Iterable[OutputChunk], n: int) -> list[OutputChunk]:

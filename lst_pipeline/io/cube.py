@@ -30,11 +30,14 @@ from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
     PRIVATE_GROUP,
     STATUS_ATTR,
+    StoreLock,
     create_store,
     grid_attrs,
     open_group,
     private_dir,
+    read_json,
     spatial_coords,
+    write_json,
 )
 
 if TYPE_CHECKING:
@@ -97,9 +100,8 @@ def create_cube(
     *,
     dtype: str = "int16",
     attrs: dict[str, Any] | None = None,
-    overwrite: bool = False,
 ) -> None:
-    """Create an empty output cube (metadata and coordinates only).
+    """Create an empty output cube (metadata and coordinates only) at a free path.
 
     Parameters
     ----------
@@ -115,8 +117,12 @@ def create_cube(
         ``"int16"`` (CF-packed, 0.01 K) or ``"float32"``.
     attrs
         Provenance attributes for the root group.
-    overwrite
-        Replace an existing store.
+
+    Raises
+    ------
+    StoreError
+        If a store exists at ``path`` (replace one with
+        :func:`~lst_pipeline.io.zarr_store.remove_store` first).
     """
     import dask.array as da
     import xarray as xr
@@ -159,7 +165,7 @@ def create_cube(
         REFERENCE_DATE: {"chunks": chunks, "_FillValue": REFERENCE_DATE_FILL,
                          "fill_value": REFERENCE_DATE_FILL},
     }
-    create_store(path, ds, encoding, overwrite=overwrite)
+    create_store(path, ds, encoding, kind="cube")
 
 
 @dataclass
@@ -274,20 +280,24 @@ def open_cube(path: Path | str, *, flags: bool = True) -> xr.Dataset:
 
 
 class RunRecord:
-    """Completion records and the writer lock of one cube, kept inside the store.
+    """Completion records, the input record and the writer lock of one cube, in the store.
 
     ``<cube>/_lst_pipeline/`` is a Zarr group (so Zarr and xarray ignore it quietly) holding
     ``done/<it>-<iy>-<ix>``: one empty file per output chunk, written *after* the chunk's
     region write, so "chunk recorded" means "chunk completely written" (a chunk file that
-    merely exists proves nothing: Zarr skips all-fill chunks); and ``lock``: the process
-    writing the cube.
+    merely exists proves nothing: Zarr skips all-fill chunks); ``inputs.json``: the content
+    digest of every input-stack date the cube was computed from (what a resume compares);
+    and ``lock``: the process writing the cube (:class:`~lst_pipeline.io.zarr_store.StoreLock`).
     """
+
+    INPUTS = "inputs.json"
 
     def __init__(self, cube: Path | str) -> None:
         self.cube = Path(cube)
         self.root = self.cube / PRIVATE_GROUP
         self.done_dir = self.root / "done"
-        self.lock_path = self.root / "lock"
+        self.lock = StoreLock(self.cube, "another run is writing this cube")
+        self.lock_path = self.lock.path
 
     def ensure(self) -> None:
         """Create the record group (idempotent)."""
@@ -302,6 +312,37 @@ class RunRecord:
             return set()
         return {tuple(int(v) for v in p.name.split("-")) for p in self.done_dir.iterdir()}
 
+    def forget(self, indices: set[tuple[int, int, int]]) -> None:
+        """Drop the completion records of chunks that must be computed again."""
+        for index in indices:
+            (self.done_dir / "-".join(map(str, index))).unlink(missing_ok=True)
+
+    def inputs(self) -> dict | None:
+        """The input digests recorded by :meth:`set_inputs` (None: none recorded)."""
+        return read_json(self.cube, self.INPUTS)
+
+    def set_inputs(self, content: dict | None) -> None:
+        write_json(self.cube, self.INPUTS, content)
+
+    def write_log(self, name: str, text: str) -> str:
+        """Keep ``text`` as ``_lst_pipeline/logs/<name>-<time>.log``; returns where it went.
+
+        If the cube cannot take it (a full disk), the log goes to the temporary directory.
+        """
+        import tempfile
+        import time
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for folder in (self.root / "logs", Path(tempfile.gettempdir())):
+            path = folder / f"{name}-{stamp}.log"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                return str(path)
+            except OSError:
+                continue
+        return "(no log: neither the cube nor the temporary directory can be written)"
+
     def acquire_lock(self) -> None:
         """Take the writer lock, or refuse if a live run holds it; a dead run's lock is stale.
 
@@ -310,53 +351,7 @@ class RunRecord:
         StoreError
             Naming the process that holds the lock.
         """
-        import json
-        import os
-        import socket
-        import time
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
-                    self.lock_path.unlink(missing_ok=True)  # stale: its run is dead
-                    continue
-                raise StoreError(
-                    f"{self.cube}: another run is writing this cube (pid {holder.get('pid')} "
-                    f"on {holder.get('host')}, since {holder.get('started')}); wait for it, or "
-                    f"if it is dead on another host remove {self.lock_path}"
-                ) from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            return
-        raise StoreError(f"{self.cube}: could not take the lock {self.lock_path}")
+        self.lock.acquire()
 
     def release_lock(self) -> None:
-        self.lock_path.unlink(missing_ok=True)
-
-    def _holder(self) -> dict:
-        import json
-
-        try:
-            return json.loads(self.lock_path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-
-def _pid_alive(pid: object) -> bool:
-    import os
-
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        self.lock.release()

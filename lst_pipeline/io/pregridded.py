@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lst_pipeline.errors import InputError
+from lst_pipeline.grid import describe_geobox
 
 if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
@@ -43,13 +44,6 @@ def same_grid(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> bool:
     return all(abs(x - y) <= tolerance * res for x, y in zip(ta[:6], tb[:6], strict=True))
 
 
-def describe_grid(box: GeoBox) -> str:
-    """``EPSG:4326, 400 x 400 px of 0.001, origin (146, -34.8)`` for error messages."""
-    a = box.affine
-    crs = (box.crs.epsg and f"EPSG:{box.crs.epsg}") or str(box.crs)[:40]
-    return f"{crs}, {box.shape[0]} x {box.shape[1]} px of {abs(a.a):g}, origin ({a.c:g}, {a.f:g})"
-
-
 def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, ...] = (),
                  scale: float = 1.0, offset: float = 0.0) -> tuple[np.ndarray, int]:
     """Read a single-band GeoTIFF lying on ``grid`` (or one of ``alternatives``) as Kelvin.
@@ -71,8 +65,8 @@ def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, 
     grids = (grid, *alternatives)
     which = next((i for i, g in enumerate(grids) if same_grid(raster.geobox, g)), None)
     if which is None:
-        expected = " or ".join(describe_grid(g) for g in grids)
-        raise InputError(f"{path}: lies on {describe_grid(raster.geobox)}, not on the target "
+        expected = " or ".join(describe_geobox(g) for g in grids)
+        raise InputError(f"{path}: lies on {describe_geobox(raster.geobox)}, not on the target "
                          f"grid ({expected}); pre-gridded files must match the configured grid "
                          "exactly: fix grid: in the config, or ingest them as landsat/modis "
                          "sources, which are reprojected")

@@ -44,12 +44,14 @@ from lst_pipeline.io import landsat, modis
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
     STATUS_ATTR,
+    content_digest,
     create_store,
     grid_attrs,
     grid_from_attrs,
     open_group,
-    private_dir,
+    read_json,
     spatial_coords,
+    write_json,
 )
 
 if TYPE_CHECKING:
@@ -79,7 +81,6 @@ def create_stack(
     spatial_chunk: int = 512,
     modis_time_chunk: int = 32,
     attrs: dict[str, Any] | None = None,
-    overwrite: bool = False,
 ) -> None:
     """Create an empty input stack for the given dates (filled later, date by date).
 
@@ -96,9 +97,12 @@ def create_stack(
     modis_time_chunk
         Days per MODIS chunk (the coarse images are small).
     attrs
-        Extra root attributes (provenance).
-    overwrite
-        Replace an existing store.
+        Extra root attributes (provenance; ``source`` says which command made it).
+
+    Raises
+    ------
+    StoreError
+        If a store exists at ``path``.
     """
     import dask.array as da
     import xarray as xr
@@ -168,15 +172,27 @@ def create_stack(
         MODIS_QC: {"chunks": (ct, ccy, ccx), "_FillValue": None,
                    "fill_value": int(modis.make_qc(modis.MANDATORY_NOT_PRODUCED))},
     }
-    create_store(path, ds, encoding, overwrite=overwrite)
+    create_store(path, ds, encoding, kind="stack")
 
 
 class StackWriter:
-    """Fills an input stack created by :func:`create_stack`, date by date or in batches."""
+    """Fills an input stack created by :func:`create_stack`, date by date or in batches.
+
+    Every write records a digest of the LST it wrote (:attr:`content`), which
+    :meth:`finish` keeps in the store (``_lst_pipeline/content.json``): a cube records the
+    digests of the dates it was computed from, so a resume sees exactly which dates changed.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._group = open_group(self.path, mode="r+")
+        self.content: dict[str, dict[str, str]] = {"landsat": {}, "modis": {}}
+        self._dates: dict[str, np.ndarray] = {}
+
+    def _date(self, sensor: str, index: int) -> str:
+        if sensor not in self._dates:
+            self._dates[sensor] = _dates(self._group[TIME_DIMS[sensor]])
+        return str(self._dates[sensor][index])
 
     def write_landsat(self, index: int, qa_pixel: np.ndarray, lst_k: np.ndarray, *,
                       masked: bool = False, hour_utc: float = float("nan")) -> float:
@@ -208,6 +224,7 @@ class StackWriter:
         clear = float(usable.mean())
         self._group[LANDSAT_CLEAR][index] = np.float32(clear)
         self._group[LANDSAT_HOUR][index] = np.float32(hour_utc)
+        self.content["landsat"][self._date("landsat", index)] = content_digest(lst)
         return clear
 
     def write_modis(self, start: int, qc: np.ndarray, lst_k: np.ndarray, *,
@@ -247,11 +264,94 @@ class StackWriter:
         self._group[MODIS_CLEAR][start:stop] = clear
         if view_time_h is not None:
             self._group[MODIS_VIEW_TIME][start:stop] = np.asarray(view_time_h, np.float32)
+        for k in range(lst.shape[0]):
+            self.content["modis"][self._date("modis", start + k)] = content_digest(lst[k])
         return clear
 
+    def save_content(self) -> None:
+        """Merge the digests of this writer's dates into the store's content record."""
+        stored = read_content(self.path) or {"landsat": {}, "modis": {}}
+        for sensor, entries in self.content.items():
+            stored.setdefault(sensor, {}).update(entries)
+        write_json(self.path, CONTENT_RECORD, stored)
+
     def finish(self) -> None:
-        """Mark the stack complete (readers refuse stacks still being written)."""
+        """Keep the content record and mark the stack complete (readers refuse it before)."""
+        self.save_content()
         self._group.attrs[STATUS_ATTR] = "complete"
+
+    # -- commit of an ingest: idempotent operations, safe to repeat after a crash ----------
+
+    def time_arrays(self, sensor: str) -> list[str]:
+        """Names of the arrays indexed by ``sensor``'s time dimension (its coordinate too)."""
+        dim = TIME_DIMS[sensor]
+        return [n for n in self._group.array_keys()
+                if n != dim and tuple(self._group[n].metadata.dimension_names or ())[:1]
+                == (dim,)]
+
+    def set_dates(self, sensor: str, dates: np.ndarray) -> None:
+        """Give ``sensor`` exactly ``dates`` (sorted): resize its arrays, rewrite the coordinate.
+
+        Data at positions that exist before and after is not moved: the caller writes every
+        position whose date changed (see :meth:`copy_dates`). Repeating the call is harmless.
+        """
+        import xarray as xr
+
+        dates = np.asarray(dates, dtype="datetime64[D]")
+        for name in self.time_arrays(sensor):
+            arr = self._group[name]
+            if arr.shape[0] != len(dates):
+                arr.resize((len(dates), *arr.shape[1:]))
+        coord = self._group[TIME_DIMS[sensor]]
+        attrs = dict(coord.attrs)
+        encoded, _, _ = xr.coding.times.encode_cf_datetime(
+            dates.astype("datetime64[ns]"), attrs.get("units"), attrs.get("calendar"))
+        if coord.shape[0] != len(dates):
+            coord.resize((len(dates),))
+        if len(dates):
+            coord[:] = np.asarray(encoded).astype(coord.dtype)
+        self._dates.pop(sensor, None)
+
+    def copy_dates(self, source: Any, sensor: str, src: np.ndarray, dst: np.ndarray, *,
+                   block_bytes: int = 16 << 20) -> None:
+        """Copy positions ``src`` of ``source`` (a stack group) to positions ``dst`` here.
+
+        Every array on ``sensor``'s time dimension is copied, in runs of consecutive
+        positions of at most ``block_bytes`` per array, so memory stays bounded.
+        """
+        names = self.time_arrays(sensor)
+        if not len(src) or not names:
+            return
+        per_date = max(int(np.prod(source[n].shape[1:])) * source[n].dtype.itemsize
+                       for n in names)
+        for lo, hi in _runs(np.asarray(src), np.asarray(dst), max(1, block_bytes // per_date)):
+            for name in names:
+                self._group[name][int(dst[lo]):int(dst[hi - 1]) + 1] = \
+                    source[name][int(src[lo]):int(src[hi - 1]) + 1]
+
+    def set_status(self, status: str) -> None:
+        self._group.attrs[STATUS_ATTR] = status
+
+
+def _runs(src: np.ndarray, dst: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Split indices into runs where both ``src`` and ``dst`` advance by one (at most
+    ``limit`` long), so each run is one slice copy."""
+    runs, lo = [], 0
+    for i in range(1, len(src) + 1):
+        if (i == len(src) or src[i] != src[i - 1] + 1 or dst[i] != dst[i - 1] + 1
+                or i - lo >= limit):
+            runs.append((lo, i))
+            lo = i
+    return runs
+
+
+#: Digests of every date's LST (``{sensor: {YYYY-MM-DD: digest}}``), in the private group.
+CONTENT_RECORD = "content.json"
+
+
+def read_content(stack: Path | str) -> dict[str, dict[str, str]] | None:
+    """The content record of a stack (None for stacks written before it existed)."""
+    return read_json(stack, CONTENT_RECORD)
 
 
 @dataclass
@@ -273,7 +373,8 @@ class StackReader:
         if status != "complete":
             raise InputError(f"{self.path}: input stack is incomplete (status {status!r}); "
                              "the command that wrote it (simulate or ingest) did not finish; "
-                             "run it again")
+                             "run it again (any `lst-pipeline ingest` into this stack first "
+                             "finishes an interrupted commit)")
         missing = {LANDSAT_LST, LANDSAT_CLEAR, MODIS_LST} - set(self._group.array_keys())
         if missing:
             raise InputError(f"{self.path}: input stack lacks {sorted(missing)}")
@@ -294,6 +395,11 @@ class StackReader:
     def landsat_clear_fraction(self) -> np.ndarray:
         return self._group[LANDSAT_CLEAR][:]
 
+    @cached_property
+    def content(self) -> dict[str, dict[str, str]] | None:
+        """Digest of every date's LST (``{sensor: {YYYY-MM-DD: digest}}``), if recorded."""
+        return read_content(self.path)
+
     def read_landsat(self, indices: np.ndarray, window: Window) -> np.ndarray:
         """Landsat LST (K, NaN = unusable) at the given date indices, ``(n, wy, wx)``."""
         arr = self._group[LANDSAT_LST]
@@ -310,9 +416,11 @@ class StackReader:
         """
         dates = np.asarray(dates, dtype="datetime64[D]")
         out = np.full((len(dates), *coarse_window.shape), np.nan, dtype=np.float32)
+        if not len(self.modis_dates) or not len(dates):
+            return out
         pos = np.searchsorted(self.modis_dates, dates)
         pos_clipped = np.minimum(pos, len(self.modis_dates) - 1)
-        present = (len(self.modis_dates) > 0) & (self.modis_dates[pos_clipped] == dates)
+        present = self.modis_dates[pos_clipped] == dates
         if not present.any():
             return out
         idx = pos_clipped[present]
@@ -327,53 +435,6 @@ class StackReader:
 def stack_dates(path: Path | str, sensor: str) -> np.ndarray:
     """Sorted ``datetime64[D]`` dates of ``sensor`` (``landsat`` or ``modis``) in a stack."""
     return _dates(open_group(path)[TIME_DIMS[sensor]])
-
-
-def insert_dates(path: Path | str, sensor: str, dates: np.ndarray) -> np.ndarray:
-    """Make room for ``dates`` of ``sensor`` in a stack and return their positions.
-
-    Dates already present keep their position (their data will be replaced); new dates
-    are inserted in order: appended when later than every stored date (the usual case),
-    otherwise later dates are moved up, last first, so nothing is overwritten before it
-    was moved. The caller writes the data of every returned position.
-
-    Parameters
-    ----------
-    path
-        The stack.
-    sensor
-        ``landsat`` or ``modis``.
-    dates
-        ``datetime64[D]`` dates to make room for (any order, no duplicates).
-
-    Returns
-    -------
-    numpy.ndarray of int
-        Position of each of ``dates`` in the updated stack.
-    """
-    import xarray as xr
-
-    group = open_group(path, mode="r+")
-    dim = TIME_DIMS[sensor]
-    coord = group[dim]
-    old = _dates(coord)
-    dates = np.asarray(dates, dtype="datetime64[D]")
-    union = np.union1d(old, dates)
-    if len(union) > len(old):
-        moved = np.searchsorted(union, old)
-        for name in group.array_keys():
-            arr = group[name]
-            if name == dim or tuple(arr.metadata.dimension_names or ())[:1] != (dim,):
-                continue
-            arr.resize((len(union), *arr.shape[1:]))
-            for i in np.flatnonzero(moved != np.arange(len(old)))[::-1]:
-                arr[int(moved[i])] = arr[int(i)]
-        attrs = dict(coord.attrs)
-        encoded, _, _ = xr.coding.times.encode_cf_datetime(
-            union.astype("datetime64[ns]"), attrs.get("units"), attrs.get("calendar"))
-        coord.resize((len(union),))
-        coord[:] = np.asarray(encoded).astype(coord.dtype)
-    return np.searchsorted(union, dates)
 
 
 @dataclass
@@ -399,12 +460,7 @@ class IngestRecord:
         return cls(path, dates)
 
     def save(self) -> None:
-        import json
-
-        private_dir(self.path.parent.parent)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.dates, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        write_json(self.path.parent.parent, self.path.name, self.dates)
 
 
 def _dates(array: Any) -> np.ndarray:
