@@ -147,14 +147,56 @@ class IngestSummary:
 
 
 def _expand(patterns: tuple[str, ...], field_path: str) -> list[Path]:
+    """Files named by glob patterns; a pattern that is an existing path is taken literally
+    (so ``[`` and ``]`` in real directory names work). The same file twice counts once."""
     paths: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(str(Path(pattern).expanduser())))
+        literal = Path(pattern).expanduser()
+        matches = [str(literal)] if literal.exists() else sorted(glob.glob(str(literal)))
         if not matches:
-            raise InputError(f"{field_path}: no file matches {pattern!r} (relative paths are "
-                             f"taken from the working directory {Path.cwd()})")
+            hint = (" ('[' and ']' are glob characters: write [[] and []] for literal ones)"
+                    if "[" in pattern or "]" in pattern else "")
+            raise InputError(f"{field_path}: no file matches {pattern!r}{hint} (relative paths "
+                             f"are taken from the working directory {Path.cwd()})")
         paths.extend(Path(m) for m in matches)
-    return paths
+    unique = {p.resolve(): p for p in reversed(paths)}
+    return [p for p in paths if unique[p.resolve()] is p]
+
+
+def _unique_scenes(scenes: list[landsat.Scene], opts: LandsatSourceConfig,
+                   skipped: list[str]) -> list[landsat.Scene]:
+    """Check every scene's bands; of the same scene processed more than once keep the latest."""
+    groups: dict[tuple[str, str], list[landsat.Scene]] = defaultdict(list)
+    for scene in scenes:
+        landsat.check_scene(scene, require_qa_pixel=opts.require_qa_pixel,
+                            max_st_uncertainty_k=opts.max_st_uncertainty_k,
+                            georeference_from_mtl=opts.georeference_from_mtl)
+        groups[landsat.scene_key(scene)].append(scene)
+    kept = []
+    for (path_row, day), group in groups.items():
+        group.sort(key=lambda s: (landsat.processed(s), s.name), reverse=True)
+        kept.append(group[0])
+        skipped += [f"{s.metadata.mtl}: same scene as {group[0].name} (path/row {path_row}, "
+                    f"{day}) processed earlier ({landsat.processed(s)}); the latest processing "
+                    "is used, not both" for s in group[1:]]
+    return kept
+
+
+def _unique_granules(granules: list[modis.Granule], overpass: str,
+                     skipped: list[str]) -> list[modis.Granule]:
+    """Check every granule's header; of one tile and day produced twice keep the latest."""
+    groups: dict[tuple, list[modis.Granule]] = defaultdict(list)
+    for g in granules:
+        box = modis.check_granule(g, overpass)
+        where = g.tile or tuple(round(v, 1) for v in box.boundingbox)
+        groups[(g.product, g.date, where)].append(g)
+    kept = []
+    for (product, day, _), group in groups.items():
+        group.sort(key=lambda g: (g.production or "", g.name), reverse=True)
+        kept.append(group[0])
+        skipped += [f"{g.path}: same {product} granule as {group[0].name} ({day}, same tile), "
+                    "an earlier production; the latest is used, not both" for g in group[1:]]
+    return kept
 
 
 def _window(config: PipelineConfig) -> tuple[dt.date, dt.date]:
@@ -181,7 +223,6 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
         raise ConfigError("ingest: section missing; name the landsat, modis, stac or "
                           "pregridded sources to read (see README, 'Real inputs')")
     grid = TargetGrid.from_config(config.grid)
-    first, last = _window(config)
     skipped: list[str] = []
     scenes: list[landsat.Scene] = []
     granules: list[modis.Granule] = []
@@ -206,6 +247,12 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
                            f"{platform} (ingest.modis.platform); Terra and Aqua are kept apart")
         else:
             kept.append(g)
+    first, last = _window(config)
+    in_dates = [s for s in scenes if first <= s.metadata.date <= last]
+    scenes = _unique_scenes(in_dates, _landsat_options(ingest), skipped) + \
+        [s for s in scenes if not first <= s.metadata.date <= last]
+    kept = _unique_granules([g for g in kept if first <= g.date <= last], overpass, skipped) + \
+        [g for g in kept if not first <= g.date <= last]
 
     by_date: dict[tuple[str, dt.date, str], list[Any]] = defaultdict(list)
     for scene in scenes:

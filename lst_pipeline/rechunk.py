@@ -196,8 +196,8 @@ def execute_rechunk(plan: RechunkPlan, client: Client | None = None, *,
         raise StoreError("rechunk: the p2p method needs a distributed cluster (client)")
     start = time.perf_counter()
     protected = {"the source cube": plan.source}
-    lock, made = lock_store(plan.target, "cube", field="OUT", what="another rechunk is writing this copy",
-                            protected=protected)
+    lock, made = lock_store(plan.target, "cube", field="OUT",
+                            what="another rechunk is writing this copy", protected=protected)
     try:
         if (plan.target / "zarr.json").exists():
             if not plan.overwrite:

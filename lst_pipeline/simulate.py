@@ -970,7 +970,8 @@ def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
     locks = []
     try:
         for path, kind, field, source in stores:
-            lock, made = lock_store(path, kind, field=field, what="another simulation is writing this store")
+            lock, made = lock_store(path, kind, field=field,
+                                    what="another simulation is writing this store")
             locks.append((lock, path, made))
             remove_store(path, kind, field=field, source=source, keep=LOCK_FILES)
         return _simulate(config, stack_path, truth_path, started, progress)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -183,6 +184,22 @@ def struct_metadata(box: GeoBox, layers: dict[str, str]) -> str:
             "\tEND_GROUP=GRID_1\nEND_GROUP=GridStructure\nEND\n")
 
 
+def core_metadata(product: str, date: dt.date) -> str:
+    """The part of ``CoreMetadata.0`` (ECS ODL) that names the product and its day."""
+    def obj(name: str, value: str) -> str:
+        return (f"    OBJECT                 = {name}\n      NUM_VAL              = 1\n"
+                f"      VALUE                = {value}\n    END_OBJECT             = {name}\n")
+
+    return ("GROUP                  = INVENTORYMETADATA\n"
+            "  GROUP                  = COLLECTIONDESCRIPTIONCLASS\n"
+            + obj("VERSIONID", "61") + obj("SHORTNAME", f'"{product}"')
+            + "  END_GROUP              = COLLECTIONDESCRIPTIONCLASS\n"
+            "  GROUP                  = RANGEDATETIME\n"
+            + obj("RANGEBEGINNINGDATE", f'"{date.isoformat()}"')
+            + "  END_GROUP              = RANGEDATETIME\n"
+            "END_GROUP              = INVENTORYMETADATA\nEND\n")
+
+
 def granule_name(product: str, date: dt.date, h: int, v: int) -> str:
     """``MOD11A1.A2021001.h30v12.061.<production>.hdf`` (production time derived from date)."""
     produced = date + dt.timedelta(days=1)
@@ -204,10 +221,14 @@ def write_mod11a1_hdf(path: Path, box: GeoBox, lst_dn: np.ndarray, qc: np.ndarra
               "Day_view_time": ("DFNT_UINT8", SDC.UINT8, view_time_dn, 255, 0.1, "hrs")}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    named = re.match(r"(M[OY]D\w+?)\.A(\d{4})(\d{3})\.", path.name)
     sd = SD(str(path), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
     try:
         sd.attr("StructMetadata.0").set(
             SDC.CHAR8, struct_metadata(box, {k: v[0] for k, v in layers.items()}))
+        if named:  # named like a granule: its inventory metadata says the same
+            day = dt.date(int(named[2]), 1, 1) + dt.timedelta(days=int(named[3]) - 1)
+            sd.attr("CoreMetadata.0").set(SDC.CHAR8, core_metadata(named[1], day))
         for name, (_, kind, data, fill, scale, units) in layers.items():
             sds = sd.create(name, kind, data.shape)
             sds.setcompress(SDC.COMP_DEFLATE, value=1)

@@ -30,7 +30,7 @@ def test_fine_and_coarse_grids_align():
 def test_geographic_or_invalid_crs_rejected():
     with pytest.raises(GridError, match="geographic"):
         TargetGrid.from_config(GridConfig("EPSG:4326", 0.001, (0, 0, 0.128, 0.128), 16))
-    with pytest.raises(ConfigError, match="grid.crs: 'EPSG:999999' is not a valid CRS"):
+    with pytest.raises(ConfigError, match=r"grid\.crs: 'EPSG:999999' is not a valid CRS"):
         GridConfig("EPSG:999999", 30, (0, 0, 480, 480), 16)  # caught with the config
 
 

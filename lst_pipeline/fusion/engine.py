@@ -494,8 +494,8 @@ def prepare_cube(plan: RunPlan, *, overwrite: bool, log=print
 
     cube = Path(plan.task.cube)
     protected = {"inputs.stack": plan.task.stack}
-    lock, made_dir = lock_store(cube, "cube", field="output.cube", what="another run is writing this cube",
-                                protected=protected)
+    lock, made_dir = lock_store(cube, "cube", field="output.cube",
+                                what="another run is writing this cube", protected=protected)
     record = RunRecord(cube)
     expected = fingerprint(plan)
     try:

@@ -222,6 +222,11 @@ def read_metadata(mtl: Path) -> SceneMetadata:
     except (KeyError, ValueError) as exc:
         raise InputError(f"{mtl}: missing or invalid DATE_ACQUIRED / SCENE_CENTER_TIME "
                          f"({exc})") from exc
+    named = _PRODUCT_ID.match(product_id)["acquired"]
+    if named != f"{date:%Y%m%d}":
+        raise InputError(f"{mtl}: DATE_ACQUIRED {date} disagrees with the acquisition date "
+                         f"{named[:4]}-{named[4:6]}-{named[6:]} in the product id {product_id}; "
+                         "the MTL is damaged or belongs to another scene: download it again")
     scale = float(st.get("TEMPERATURE_MULT_BAND_ST_B10", ST_SCALE_K))
     offset = float(st.get("TEMPERATURE_ADD_BAND_ST_B10", ST_OFFSET_K))
     files = {
@@ -298,6 +303,56 @@ def find_scene(path: Path | str) -> Scene:
     st_qa = folder / meta.files["st_qa"]
     return Scene(meta, str(st_b10), str(qa) if qa.is_file() else None,
                  str(st_qa) if st_qa.is_file() else None)
+
+
+def scene_key(scene: Scene) -> tuple[str, str]:
+    """What makes two scenes the same acquisition: WRS-2 path/row and acquisition date."""
+    match = _PRODUCT_ID.match(scene.metadata.product_id)
+    return match["pathrow"], match["acquired"]
+
+
+def processed(scene: Scene) -> str:
+    """The processing date of a scene (``YYYYMMDD``); a later one supersedes an earlier."""
+    return _PRODUCT_ID.match(scene.metadata.product_id)["processed"]
+
+
+def check_scene(scene: Scene, *, require_qa_pixel: bool = True,
+                max_st_uncertainty_k: float | None = None,
+                georeference_from_mtl: bool = False) -> None:
+    """Check a scene's band files from their headers, before anything is read or written.
+
+    The bands must exist, open, be complete (a truncated download fails), have the MTL's
+    size and lie on one grid: a QA_PIXEL band registered elsewhere than ST_B10 would put the
+    cloud mask on the wrong pixels.
+
+    Raises
+    ------
+    InputError
+        Naming the band file and the problem.
+    """
+    from lst_pipeline.io.raster import check_tiff, grid_offset, same_grid
+
+    meta = scene.metadata
+    if scene.qa_pixel is None and require_qa_pixel:
+        raise InputError(f"{meta.mtl.parent / meta.files['qa_pixel']}: QA_PIXEL band file is "
+                         "missing; without it clouds cannot be masked (set the landsat "
+                         "source's require_qa_pixel: false to mask fill only)")
+    if scene.st_qa is None and max_st_uncertainty_k is not None:
+        raise InputError(f"{meta.mtl.parent / meta.files['st_qa']}: ST_QA band file is "
+                         "missing but max_st_uncertainty_k is set")
+    common = dict(expect_shape=meta.shape, described_by=meta.mtl.name,
+                  georeferenced=not georeference_from_mtl,
+                  no_georeference="set the landsat source's georeference_from_mtl: true to "
+                                  "place it with the MTL's UTM zone and corner coordinates")
+    st = check_tiff(scene.st_b10, **common)
+    for band, used in ((scene.qa_pixel, True), (scene.st_qa, max_st_uncertainty_k is not None)):
+        if band is None or not used:
+            continue
+        other = check_tiff(band, **common)
+        if st is not None and other is not None and not same_grid(other, st):
+            raise InputError(f"{band}: not registered with the scene's ST_B10 band "
+                             f"({grid_offset(other, st)}); the band files belong to "
+                             "different scenes or were altered")
 
 
 def decode_st(dn: np.ndarray, *, scale: float = ST_SCALE_K, offset: float = ST_OFFSET_K
@@ -381,7 +436,11 @@ def read_scene(scene: Scene, target: GeoBox, *, mask_snow: bool = False,
 
 
 def _same_window(raster, reference, path):
-    if raster is None or raster.data.shape != reference.data.shape:
+    """``raster`` if it covers exactly the pixels of ``reference`` (the ST_B10 window)."""
+    from lst_pipeline.io.raster import grid_offset, same_grid
+
+    if raster is None or not same_grid(raster.geobox, reference.geobox):
+        how = "no overlap" if raster is None else grid_offset(raster.geobox, reference.geobox)
         raise InputError(f"{path}: does not cover the same pixels as the ST_B10 band of its "
-                         "scene; the band files belong to different scenes")
+                         f"scene ({how}); the band files belong to different scenes")
     return raster

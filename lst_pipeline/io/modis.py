@@ -78,14 +78,15 @@ PRODUCTS = {"MOD11A1": "terra", "MYD11A1": "aqua"}
 VERSIONS = ("006", "061")
 
 _HDF_NAME = re.compile(r"^(?P<product>M[OY]D\w+?)\.A(?P<year>\d{4})(?P<doy>\d{3})\."
-                       r"(?P<tile>h\d{2}v\d{2})\.(?P<version>\d{3})\.\d+\.hdf$", re.IGNORECASE)
+                       r"(?P<tile>h\d{2}v\d{2})\.(?P<version>\d{3})\.(?P<production>\d+)\.hdf$",
+                       re.IGNORECASE)
 # AppEEARS: MOD11A1.006_LST_Day_1km_doy2020133_aid0001.tif
 _APPEEARS_NAME = re.compile(r"^(?P<product>M[OY]D\w+?)\.(?P<version>\d{3})_(?P<layer>\w+?)_doy"
                             r"(?P<year>\d{4})(?P<doy>\d{3})_aid\d+\.tif$", re.IGNORECASE)
 # Planetary Computer / LP DAAC COGs: MOD11A1.A2021227.h11v05.061.2021228105320_LST_Day_1km.tif
 _COG_NAME = re.compile(r"^(?P<product>M[OY]D\w+?)\.A(?P<year>\d{4})(?P<doy>\d{3})\."
-                       r"(?P<tile>h\d{2}v\d{2})\.(?P<version>\d{3})\.\d+_(?P<layer>\w+)\.tif$",
-                       re.IGNORECASE)
+                       r"(?P<tile>h\d{2}v\d{2})\.(?P<version>\d{3})\.(?P<production>\d+)_"
+                       r"(?P<layer>\w+)\.tif$", re.IGNORECASE)
 
 
 def layer_names(overpass: str) -> dict[str, str]:
@@ -108,6 +109,9 @@ class Granule:
         The day (UTC) of the granule.
     layers
         For GeoTIFFs: layer name -> file (``LST_Day_1km``, ``QC_Day``, ...).
+    tile, production
+        ``h11v05`` and the production stamp (``2021228105320``) when the name has them: the
+        same tile and day produced twice is one granule, the later production wins.
     """
 
     path: str
@@ -115,6 +119,8 @@ class Granule:
     date: dt.date
     version: str
     layers: dict[str, str] | None = None
+    tile: str | None = None
+    production: str | None = None
 
     @property
     def platform(self) -> str:
@@ -148,10 +154,12 @@ def find_granule(path: Path | str, overpass: str = "day") -> Granule:
         raise InputError(f"{path}: collection {match['version']} is not supported "
                          f"(supported: {', '.join(VERSIONS)})")
     date = dt.date(int(match["year"]), 1, 1) + dt.timedelta(days=int(match["doy"]) - 1)
+    parts = match.groupdict()
+    tile, production = parts.get("tile"), parts.get("production")
     if name.lower().endswith(".hdf"):
         if not path.is_file():
             raise InputError(f"{path}: file not found")
-        return Granule(str(path), product, date, match["version"])
+        return Granule(str(path), product, date, match["version"], None, tile, production)
     names = layer_names(overpass)
     layer = match["layer"]
     if layer != names["lst"]:
@@ -165,7 +173,98 @@ def find_granule(path: Path | str, overpass: str = "day") -> Granule:
         elif key != "view_time":
             raise InputError(f"{companion}: {layer_name} file missing beside {name}; the QC "
                              "layer is needed to reject poor-quality pixels")
-    return Granule(str(path), product, date, match["version"], layers)
+    return Granule(str(path), product, date, match["version"], layers, tile, production)
+
+
+#: ``GridName`` of the MOD11A1/MYD11A1 daily 1 km grid in ``StructMetadata.0``.
+DAILY_GRID_NAME = "MODIS_Grid_Daily_1km_LST"
+
+
+def _odl_value(text: str, name: str) -> str | None:
+    """``VALUE`` of ``OBJECT = name`` in ECS ODL metadata (``CoreMetadata.0``)."""
+    m = re.search(rf"OBJECT\s*=\s*{name}\b.*?VALUE\s*=\s*\"?([^\"\n]*)\"?", text, re.S)
+    return m.group(1).strip() if m else None
+
+
+def check_granule(granule: Granule, overpass: str = "day") -> GeoBox:
+    """Check a granule from its header: the product inside, its day, its layers, completeness.
+
+    The file name is not trusted alone: an HDF tile must be on the daily 1 km LST grid, and
+    its ``CoreMetadata.0`` (when present) must name the same product and day; every layer the
+    ingest reads must be present and readable to its last row (a truncated download fails).
+    GeoTIFF layers must open, be complete and lie on one grid.
+
+    Returns
+    -------
+    GeoBox
+        The granule's grid (its footprint), before any reading of pixels.
+
+    Raises
+    ------
+    InputError
+        Naming the file and what is wrong with it.
+    """
+    if granule.layers is not None:
+        from lst_pipeline.io.raster import check_tiff, grid_offset, same_grid
+
+        box = check_tiff(granule.layers["lst"])
+        for key in ("qc", "view_time"):
+            if key in granule.layers:
+                other = check_tiff(granule.layers[key])
+                if not same_grid(other, box):
+                    raise InputError(f"{granule.layers[key]}: not on the grid of {granule.name} "
+                                     f"({grid_offset(other, box)}); the layers come from "
+                                     "different exports")
+        return box
+    try:
+        from pyhdf.error import HDF4Error
+        from pyhdf.SD import SD, SDC
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{granule.path}: reading MODIS HDF4 tiles needs pyhdf: "
+            "pip install 'lst_pipeline[hdf4]' (or use GeoTIFF exports)") from exc
+    try:
+        sd = SD(granule.path, SDC.READ)
+    except HDF4Error as exc:
+        raise InputError(f"{granule.path}: cannot open as HDF4 (corrupt or truncated "
+                         f"download?): {exc}") from exc
+    try:
+        attrs = sd.attributes()
+        struct = attrs.get("StructMetadata.0")
+        if struct is None:
+            raise InputError(f"{granule.path}: no StructMetadata.0; not an HDF4-EOS grid file")
+        grid_name = re.search(r'GridName="([^"]*)"', struct)
+        found = grid_name.group(1) if grid_name else "(none)"
+        if found != DAILY_GRID_NAME:
+            raise InputError(f"{granule.path}: holds grid {found}, not the daily 1 km LST grid "
+                             f"{DAILY_GRID_NAME} of {granule.product}; the file is another "
+                             "product (8-day MOD11A2?) under a MOD11A1-like name")
+        core = str(attrs.get("CoreMetadata.0", ""))
+        short = _odl_value(core, "SHORTNAME")
+        if short is not None and short.upper() != granule.product:
+            raise InputError(f"{granule.path}: its metadata says product {short}, its name "
+                             f"says {granule.product}; use the file under its real name")
+        begin = _odl_value(core, "RANGEBEGINNINGDATE")
+        if begin is not None and begin[:10] != granule.date.isoformat():
+            raise InputError(f"{granule.path}: its metadata says day {begin[:10]}, its name says "
+                             f"{granule.date}; the file was renamed or is damaged")
+        box = hdf_grid(granule.path, struct)
+        for layer in layer_names(overpass).values():
+            try:
+                sds = sd.select(layer)
+            except HDF4Error as exc:
+                raise InputError(f"{granule.path}: has no {layer} dataset") from exc
+            try:
+                rows = sds.info()[2][0]
+                sds[rows - 1:rows, :]
+            except HDF4Error as exc:
+                raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
+                                 f"file?): {exc}") from exc
+            finally:
+                sds.endaccess()
+    finally:
+        sd.end()
+    return box
 
 
 def hdf_grid(path: Path | str, struct_metadata: str) -> GeoBox:

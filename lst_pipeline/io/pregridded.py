@@ -35,15 +35,6 @@ def file_date(path: Path | str, date_regex: str, date_format: str) -> dt.date:
                          f"{date_format!r} (ingest.pregridded.date_format)") from exc
 
 
-def same_grid(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> bool:
-    """Same CRS, shape and pixel corners (within ``tolerance`` of a pixel)."""
-    if tuple(a.shape) != tuple(b.shape) or a.crs != b.crs:
-        return False
-    ta, tb = a.affine, b.affine
-    res = max(abs(tb.a), abs(tb.e))
-    return all(abs(x - y) <= tolerance * res for x, y in zip(ta[:6], tb[:6], strict=True))
-
-
 def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, ...] = (),
                  scale: float = 1.0, offset: float = 0.0) -> tuple[np.ndarray, int]:
     """Read a single-band GeoTIFF lying on ``grid`` (or one of ``alternatives``) as Kelvin.
@@ -59,7 +50,7 @@ def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, 
     InputError
         The file lies on none of the grids (the message compares them).
     """
-    from lst_pipeline.io.raster import read_tiff
+    from lst_pipeline.io.raster import read_tiff, same_grid
 
     raster = read_tiff(path)
     grids = (grid, *alternatives)

@@ -87,7 +87,7 @@ def read_tiff(path: Path, *, band: int = 1, target: GeoBox | None = None,
     """
     import rasterio
     from odc.geo.geobox import GeoBox
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 
     path_str = str(path)
     if "://" not in path_str and not Path(path).is_file():
@@ -122,10 +122,110 @@ def read_tiff(path: Path, *, band: int = 1, target: GeoBox | None = None,
                     ys, xs = roi
                 window = rasterio.windows.Window.from_slices(ys, xs)
                 data = src.read(band, window=window)
+    except CRSError as exc:
+        raise InputError(f"{path}: its CRS cannot be understood ({exc}); the file is damaged "
+                         "or was written with a non-standard projection") from exc
     except RasterioIOError as exc:
         raise InputError(f"{path}: cannot read the raster (corrupt or truncated file?): "
                          f"{exc}") from exc
     return GeoRaster(data, box[ys, xs])
+
+
+def check_tiff(path: Path | str, *, expect_shape: tuple[int, int] | None = None,
+               described_by: str = "its metadata", georeferenced: bool = True,
+               no_georeference: str = "use the original GeoTIFF from the provider"
+               ) -> GeoBox | None:
+    """Check a GeoTIFF/COG from its header only: readable, complete, shape, georeference.
+
+    What planning can know without reading pixels: the file opens, every image block the
+    header points to lies inside the file (a truncated download fails here), the size is
+    what the metadata says, and it carries a CRS and geotransform.
+
+    Parameters
+    ----------
+    path
+        The file (local path or a GDAL-readable URL).
+    expect_shape, described_by
+        Shape the file must have according to ``described_by``.
+    georeferenced
+        Require a CRS and geotransform (False: the grid comes from elsewhere, e.g. an MTL).
+    no_georeference
+        What to tell the user when the file has no georeference.
+
+    Returns
+    -------
+    GeoBox or None
+        The file's grid (None when it has none and ``georeferenced`` is False).
+
+    Raises
+    ------
+    InputError
+        Naming the file and what is wrong with it.
+    """
+    import math
+    import os
+
+    import rasterio
+    from odc.geo.geobox import GeoBox
+    from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
+
+    path_str = str(path)
+    local = "://" not in path_str
+    if local and not Path(path).is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path_str) as src:
+                shape = (src.height, src.width)
+                if expect_shape is not None and tuple(expect_shape) != shape:
+                    raise InputError(f"{path}: image is {shape[0]} x {shape[1]} pixels but "
+                                     f"{described_by} describes {expect_shape[0]} x "
+                                     f"{expect_shape[1]}; the metadata belongs to another file")
+                if local and src.driver == "GTiff":
+                    size = os.path.getsize(path_str)
+                    bh, bw = src.block_shapes[0]
+                    for by in range(math.ceil(shape[0] / bh)):
+                        for bx in range(math.ceil(shape[1] / bw)):
+                            offset = src.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=1)
+                            nbytes = src.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=1)
+                            if offset and nbytes and int(offset) + int(nbytes) > size:
+                                raise InputError(
+                                    f"{path}: truncated: its header points to image data up to "
+                                    f"byte {int(offset) + int(nbytes):,} but the file has "
+                                    f"{size:,} bytes; download it again")
+                if src.crs is None or src.transform.is_identity:
+                    if georeferenced:
+                        raise InputError(
+                            f"{path}: the file has no georeference (no CRS or geotransform), "
+                            f"so it cannot be placed on the target grid; {no_georeference}")
+                    return None
+                return GeoBox(shape, src.transform, src.crs)
+    except CRSError as exc:
+        raise InputError(f"{path}: its CRS cannot be understood ({exc}); the file is damaged "
+                         "or was written with a non-standard projection") from exc
+    except RasterioIOError as exc:
+        raise InputError(f"{path}: cannot read the raster (corrupt or truncated file?): "
+                         f"{exc}") from exc
+
+
+def same_grid(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> bool:
+    """Same CRS, shape and pixel corners (within ``tolerance`` of a pixel)."""
+    if tuple(a.shape) != tuple(b.shape) or a.crs != b.crs:
+        return False
+    ta, tb = a.affine, b.affine
+    res = max(abs(tb.a), abs(tb.e))
+    return all(abs(x - y) <= tolerance * res for x, y in zip(ta[:6], tb[:6], strict=True))
+
+
+def grid_offset(a: GeoBox, b: GeoBox) -> str:
+    """How grid ``a`` differs from ``b``, in words (for registration errors)."""
+    if a.crs != b.crs:
+        return f"another CRS ({a.crs} instead of {b.crs})"
+    if tuple(a.shape) != tuple(b.shape):
+        return f"{a.shape[0]} x {a.shape[1]} pixels instead of {b.shape[0]} x {b.shape[1]}"
+    dx, dy = a.affine.c - b.affine.c, a.affine.f - b.affine.f
+    return f"shifted by ({dx:+g}, {dy:+g}) in x, y"
 
 
 def to_grid_mean(raster: GeoRaster, target: GeoBox) -> tuple[np.ndarray, np.ndarray]:

@@ -84,10 +84,15 @@ def load_checkpoint(path: Path | str | None = None, *,
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle with code, random bytes ...
+        # torch's own text suggests weights_only=False, which would let the file run code:
+        # never pass that advice on
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = "" if "weights_only" in str(exc) or "Weights only" in first else f": {first}"
         raise InputError(
             f"{path}: not a readable lst_pipeline checkpoint (truncated, corrupt, or it "
-            f"contains objects other than tensors and plain data): {exc}"
-        ) from exc
+            "contains objects other than tensors and plain data, which are never loaded "
+            f"because they could run code){detail}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise InputError(f"{path}: not a DLSTFM checkpoint of format {FORMAT} (found {found!r})")
