@@ -1,14 +1,16 @@
 """Real inputs -> input stack: plan what to read, then read it onto the grid and commit.
 
 :func:`plan_ingest` finds the files (globs, STAC items, pre-gridded series), reads only
-their metadata, checks every one of them (product, collection, band files, MTL, names) and
-groups them by sensor and date; nothing is written. :func:`execute_ingest` then reads one
-date at a time onto the target grid into a staging store inside the stack
-(``_lst_pipeline/staging.zarr``) and only when every date has been read commits them into
-the stack: new dates are inserted in order, dates already present are replaced (ingest is
-idempotent). A failure before the commit leaves the stack exactly as it was (a stack
-created by this ingest is removed); a crash during the commit leaves it marked
-incomplete, which readers refuse, until the ingest is run again.
+their headers, checks every one of them (product, collection, grid name, band files and
+their registration, MTL, completeness) and groups them by sensor and date; the same scene
+or granule given twice is read once (the latest processing); nothing is written.
+:func:`execute_ingest` locks the stack, reads each date onto the target grid into a staging
+store inside the stack (``_lst_pipeline/staging.zarr``), stages the stored dates that must
+move to make room (``tail.zarr``), writes a commit journal and applies it: new dates are
+inserted in order, dates already present are replaced (ingest is idempotent). A failure
+before the commit leaves the stack exactly as it was (a stack created by this ingest is
+removed); a crash during the commit leaves it marked incomplete, which readers refuse, and
+the next ingest into it finishes the commit from the journal first, whatever its inputs.
 
 Memory is bounded by one date of the fine grid (read, masked, resampled) and the commit's
 copy blocks (:data:`COMMIT_BLOCK_BYTES`), whatever the number of dates.

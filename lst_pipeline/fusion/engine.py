@@ -286,9 +286,14 @@ def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
     model_seconds = getattr(method, "seconds", 0.0) - model_before
     t_fuse = time.perf_counter()
     clocks = {k: v - clocks[k] for k, v in timing.snapshot().items()}
-    _writer(task.cube).write(chunk.t0, chunk.window, block.lst_k, block.qa,
-                             block.reference_day)
-    RunRecord(task.cube).mark_done(chunk.index)  # only after the whole region is written
+    try:
+        _writer(task.cube).write(chunk.t0, chunk.window, block.lst_k, block.qa,
+                                 block.reference_day)
+        RunRecord(task.cube).mark_done(chunk.index)  # only after the whole region is written
+    except OSError as exc:  # a full disk, a quota, a read-only or vanished output ...
+        raise StoreError(f"{task.cube}: cannot write chunk {chunk.index} "
+                         f"({describe_os_error(exc)}); check free space and write permission "
+                         "of the output, then run again (finished chunks are kept)") from exc
     t_write = time.perf_counter()
     counts = np.bincount(block.qa.ravel(), minlength=len(Flag.values))
     return ChunkStats(

@@ -21,9 +21,11 @@ Layout
 ``modis_view_time (time_modis)``
     float32 mean local solar view time in hours (NaN: unknown).
 
-Dates are kept sorted; :func:`insert_dates` adds dates to an existing stack (appending, or
-shifting later dates when an earlier one arrives). Which files each date came from is in
-the ingest record ``_lst_pipeline/ingest.json`` inside the store (:class:`IngestRecord`).
+Dates are kept sorted; an ingest grows the stack with :meth:`StackWriter.set_dates` and
+fills positions with :meth:`StackWriter.copy_dates` from its staging stores (both can be
+repeated after a crash). Which files each date came from is in the ingest record
+``_lst_pipeline/ingest.json`` (:class:`IngestRecord`), and a digest of every date's LST in
+``_lst_pipeline/content.json`` (:func:`read_content`), which cubes compare on resume.
 
 Coordinates are pixel centres (``y``, ``x`` fine; ``yc``, ``xc`` coarse), ``time_landsat`` and
 ``time_modis`` are dates, ``spatial_ref`` carries the CRS (rioxarray/CF), and the root attribute
