@@ -1,10 +1,10 @@
 """Building blocks of DLSTFM: SAFM (spatially adaptive feature modulation) and TCM.
 
 Every block is translation-equivariant for shifts that are multiples of its alignment:
-pooling uses fixed windows (``kernel = stride = scale``), never adaptive pooling to a
-fraction of the tile size, so a pixel's result does not depend on the tile it is computed in
-(as long as tiles start on multiples of the largest pooling scale and carry a halo of at
-least the receptive radius).
+pooling uses fixed windows (``kernel = stride = scale``, or stride 1 with dilated filters in
+the ``atrous`` form, alignment 1), never adaptive pooling to a fraction of the tile size, so a
+pixel's result does not depend on the tile it is computed in (as long as tiles start on
+multiples of the alignment and carry a halo of at least the receptive radius).
 """
 
 from __future__ import annotations
@@ -32,10 +32,18 @@ class ChannelNorm(nn.Module):
 class SAFM(nn.Module):
     """Spatially Adaptive Feature Modulation (after SAFMN, Sun et al., ICCV 2023).
 
-    Channels are split into one group per scale; each group is max-pooled with a fixed
-    window (scale 1: no pooling), filtered by a depthwise 3x3 convolution, upsampled back by
-    repetition, and the groups are concatenated, mixed by a 1x1 convolution and passed
-    through GELU to *multiply* the input features.
+    Channels are split into one group per scale; each group is max-pooled over a window of
+    ``scale`` pixels, filtered by a depthwise 3x3 convolution at that scale, and the groups
+    are concatenated, mixed by a 1x1 convolution and passed through GELU to *multiply* the
+    input features.
+
+    Two ways of computing the coarse scales, the same weights:
+
+    - ``strided`` (SAFMN's own): pool with stride ``scale``, convolve on the pooled grid,
+      repeat back. Tiles must start on multiples of the largest scale.
+    - ``atrous``: pool with stride 1 and convolve with dilation ``scale`` (the "algorithme
+      a trous"), which evaluates the strided computation at every offset at once. The block
+      is then equivariant to any shift, so tiles may start anywhere.
 
     Parameters
     ----------
@@ -43,23 +51,37 @@ class SAFM(nn.Module):
         Feature channels; must be divisible by ``len(scales)``.
     scales
         Pooling windows, e.g. ``(1, 2, 4, 8)``.
+    mode
+        ``strided`` or ``atrous``.
     """
 
-    def __init__(self, channels: int, scales: tuple[int, ...]) -> None:
+    def __init__(self, channels: int, scales: tuple[int, ...], mode: str = "strided") -> None:
         super().__init__()
         if channels % len(scales):
             raise ValueError(f"channels {channels} not divisible by {len(scales)} scales")
+        if mode not in ("strided", "atrous"):
+            raise ValueError(f"SAFM mode {mode!r} is not strided or atrous")
         self.scales = tuple(int(s) for s in scales)
+        self.mode = mode
         group = channels // len(scales)
+        dilation = {s: (s if mode == "atrous" else 1) for s in self.scales}
         self.filters = nn.ModuleList(
-            nn.Conv2d(group, group, 3, padding=1, groups=group) for _ in self.scales
+            nn.Conv2d(group, group, 3, padding=dilation[s], dilation=dilation[s], groups=group)
+            for s in self.scales
         )
         self.aggregate = nn.Conv2d(channels, channels, 1)
 
     @property
+    def alignment(self) -> int:
+        """Tiles must start on multiples of this (1: any shift)."""
+        return max(self.scales) if self.mode == "strided" else 1
+
+    @property
     def receptive_radius(self) -> int:
         """Pixels of context on each side an output pixel depends on."""
-        return 2 * max(self.scales) - 1
+        if self.mode == "strided":
+            return 2 * max(self.scales) - 1
+        return max(s + s // 2 if s > 1 else 1 for s in self.scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         groups = x.chunk(len(self.scales), dim=1)
@@ -67,10 +89,24 @@ class SAFM(nn.Module):
         for scale, conv, g in zip(self.scales, self.filters, groups):
             if scale == 1:
                 out.append(conv(g))
-            else:
+            elif self.mode == "strided":
                 pooled = conv(F.max_pool2d(g, kernel_size=scale, stride=scale))
                 out.append(pooled.repeat_interleave(scale, 2).repeat_interleave(scale, 3))
+            else:
+                out.append(conv(_sliding_max(g, scale)))
         return F.gelu(self.aggregate(torch.cat(out, 1))) * x
+
+
+def _sliding_max(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Max over a ``size`` x ``size`` window at every pixel (stride 1, same shape).
+
+    The window of pixel ``p`` is ``[p - (size - 1) // 2, p + size // 2]``; outside the tile
+    counts as -inf. Separable: rows, then columns.
+    """
+    lo, hi = (size - 1) // 2, size // 2
+    x = F.pad(x, (lo, hi, lo, hi), value=float("-inf"))
+    x = F.max_pool2d(x, kernel_size=(1, size), stride=1)
+    return F.max_pool2d(x, kernel_size=(size, 1), stride=1)
 
 
 class ConvFFN(nn.Module):
@@ -92,10 +128,11 @@ class ConvFFN(nn.Module):
 class SAFMBlock(nn.Module):
     """Pre-norm residual block: ``x + SAFM(norm(x))`` then ``x + FFN(norm(x))``."""
 
-    def __init__(self, channels: int, scales: tuple[int, ...], ffn_expansion: float) -> None:
+    def __init__(self, channels: int, scales: tuple[int, ...], ffn_expansion: float,
+                 safm: str = "strided") -> None:
         super().__init__()
         self.norm1 = ChannelNorm(channels)
-        self.safm = SAFM(channels, scales)
+        self.safm = SAFM(channels, scales, safm)
         self.norm2 = ChannelNorm(channels)
         self.ffn = ConvFFN(channels, ffn_expansion)
 

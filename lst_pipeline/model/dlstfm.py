@@ -10,10 +10,10 @@ mask channels.
 - multi-source branch: encodes the fine reference and its relation to the coarse sensor
   (``F1``, ``C1``, ``F1 - C1``, local anomaly of ``F1``, fine mask);
 - fusion: concatenation + 1x1 convolution, then ``blocks`` SAFM blocks;
-- coarse context: the coarse change and target coarse image pooled over aligned
-  ``context_scale`` windows (one MODIS pixel), filtered by a 3x3 convolution on that grid and
-  upsampled bilinearly: a view of the change over the neighbouring MODIS pixels, which lets the
-  TCM tell the regional change from MODIS noise;
+- coarse context: the coarse change and target coarse image pooled over each MODIS pixel
+  (the coarse factor is an input of the network), filtered by a 3x3 convolution on that
+  grid and upsampled bilinearly: a view of the change over the neighbouring MODIS pixels,
+  which lets the TCM tell the regional change from MODIS noise;
 - TCM: per-pixel gain/offset/gate correction anchored on ``F1 + (C2 - C1)``, from the fine
   features, the coarse context, the reference temperature and its local anomaly.
 """
@@ -51,7 +51,7 @@ class DLSTFM(nn.Module):
         self.source = nn.Sequential(nn.Conv2d(5, half, 3, padding=1), nn.GELU(),
                                     nn.Conv2d(half, half, 3, padding=1))
         self.fuse = nn.Conv2d(a.width, a.width, 1)
-        self.body = nn.Sequential(*(SAFMBlock(a.width, a.scales, a.ffn_expansion)
+        self.body = nn.Sequential(*(SAFMBlock(a.width, a.scales, a.ffn_expansion, a.safm)
                                     for _ in range(a.blocks)))
         context = a.context_channels if a.context_scale else 0
         if context:
@@ -59,27 +59,46 @@ class DLSTFM(nn.Module):
                                          nn.Conv2d(context, context, 1))
         self.tcm = TemperatureCorrection(a.width + context, a.tcm_hidden)
 
-    @property
-    def alignment(self) -> int:
-        """Tiles must start on multiples of this (the largest pooling window)."""
+    def _factor(self, coarse_factor: int | None) -> int:
+        """The coarse factor the context branch pools over (0: no context branch)."""
         a = self.spec.architecture
-        return math.lcm(max(a.scales), a.context_scale or 1)
+        if not a.context_scale:
+            return 0
+        return int(coarse_factor or a.context_scale)
 
     @property
-    def receptive_radius(self) -> int:
-        """Fine pixels of context an output pixel depends on, on each side."""
+    def fine_alignment(self) -> int:
+        """Tiles must start on multiples of this for the fine path (SAFM pooling grid)."""
+        return math.lcm(1, *(block.safm.alignment for block in self.body))
+
+    def alignment_at(self, coarse_factor: int | None = None) -> int:
+        """Tiles must start on multiples of this at ``coarse_factor`` (the coarse grid and
+        the SAFM pooling grid)."""
+        return math.lcm(self.fine_alignment, self._factor(coarse_factor) or 1)
+
+    def receptive_radius_at(self, coarse_factor: int | None = None) -> int:
+        """Fine pixels of context an output pixel depends on, on each side, at a factor."""
         a = self.spec.architecture
         stems = max(2, a.anomaly_radius + 2)
         fine = stems + sum(block.receptive_radius for block in self.body)
         # context: own pooled cell, one cell of 3x3 convolution, one of bilinear upsampling
-        context = 3 * a.context_scale - 1 if a.context_scale else 0
-        return max(fine, context)
+        f = self._factor(coarse_factor)
+        return max(fine, 3 * f - 1 if f else 0)
 
-    def _coarse_context(self, c1: torch.Tensor, c2: torch.Tensor,
-                        m_c: torch.Tensor) -> torch.Tensor:
-        """Coarse change and target temperature on the ``context_scale`` grid, filtered."""
-        a, n = self.spec.architecture, self.spec.normalisation
-        s = a.context_scale
+    @property
+    def alignment(self) -> int:
+        """:meth:`alignment_at` the training factor (``context_scale``)."""
+        return self.alignment_at()
+
+    @property
+    def receptive_radius(self) -> int:
+        """:meth:`receptive_radius_at` the training factor (``context_scale``)."""
+        return self.receptive_radius_at()
+
+    def _coarse_context(self, c1: torch.Tensor, c2: torch.Tensor, m_c: torch.Tensor,
+                        s: int) -> torch.Tensor:
+        """Coarse change and target temperature on the coarse grid (cells of ``s``), filtered."""
+        n = self.spec.normalisation
         valid = F.avg_pool2d(m_c, s, stride=s)
         change = F.avg_pool2d((c2 - c1) * m_c, s, stride=s) / valid.clamp_min(1e-6)
         level = F.avg_pool2d((c2 - n.center_k) * m_c, s, stride=s) / valid.clamp_min(1e-6)
@@ -99,14 +118,18 @@ class DLSTFM(nn.Module):
         return (fine - mean) * valid
 
     def forward(self, reference_k: torch.Tensor, reference_coarse_k: torch.Tensor,
-                target_coarse_k: torch.Tensor) -> torch.Tensor:
+                target_coarse_k: torch.Tensor, coarse_factor: int | None = None
+                ) -> torch.Tensor:
         """Predict target fine LST.
 
         Parameters
         ----------
         reference_k, reference_coarse_k, target_coarse_k
             ``(N, 1, H, W)`` Kelvin on the fine grid, NaN where unusable. ``H`` and ``W``
-            must be multiples of :attr:`alignment`.
+            must be multiples of :meth:`alignment_at` the coarse factor.
+        coarse_factor
+            Fine pixels per MODIS pixel of these images (default: the training factor,
+            ``context_scale``); the context branch pools over exactly one MODIS pixel.
 
         Returns
         -------
@@ -114,8 +137,9 @@ class DLSTFM(nn.Module):
             ``(N, 1, H, W)`` Kelvin, NaN where any input is unusable.
         """
         h, w = reference_k.shape[-2:]
-        if h % self.alignment or w % self.alignment:
-            raise ValueError(f"tile {h}x{w} is not a multiple of the alignment {self.alignment}")
+        align = self.alignment_at(coarse_factor)
+        if h % align or w % align:
+            raise ValueError(f"tile {h}x{w} is not a multiple of the alignment {align}")
         n = self.spec.normalisation
         fine_ok = torch.isfinite(reference_k)
         coarse_ok = torch.isfinite(reference_coarse_k) & torch.isfinite(target_coarse_k)
@@ -130,6 +154,7 @@ class DLSTFM(nn.Module):
         source = self.source(torch.cat([f1n, c1n, (f1 - c1) / d * m_f, anomaly, m_f], 1))
         features = self.body(self.fuse(torch.cat([temporal, source], 1)))
         if self.spec.architecture.context_scale:
-            features = torch.cat([features, self._coarse_context(c1, c2, m_c)], 1)
+            context = self._coarse_context(c1, c2, m_c, self._factor(coarse_factor))
+            features = torch.cat([features, context], 1)
         out = self.tcm(features, f1n, anomaly, f1, c1, c2)
         return torch.where(fine_ok & coarse_ok, out, torch.full_like(out, math.nan))

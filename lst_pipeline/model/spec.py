@@ -7,6 +7,7 @@ validated without importing torch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from lst_pipeline.errors import ConfigError
 
@@ -30,10 +31,16 @@ class ArchitectureConfig:
     tcm_hidden
         Hidden channels of the TCM head.
     context_scale
-        Pooling window of the coarse-context branch (the coarse factor the model is trained
-        for: 32 for 30 m / 960 m); 0 disables the branch.
+        The coarse factor the model is trained at (32 for 30 m / 960 m); 0 disables the
+        coarse-context branch. At run time the branch pools over the grid's actual coarse
+        factor (one MODIS pixel), which the network takes as an input.
     context_channels
         Channels of the coarse-context branch.
+    safm
+        ``atrous`` (default): SAFM's coarse scales computed at every offset (dilated
+        filters), so the network is equivariant to any shift and tiles need only follow the
+        coarse grid; ``strided``: SAFMN's own pooling grid (checkpoints before this option),
+        tiles on multiples of the largest scale too.
     """
 
     width: int = 16
@@ -44,6 +51,7 @@ class ArchitectureConfig:
     tcm_hidden: int = 16
     context_scale: int = 32
     context_channels: int = 8
+    safm: Literal["strided", "atrous"] = "atrous"
 
     def __post_init__(self) -> None:
         if self.width < len(self.scales) or self.width % len(self.scales):
@@ -54,6 +62,8 @@ class ArchitectureConfig:
         if self.blocks < 0 or self.anomaly_radius < 0 or min(self.scales) < 1:
             raise ConfigError("model.blocks/anomaly_radius/scales: blocks and anomaly_radius must "
                               "be >= 0, scales >= 1")
+        if self.safm not in ("strided", "atrous"):
+            raise ConfigError(f"model.safm: {self.safm!r} is not strided or atrous")
         if self.context_scale < 0 or (self.context_scale and self.context_channels < 1):
             raise ConfigError("model.context_scale/context_channels: context_scale must be >= 0 "
                               "and context_channels >= 1")
@@ -87,4 +97,5 @@ class ModelSpec:
     def from_dict(cls, data: dict) -> ModelSpec:
         arch = dict(data["architecture"])
         arch["scales"] = tuple(arch["scales"])
+        arch.setdefault("safm", "strided")  # checkpoints from before the option
         return cls(ArchitectureConfig(**arch), Normalisation(**data["normalisation"]))

@@ -263,7 +263,7 @@ def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int,
             r = regions[k]
             f1, c1, c2 = (torch.from_numpy(a)[None, None].to(device)
                           for a in (r.fine[i], r.coarse_up[i], r.coarse_up[j]))
-            pred = model(f1, c1, c2)[0, 0].float().cpu().numpy()
+            pred = model(f1, c1, c2, coarse_factor=r.coarse_factor)[0, 0].float().cpu().numpy()
             base = r.fine[i] + r.coarse_up[j] - r.coarse_up[i]
             ok = np.isfinite(pred) & np.isfinite(r.fine[j]) & np.isfinite(base)
             err_model += float(np.abs(pred[ok] - r.fine[j][ok]).sum())
