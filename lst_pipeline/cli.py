@@ -263,7 +263,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lst_pipeline.fusion.engine import execute, plan_run
 
     config = load_pipeline(args.config)
-    plan = plan_run(config)
+    if args.scheduler:  # the cluster exists: plan for its threads
+        cluster, resources = _cluster(args, config.cluster)
+        with cluster as client:
+            plan = plan_run(config, n_workers=sum(client.nthreads().values()) or 1)
+            print(plan.describe())
+            if args.plan_only:
+                return 0
+            summary = execute(plan, client, overwrite=args.overwrite,
+                              progress=not args.no_progress, resources=resources)
+        print(summary)
+        return 0
+    plan = plan_run(config, n_workers=_profile_threads(args, config.cluster))
     print(plan.describe())
     if args.plan_only:
         return 0
@@ -273,6 +284,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                           resources=resources)
     print(summary)
     return 0
+
+
+def _profile_threads(args: argparse.Namespace, config_profile: str) -> int:
+    """Worker threads the chosen cluster profile will start (what the plan is cut for)."""
+    from lst_pipeline.cluster import load_profile
+
+    profile = load_profile(args.cluster or config_profile)
+    return max(1, profile.n_workers) * profile.threads_per_worker
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -39,18 +39,27 @@ class GridConfig:
     Attributes
     ----------
     crs
-        Any CRS string understood by pyproj (``"EPSG:32755"``), usually projected in metres.
+        Any CRS string understood by pyproj (``"EPSG:32755"``), usually projected in metres;
+        or ``utm``: the UTM zone (WGS 84, north or south) of the centre of ``bounds``, which
+        are then given in longitude/latitude unless ``bounds_crs`` says otherwise.
     resolution
         Fine pixel size in CRS units (metres, or degrees for a geographic CRS), square
         pixels.
     bounds
-        ``(left, bottom, right, top)`` in CRS units. Width and height must be whole
-        multiples of ``resolution * coarse_factor`` so that coarse pixels tile the grid.
+        ``(left, bottom, right, top)`` in ``bounds_crs`` (default: the grid's CRS).
     coarse_factor
-        Fine pixels per coarse pixel along each axis (32 x 30 m = 960 m, MODIS-like).
+        Fine pixels per coarse pixel along each axis (32 x 30 m = 960 m, MODIS-like; any
+        integer from 1, typically 8 to 40).
     allow_geographic
         Accept a geographic (lon/lat) CRS, whose pixels are not square on the ground; for
         series already prepared on such a grid (the Yanco sample). Default: refuse.
+    snap
+        ``out`` (default): the grid starts at the left/top bounds and is widened right and
+        down to whole coarse pixels (the command says so); ``exact``: width and height must
+        be whole coarse pixels, otherwise an error.
+    bounds_crs
+        CRS of ``bounds`` when it is not the grid's (``EPSG:4326`` for longitude/latitude);
+        the grid then covers the transformed bounds, its origin on whole fine pixels.
     """
 
     crs: str
@@ -58,6 +67,8 @@ class GridConfig:
     bounds: tuple[float, float, float, float]
     coarse_factor: int
     allow_geographic: bool = False
+    snap: Literal["out", "exact"] = "out"
+    bounds_crs: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.resolution > 0, "grid.resolution", "must be positive")
@@ -65,17 +76,29 @@ class GridConfig:
         left, bottom, right, top = self.bounds
         _require(right > left and top > bottom, "grid.bounds",
                  "must be [left, bottom, right, top] with right > left and top > bottom")
-        _check_crs(self.crs)
-        step = self.resolution * self.coarse_factor
-        for name, extent in (("width", right - left), ("height", top - bottom)):
-            n = extent / step
-            _require(abs(n - round(n)) < 1e-6, "grid.bounds",
-                     f"{name} {extent:g} is not a whole number of coarse pixels "
-                     f"({self.resolution:g} x {self.coarse_factor} = {step:g}); "
-                     "adjust the bounds or the coarse factor")
+        if self.crs.lower() != "utm":
+            _check_crs(self.crs, "grid.crs")
+        if self.bounds_crs is not None:
+            _check_crs(self.bounds_crs, "grid.bounds_crs")
+        _require(self.snap != "exact" or self.bounds_in_grid_crs, "grid.snap",
+                 "exact needs the bounds in the grid's own CRS (no bounds_crs, no crs: utm)")
+        if self.snap == "exact":
+            step = self.resolution * self.coarse_factor
+            for name, extent in (("width", right - left), ("height", top - bottom)):
+                n = extent / step
+                _require(abs(n - round(n)) < 1e-6, "grid.bounds",
+                         f"{name} {extent:g} is not a whole number of coarse pixels "
+                         f"({self.resolution:g} x {self.coarse_factor} = {step:g}); adjust "
+                         "the bounds or the coarse factor, or set grid.snap: out to widen "
+                         "them")
+
+    @property
+    def bounds_in_grid_crs(self) -> bool:
+        """Whether ``bounds`` are in the grid's own CRS (no transformation needed)."""
+        return self.bounds_crs is None and self.crs.lower() != "utm"
 
 
-def _check_crs(crs: str) -> None:
+def _check_crs(crs: str, field_path: str) -> None:
     from pyproj import CRS
     from pyproj.exceptions import CRSError
 
@@ -83,8 +106,9 @@ def _check_crs(crs: str) -> None:
         CRS.from_user_input(crs)
     except CRSError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else "unknown CRS"
-        raise ConfigError(f"grid.crs: {crs!r} is not a valid CRS ({reason}); give an EPSG "
-                          "code such as EPSG:32755, or a PROJ/WKT string") from None
+        raise ConfigError(f"{field_path}: {crs!r} is not a valid CRS ({reason}); give an EPSG "
+                          "code such as EPSG:32755, a PROJ/WKT string, or (grid.crs) utm"
+                          ) from None
 
 
 @dataclass(frozen=True)
@@ -125,15 +149,25 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ChunkConfig:
-    """Output chunk shape: the unit of work and of writing (one Zarr chunk per task)."""
+    """Output chunk shape: the unit of work and of writing (one Zarr chunk per task).
 
-    time: int = 32
-    y: int = 256
-    x: int = 256
+    Every field is optional: what is left out is chosen by the planner
+    (:func:`~lst_pipeline.grid.choose_chunks`) from the grid, the method's halo and a memory
+    budget per task; spatial sizes that do not fit the method's alignment are rounded to
+    the nearest that does, with a note. ``y`` alone means square chunks.
+    """
+
+    time: int | None = None
+    y: int | None = None
+    x: int | None = None
+    #: Estimated peak memory one task may use (GiB) when chunks are chosen (worker included).
+    task_memory_gib: float = 1.5
 
     def __post_init__(self) -> None:
         for name in ("time", "y", "x"):
-            _require(getattr(self, name) >= 1, f"chunks.{name}", "must be >= 1")
+            value = getattr(self, name)
+            _require(value is None or value >= 1, f"chunks.{name}", "must be >= 1")
+        _require(self.task_memory_gib > 0, "chunks.task_memory_gib", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -497,12 +531,6 @@ class PipelineConfig:
         if self.simulation is not None:
             stores["simulation.truth"] = self.simulation.truth
         _require_apart(stores)
-        f = self.grid.coarse_factor
-        for name in ("y", "x"):
-            size = getattr(self.chunks, name)
-            _require(size % f == 0, f"chunks.{name}",
-                     f"{size} is not a multiple of grid.coarse_factor {f}; output chunks "
-                     "must cover whole coarse pixels")
 
 
 def _require_apart(stores: dict[str, Path]) -> None:

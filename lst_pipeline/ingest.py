@@ -36,7 +36,7 @@ from lst_pipeline.config import (
     PipelineConfig,
 )
 from lst_pipeline.errors import ConfigError, InputError, InputWarning
-from lst_pipeline.grid import TargetGrid
+from lst_pipeline.grid import TargetGrid, resolve_grid
 from lst_pipeline.io import landsat, modis, pregridded, stac
 from lst_pipeline.io.stack import (
     RECORD_PATH,
@@ -98,6 +98,7 @@ class IngestPlan:
     landsat: list[DateSources]
     modis: list[DateSources]
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_files(self) -> int:
@@ -105,8 +106,10 @@ class IngestPlan:
 
     def describe(self) -> str:
         """A few lines for the terminal."""
-        lines = [f"ingest into {self.stack}: grid {self.grid.shape[0]} x {self.grid.shape[1]} "
-                 f"px, coarse {self.grid.coarse_shape[0]} x {self.grid.coarse_shape[1]}"]
+        lines = [f"note: {n}" for n in self.notes]
+        lines.append(f"ingest into {self.stack}: grid {self.grid.shape[0]} x "
+                     f"{self.grid.shape[1]} px, coarse {self.grid.coarse_shape[0]} x "
+                     f"{self.grid.coarse_shape[1]}")
         for name, items in (("landsat", self.landsat), ("modis", self.modis)):
             if items:
                 n = sum(len(d.sources) for d in items)
@@ -218,13 +221,11 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
         whose band or MTL is missing or does not match, an existing stack on another grid
         or holding another MODIS platform.
     """
-    from lst_pipeline.grid import TargetGrid
-
     ingest: IngestConfig | None = config.ingest
     if ingest is None:
         raise ConfigError("ingest: section missing; name the landsat, modis, stac or "
                           "pregridded sources to read (see README, 'Real inputs')")
-    grid = TargetGrid.from_config(config.grid)
+    grid, grid_notes = resolve_grid(config.grid)
     skipped: list[str] = []
     scenes: list[landsat.Scene] = []
     granules: list[modis.Granule] = []
@@ -288,7 +289,7 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
                          "fusion.max_reference_gap_days); check dates: and the file dates"
                          + (f"; skipped: {skipped[0]}" if skipped else ""))
     plan = IngestPlan(config, grid, Path(config.inputs.stack), items["landsat"],
-                      items["modis"], skipped)
+                      items["modis"], skipped, grid_notes)
     _check_existing_stack(plan, platform)
     return plan
 
@@ -536,7 +537,7 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True, log=print) -> Ing
 
 def _stack_chunk(plan: IngestPlan) -> int:
     """Spatial chunk edge of the stack: the run's chunks when given, else 512 px."""
-    return plan.config.chunks.y
+    return plan.config.chunks.y or plan.config.chunks.x or 512
 
 
 def _staging(stack: Path, name: str) -> Path:

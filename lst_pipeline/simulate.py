@@ -865,10 +865,12 @@ class SimulationSummary:
     seconds: float
     stack: Path
     truth: Path
+    notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         ny, nx = self.shape
         return "\n".join([
+            *(f"note: {n}" for n in self.notes),
             f"simulated {self.n_days} days on a {ny} x {nx} grid in {self.seconds:.1f} s",
             f"  Landsat: {self.n_landsat_dates} dates, "
             f"mean clear fraction {self.landsat_clear_fraction:.2f}",
@@ -988,10 +990,10 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
     import zarr
     from tqdm.auto import tqdm
 
-    from lst_pipeline.grid import TargetGrid
+    from lst_pipeline.grid import resolve_grid
 
     sim = config.simulation
-    grid = TargetGrid.from_config(config.grid)
+    grid, notes = resolve_grid(config.grid)
     resolution = float(config.grid.resolution)
     factor = grid.coarse_factor
     start = np.datetime64(config.dates.start, "D")
@@ -1058,6 +1060,7 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
         seconds=_time.perf_counter() - started,
         stack=stack_path,
         truth=truth_path,
+        notes=tuple(notes),
     )
 
 

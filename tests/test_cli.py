@@ -113,3 +113,70 @@ def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
     assert "output cube, status complete" in out and "method: reference_change" in out
     assert main(["inspect", str(tmp_path / "nothing.zarr")]) == 2
     assert "no such store" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_files_at_coarse_factor_30_ingest_and_fuse_with_dlstfm_without_chunks(tmp_path,
+                                                                               capsys):
+    """600 x 600 px of 30 m with 900 m coarse pixels: a grid no chunk arithmetic was done for."""
+    import numpy as np
+
+    from lst_pipeline.io.cube import open_cube
+
+    region = {"name": "f30", "grid": {"crs": "EPSG:32755", "resolution": 30,
+                                      "coarse_factor": 30,
+                                      "bounds": [400000, 6200000, 418000, 6218000]},
+              "dates": {"start": "2021-03-01", "end": "2021-03-12"},
+              "inputs": {"stack": str(tmp_path / "sim.zarr")},
+              "output": {"cube": str(tmp_path / "unused.zarr")},
+              "simulation": {"truth": str(tmp_path / "truth.zarr"), "seed": 3,
+                             "landsat_revisit_days": 8},
+              "fusion": {"method": "dlstfm", "max_reference_gap_days": 16}}
+    sim = tmp_path / "sim.yaml"
+    sim.write_text(yaml.safe_dump(region))
+    assert main(["simulate", str(sim), "--write-files", str(tmp_path / "files"),
+                 "--no-progress"]) == 0
+    run = {**region, "inputs": {"stack": str(tmp_path / "ingested.zarr")},
+           "output": {"cube": str(tmp_path / "cube.zarr")},
+           "ingest": {"landsat": {"paths": [str(tmp_path / "files" / "landsat" / "*")]},
+                      "modis": {"paths": [str(tmp_path / "files" / "modis" / "*.hdf")]}}}
+    run.pop("simulation")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(run))
+    capsys.readouterr()
+    assert main(["ingest", str(path), "--no-progress"]) == 0
+    assert main(["run", str(path), "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "chunks:" in out and "chosen" in out and "GiB per task" in out
+    assert main(["run", str(path), "--no-progress"]) == 0
+    cube = open_cube(tmp_path / "cube.zarr")
+    assert cube["lst"].shape == (12, 600, 600)
+    assert float(cube.x[0]) == 400015 and float(cube.y[0]) == 6217985  # the configured grid
+    assert cube.attrs["lst_pipeline:method"] == "dlstfm"
+    assert np.isfinite(cube["lst"].values).mean() > 0.5
+
+
+def test_the_yanco_series_fuses_with_dlstfm_at_coarse_factor_10(tmp_path, capsys):
+    import numpy as np
+    from test_ingest import yanco_config
+
+    from lst_pipeline.io.cube import open_cube
+
+    cfg = yanco_config(tmp_path)
+    data = {"name": "yanco", "grid": {"crs": "EPSG:4326", "resolution": 0.001,
+                                      "bounds": [146.0, -35.2, 146.4, -34.8],
+                                      "coarse_factor": 10, "allow_geographic": True},
+            "dates": {"start": "2016-02-05", "end": "2016-02-18"},
+            "inputs": {"stack": str(cfg.inputs.stack)}, "output": {"cube": str(cfg.output.cube)},
+            "fusion": {"method": "dlstfm", "landsat_days": "fuse"},
+            "ingest": {"pregridded": {"landsat": list(cfg.ingest.pregridded.landsat),
+                                      "modis": list(cfg.ingest.pregridded.modis)}}}
+    path = tmp_path / "yanco.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["ingest", str(path), "--no-progress"]) == 0
+    assert main(["run", str(path), "--no-progress"]) == 0
+    cube = open_cube(cfg.output.cube)
+    assert cube["lst"].shape == (14, 400, 400)
+    day = cube["lst"].sel(time="2016-02-18").values  # predicted from the 02-05 pair
+    assert np.isfinite(day).mean() > 0.99
+    assert 300 < np.nanmean(day) < 320

@@ -584,7 +584,7 @@ def test_grid_mismatch_is_short_and_shows_both_grids(region, stack, tmp_path, ca
     code, _, err = cli(capsys, "run", config, "--no-progress")
     line = one_line(err)
     assert code == 2 and "differs from the configured grid" in line
-    assert "EPSG:32755, 256 x 256 px of 30, origin (400000, 6.20768e+06)" in line
+    assert "EPSG:32755, 256 x 256 px of 30, origin (400000, 6207680)" in line
     assert len(line) < 500 and "PROJCRS" not in line
 
 

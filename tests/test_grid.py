@@ -112,3 +112,93 @@ def test_plan_for_ten_years_of_a_landsat_scene_is_instant():
 def test_misaligned_chunks_rejected():
     with pytest.raises(GridError, match="not multiples of the alignment"):
         ChunkPlan(shape=(10, 64, 64), chunks=(5, 24, 32), halo=0, alignment=16)
+
+
+# --------------------------------------------------------------------------------------
+# Bounds that need not be exact, and chunks chosen for the user.
+
+
+def test_bounds_widen_to_whole_coarse_pixels_and_say_so():
+    from lst_pipeline.grid import resolve_grid
+
+    grid, notes = resolve_grid(GridConfig("EPSG:32755", 30, (400000, 6200000, 418000,
+                                                             6218000), 32))
+    assert grid.shape == (608, 608)
+    assert grid.fine.affine.c == 400000 and grid.fine.affine.f == 6218000  # left, top kept
+    assert notes == ["grid.bounds: widened from 600 x 600 to 608 x 608 px to whole coarse "
+                     "pixels of 960 (coarse factor 32): right 418240, bottom 6199760 "
+                     "(grid.snap: exact refuses instead)"]
+    same, none = resolve_grid(GridConfig("EPSG:32755", 30, (400000, 6200000, 418000,
+                                                            6218000), 30))
+    assert same.shape == (600, 600) and none == []
+    with pytest.raises(ConfigError, match="width 18000 is not a whole number"):
+        GridConfig("EPSG:32755", 30, (400000, 6200000, 418000, 6218000), 32, snap="exact")
+
+
+def test_utm_zone_and_lonlat_bounds_as_odc_geo_users_expect():
+    from lst_pipeline.grid import resolve_grid
+
+    grid, notes = resolve_grid(GridConfig("utm", 30, (146.0, -35.2, 146.4, -34.8), 32))
+    assert grid.fine.crs.epsg == 32755  # UTM 55 S at 146.2 E, 35 S
+    assert notes[0] == "grid.crs: utm -> EPSG:32755 (the zone of the bounds' centre)"
+    # the grid covers the whole lon/lat box
+    from odc.geo.geom import box as geo_box
+
+    wanted = geo_box(146.0, -35.2, 146.4, -34.8, "EPSG:4326").to_crs(grid.fine.crs)
+    assert grid.fine.extent.contains(wanted)
+    north, _ = resolve_grid(GridConfig("EPSG:32632", 30, (9.0, 45.0, 9.2, 45.1), 10,
+                                       bounds_crs="EPSG:4326"))
+    assert north.fine.crs.epsg == 32632 and north.fine.affine.c % 30 == 0
+    with pytest.raises(ConfigError, match=r"grid\.snap: exact needs the bounds in the grid"):
+        GridConfig("utm", 30, (146.0, -35.2, 146.4, -34.8), 32, snap="exact")
+
+
+def test_computed_ratio_counts_every_read_window():
+    plan = ChunkPlan((10, 300, 200), (5, 120, 120), halo=50, alignment=30)
+    brute = sum((c.read_window.shape[0] + -c.read_window.shape[0] % 30)
+                * (c.read_window.shape[1] + -c.read_window.shape[1] % 30)
+                for c in plan if c.index[0] == 0) / (300 * 200)
+    assert plan.computed_ratio == pytest.approx(brute)
+
+
+@st.composite
+def chunk_requests(draw):
+    f = draw(st.integers(8, 40))
+    align = f * draw(st.sampled_from([1, 2, 4]))
+    ny, nx = f * draw(st.integers(1, 120)), f * draw(st.integers(1, 120))
+    halo, days = draw(st.integers(0, 4 * f)), draw(st.integers(1, 800))
+    return make_grid(ny, nx, factor=f), align, halo, days
+
+
+@given(chunk_requests(), st.integers(1, 16))
+@settings(max_examples=60, deadline=None)
+def test_chosen_chunks_are_aligned_fit_the_budget_and_feed_the_workers(request, workers):
+    import math
+
+    from lst_pipeline.grid import MAX_SPATIAL_CHUNK, TASK_MEMORY_BUDGET, choose_chunks
+
+    grid, align, halo, days = request
+    choice = choose_chunks(grid, days, halo=halo, alignment=align, n_workers=workers)
+    t, cy, cx = choice.chunks
+    assert cy % align == 0 and cx % align == 0 and cy <= max(MAX_SPATIAL_CHUNK, align)
+    assert 1 <= t <= days
+    ny, nx = grid.shape
+    tasks = math.ceil(ny / cy) * math.ceil(nx / cx) * math.ceil(days / t)
+    if choice.task_bytes <= TASK_MEMORY_BUDGET:  # feasible: then it is kept
+        smallest = choose_chunks(grid, days, halo=halo, alignment=align,
+                                 requested=(min(8, days), align, align))
+        if smallest.task_bytes <= TASK_MEMORY_BUDGET:
+            max_tasks = math.ceil(ny / align) * math.ceil(nx / align) * math.ceil(
+                days / min(8, days))
+            assert tasks >= min(workers, max_tasks)
+    plan = ChunkPlan((days, ny, nx), choice.chunks, halo, align)
+    assert plan.computed_ratio == pytest.approx(choice.computed_ratio)
+
+
+def test_small_grids_are_one_tile_and_large_ones_keep_the_halo_small():
+    from lst_pipeline.grid import choose_chunks
+
+    demo = choose_chunks(make_grid(512, 512, factor=32), 365, halo=127, alignment=32, n_workers=2)
+    assert demo.chunks[1:] == (512, 512) and demo.computed_ratio == 1.0
+    big = choose_chunks(make_grid(2048, 2048, factor=32), 365, halo=60, alignment=32, n_workers=2)
+    assert big.computed_ratio <= 1.3

@@ -33,7 +33,15 @@ from lst_pipeline.errors import (
 from lst_pipeline.fusion import timing
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block, interpolate_modis_gaps
 from lst_pipeline.fusion.methods import FusionMethod, get_method, method_alignment
-from lst_pipeline.grid import ChunkPlan, OutputChunk, TargetGrid, Window, plan_chunks
+from lst_pipeline.grid import (
+    ChunkPlan,
+    OutputChunk,
+    TargetGrid,
+    Window,
+    choose_chunks,
+    plan_chunks,
+    resolve_grid,
+)
 from lst_pipeline.io.cube import CubeWriter, Flag, RunRecord, create_cube
 from lst_pipeline.io.stack import StackReader
 from lst_pipeline.io.zarr_store import FINGERPRINT_ATTR
@@ -85,6 +93,11 @@ class RunPlan:
     #: digests of the input stack's dates (:attr:`StackReader.content`), None if unrecorded
     stack_content: dict | None = None
 
+    #: what the planner adjusted or chose (grid widened, chunks chosen or rounded)
+    notes: tuple[str, ...] = ()
+    #: estimated peak memory of one task (bytes)
+    task_bytes: float = 0.0
+
     @property
     def n_pixel_days(self) -> int:
         nt, ny, nx = self.chunks.shape
@@ -94,12 +107,14 @@ class RunPlan:
         """A human-readable summary of the plan."""
         nt, ny, nx = self.chunks.shape
         ct, cy, cx = self.chunks.chunks
-        return (
+        lines = [f"note: {n}" for n in self.notes]
+        lines.append(
             f"plan: {nt} days ({self.days[0]} .. {self.days[-1]}) x {ny} x {nx} px, "
             f"method {self.task.method}, {len(self.chunks)} chunks of {ct} x {cy} x {cx} "
-            f"(halo {self.chunks.halo_aligned} px), {self.n_landsat_dates} Landsat dates, "
-            f"output {self.task.cube}"
-        )
+            f"(halo {self.chunks.halo_aligned} px, {self.chunks.computed_ratio:.2f} pixels "
+            f"computed per output pixel, about {self.task_bytes / 2**30:.2f} GiB per task), "
+            f"{self.n_landsat_dates} Landsat dates, output {self.task.cube}")
+        return "\n".join(lines)
 
 
 def output_days(config: PipelineConfig) -> np.ndarray:
@@ -108,8 +123,12 @@ def output_days(config: PipelineConfig) -> np.ndarray:
     return start + np.arange(config.dates.n_days)
 
 
-def plan_run(config: PipelineConfig) -> RunPlan:
+def plan_run(config: PipelineConfig, *, n_workers: int = 2) -> RunPlan:
     """Check the inputs against the configuration and cut the run into chunks.
+
+    Chunks missing from the configuration are chosen (:func:`~lst_pipeline.grid.choose_chunks`)
+    for ``n_workers`` worker threads, or taken from the existing cube of this run so that a
+    resume on another cluster keeps them.
 
     Raises
     ------
@@ -119,7 +138,7 @@ def plan_run(config: PipelineConfig) -> RunPlan:
     GridError
         If the stack's grid differs from the configured grid.
     """
-    grid = TargetGrid.from_config(config.grid)
+    grid, grid_notes = resolve_grid(config.grid)
     reader = StackReader(config.inputs.stack)
     if reader.grid != grid:
         raise GridError(
@@ -158,11 +177,48 @@ def plan_run(config: PipelineConfig) -> RunPlan:
         method_params=fusion.method_params(),
     )
     method = task.fusion_method()
-    chunks = plan_chunks(grid, len(days), (config.chunks.time, config.chunks.y, config.chunks.x),
-                         halo=method.halo(grid.coarse_factor),
-                         alignment=method_alignment(method, grid.coarse_factor))
+    halo = method.halo(grid.coarse_factor)
+    alignment = method_alignment(method, grid.coarse_factor)
+    usable_days = ldays[reader.landsat_clear_fraction > 0].astype(np.int64)
+
+    def references(n: int) -> int:  # most Landsat dates one block of n days reads
+        starts = days[::n].astype(np.int64)
+        lo = np.searchsorted(usable_days, starts - gap)
+        hi = np.searchsorted(usable_days, starts + n - 1 + gap, side="right")
+        return int((hi - lo).max()) if len(starts) else 0
+
+    requested = (config.chunks.time, config.chunks.y, config.chunks.x)
+    existing = _existing_chunks(Path(config.output.cube))
+    notes = list(grid_notes)
+    if existing is not None and requested == (None, None, None):
+        requested = existing
+        notes.append(f"chunks: {existing[0]} x {existing[1]} x {existing[2]} of the existing "
+                     f"cube {config.output.cube}")
+    choice = choose_chunks(grid, len(days), halo=halo, alignment=alignment,
+                           requested=requested, n_workers=n_workers, references=references,
+                           cost=getattr(method, "cost", None),
+                           budget=config.chunks.task_memory_gib * 2**30)
+    chunks = plan_chunks(grid, len(days), choice.chunks, halo=halo, alignment=alignment)
     return RunPlan(config=config, grid=grid, days=days, chunks=chunks, task=task,
-                   n_landsat_dates=int(near.sum()), stack_content=reader.content)
+                   n_landsat_dates=int(near.sum()), stack_content=reader.content,
+                   notes=(*notes, *choice.notes), task_bytes=choice.task_bytes)
+
+
+#: Root attribute of a cube: the chunks its run was planned with.
+CHUNKS_ATTR = "lst_pipeline:chunks"
+
+
+def _existing_chunks(cube: Path) -> tuple[int, int, int] | None:
+    """The planned chunks of an existing cube of ours (so that a resume keeps them)."""
+    from lst_pipeline.io.zarr_store import root_attrs, store_kind
+
+    if store_kind(cube) != "cube":
+        return None
+    chunks = (root_attrs(cube) or {}).get(CHUNKS_ATTR)
+    try:
+        return tuple(int(c) for c in chunks) if chunks and len(chunks) == 3 else None
+    except (TypeError, ValueError):
+        return None
 
 
 @lru_cache(maxsize=4)
@@ -369,6 +425,7 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
         **plan.task.fusion_method().describe(),
         "lst_pipeline:fusion": fusion,
         "lst_pipeline:input_stack": str(cfg.inputs.stack),
+        CHUNKS_ATTR: list(plan.chunks.chunks),
         "lst_pipeline:pipeline": cfg.name,
         "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",
         "references": REFERENCES,

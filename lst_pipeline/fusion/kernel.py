@@ -79,7 +79,8 @@ def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
 def coarse_cell_fraction(valid: np.ndarray, factor: int) -> np.ndarray:
     """Fraction of valid fine pixels in each pixel's coarse cell, on the fine grid."""
     *lead, ny, nx = valid.shape
-    cells = valid.reshape(*lead, ny // factor, factor, nx // factor, factor).mean(axis=(-3, -1))
+    cells = valid.reshape(*lead, ny // factor, factor, nx // factor, factor).mean(
+        axis=(-3, -1), dtype=np.float32)
     return np.repeat(np.repeat(cells, factor, axis=-2), factor, axis=-1)
 
 
@@ -172,6 +173,7 @@ def fuse_block(
     max_disagreement_k: float = 3.0,
     keep_observations: bool = True,
     target_modis_filled: np.ndarray | None = None,
+    alignment: int | None = None,
 ) -> FusedBlock:
     """Fuse every target day of one block.
 
@@ -207,6 +209,11 @@ def fuse_block(
     target_modis_filled
         ``(T, Y/f, X/f)`` bool, coarse pixels of ``target_modis`` that were interpolated in
         time; fused values there are flagged ``MODIS_GAP_FILLED``.
+    alignment
+        The read window starts on a multiple of this (default: the coarse factor and the
+        method's alignment); its far edges are padded to a multiple of it with unusable
+        pixels, so that grids of any size run with any method (see
+        :func:`pad_to_alignment`).
 
     Returns
     -------
@@ -222,6 +229,9 @@ def fuse_block(
     per block, so the result does not depend on how the cube is chunked.
     """
     f = coarse_factor
+    align = alignment or _method_alignment(method, f)
+    landsat_lst, landsat_modis, target_modis, target_modis_filled = pad_to_alignment(
+        align, f, landsat_lst, landsat_modis, target_modis, target_modis_filled)
     n_days = len(target_days)
     ys, xs = out_window.slices
     shape = (n_days, *out_window.shape)
@@ -256,7 +266,7 @@ def fuse_block(
                 and pending[t].any()]
         fine = np.full((len(days), *landsat_lst.shape[1:]), np.nan, dtype=np.float32)
         coarse_up = np.full_like(fine, np.nan)
-        used = np.full(fine.shape, -1, dtype=np.int64)
+        used = np.full(fine.shape, -1, dtype=np.int16)  # index of the reference (< 32768)
         for k, t in enumerate(days):
             for r in ranked[t]:
                 if r < 0:
@@ -331,6 +341,42 @@ def fuse_block(
     ref_day[take] = np.where(use_before, ref_before, ref_after)[take]
     return _flag_gap_filled(FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day),
                             target_modis_filled, f, ys, xs)
+
+
+def _method_alignment(method: FusionMethod, coarse_factor: int) -> int:
+    import math
+
+    return math.lcm(coarse_factor, int(getattr(method, "alignment", 1)))
+
+
+def pad_to_alignment(alignment: int, coarse_factor: int, fine: np.ndarray,
+                     *coarse: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+    """Extend a read window at its far (bottom, right) edges to a multiple of ``alignment``.
+
+    ``fine`` is ``(..., Y, X)`` on the fine grid, each of ``coarse`` ``(..., Y/f, X/f)`` on the
+    coarse grid (or None). Padding is NaN (False for boolean arrays): unusable pixels, never
+    a reference nor a prediction. A read window starts on a multiple of ``alignment``, so its
+    padded far edge is the same whether the scene is fused whole or in chunks, and the
+    cropped result does not depend on the chunking.
+
+    Returns
+    -------
+    tuple
+        ``fine`` and every array of ``coarse``, padded (unchanged when already aligned).
+    """
+    y, x = fine.shape[-2:]
+    py, px = -y % alignment, -x % alignment
+    if not (py or px):
+        return (fine, *coarse)
+
+    def pad(a: np.ndarray | None, by: int, bx: int) -> np.ndarray | None:
+        if a is None:
+            return None
+        widths = [(0, 0)] * (a.ndim - 2) + [(0, by), (0, bx)]
+        return np.pad(a, widths, constant_values=False if a.dtype == bool else np.nan)
+
+    f = coarse_factor
+    return (pad(fine, py, px), *(pad(c, py // f, px // f) for c in coarse))
 
 
 def _flag_gap_filled(block: FusedBlock, filled: np.ndarray | None, f: int, ys: slice,

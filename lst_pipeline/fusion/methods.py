@@ -23,6 +23,7 @@ import numpy as np
 from lst_pipeline.errors import ConfigError, InputError
 from lst_pipeline.fusion.kernel import upsample_bilinear
 from lst_pipeline.fusion.timing import timed
+from lst_pipeline.grid import TaskCost
 
 
 class FusionMethod(Protocol):
@@ -225,12 +226,20 @@ class DLSTFMMethod:
 
     @property
     def alignment(self) -> int:
-        return self.model.alignment
+        """The fine path's alignment; the context branch follows the coarse grid itself."""
+        return self.model.fine_alignment
+
+    @property
+    def cost(self) -> TaskCost:
+        """Memory of a task (fitted by ``benchmarks/bench_chunks.py``): about 0.8 kB of
+        activations per pixel of a forward pass dominates."""
+        return TaskCost(per_pixel_day=66.0, per_forward_pixel=800.0,
+                        forward_pixels=self.batch_pixels, fixed=420 * 2**20)
 
     def halo(self, coarse_factor: int) -> int:
-        # The network's receptive radius, plus one coarse pixel because the upsampled coarse
-        # images are only exact one coarse pixel inside the read window.
-        return self.model.receptive_radius + coarse_factor
+        # The network's receptive radius at this factor, plus one coarse pixel because the
+        # upsampled coarse images are only exact one coarse pixel inside the read window.
+        return self.model.receptive_radius_at(coarse_factor) + coarse_factor
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
@@ -256,7 +265,7 @@ class DLSTFMMethod:
                     if cuda:  # separate the copies from the forward pass in the timings
                         torch.cuda.synchronize(self.device)
                 with timed("forward"):
-                    result = self.model(*batch)[:, 0]
+                    result = self.model(*batch, coarse_factor=coarse_factor)[:, 0]
                     if cuda:
                         torch.cuda.synchronize(self.device)
                 with timed("device_to_host"):

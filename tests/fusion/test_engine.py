@@ -249,3 +249,88 @@ def test_baselines_on_workers_equal_single_process_whole_scene(simulated_tiny, c
     assert mae < {"modis_only": 6.0, "starfm": 1.5, "ubestarfm": 6.0}[method]
     if method == "ubestarfm" or fusion.starfm.pairs == 2:  # one prediction from both pairs
         assert set(np.unique(reference.qa[fused])) == {Flag.FUSED_TWO}
+
+
+# --------------------------------------------------------------------------------------
+# Any grid size and coarse factor, with chunks chosen or rounded for the user.
+
+#: (ny, nx, coarse factor, days): grids that are not multiples of the methods' alignments
+#: (the shipped DLSTFM's pooling windows with the coarse grid: lcm(8, f)) or smaller than
+#: one chunk. 1000 x 700 at factor 32 is widened to 1024 x 704 by grid.snap: out.
+ODD_GRIDS = {
+    "600x600-f30": (600, 600, 30, 12),
+    "400x400-f10": (400, 400, 10, 12),
+    "1000x700-f32": (1000, 700, 32, 8),
+    "330x270-f30": (330, 270, 30, 12),   # padded to 360 x 360 for lcm(8, 30) = 120
+    "90x120-f30": (90, 120, 30, 12),     # smaller than one chunk
+}
+
+
+@pytest.fixture(scope="module")
+def odd_grid(request, tmp_path_factory):
+    from conftest import tiny_config
+    from lst_pipeline.simulate import simulate_region
+
+    cache = {}
+
+    def make(name):
+        if name not in cache:
+            ny, nx, f, days = ODD_GRIDS[name]
+            root = tmp_path_factory.mktemp(name)
+            config = tiny_config(
+                root, grid={"coarse_factor": f,
+                            "bounds": [400000, 6200000, 400000 + nx * 30, 6200000 + ny * 30]},
+                dates={"end": str(np.datetime64("2021-01-01") + days - 1)},
+                simulation={"landsat_revisit_days": 8},
+                fusion={"max_reference_gap_days": 12})
+            simulate_region(config, progress=False)
+            cache[name] = config
+        return cache[name]
+
+    return make
+
+
+@pytest.mark.parametrize("grid_name", [
+    pytest.param(name, marks=pytest.mark.slow) if ODD_GRIDS[name][0] >= 600 else name
+    for name in ODD_GRIDS])
+@pytest.mark.parametrize("method", ["dlstfm", "starfm", "reference_change"])
+def test_any_grid_and_coarse_factor_chunked_equals_whole_scene(odd_grid, grid_name, method,
+                                                              client, tmp_path):
+    config = odd_grid(grid_name)
+    ny, nx, f, _ = ODD_GRIDS[grid_name]
+    fusion = dataclasses.replace(config.fusion, method=method, device="cpu")
+    probe = plan_run(dataclasses.replace(config, fusion=fusion))
+    a = probe.chunks.alignment
+    ny_, nx_ = probe.grid.shape
+    # about 2 x 2 tiles (one when the grid is smaller than one aligned tile), 5-day blocks
+    chunks = dataclasses.replace(config.chunks, time=5, y=-(-ny_ // (2 * a)) * a,
+                                 x=-(-nx_ // (2 * a)) * a)
+    run = dataclasses.replace(with_output(config, tmp_path / "c.zarr"), fusion=fusion,
+                              chunks=chunks)
+    plan = plan_run(run)
+    cube, reference = run_and_compare_with_scene(plan, client)  # within 1e-4 K
+    expected = (-(-ny // f) * f, -(-nx // f) * f)  # whole coarse pixels
+    assert cube["lst"].shape[1:] == expected == plan.grid.shape
+    np.testing.assert_array_equal(cube["qa"].values, reference.qa)
+    assert Flag.fused(reference.qa).mean() > 0.2  # the edges fused too, not left empty
+    edge = reference.qa[:, -f:, -f:]
+    assert Flag.fused(edge).any()
+
+
+def test_chunks_left_out_are_chosen_and_odd_ones_rounded(odd_grid, tmp_path, capsys):
+    config = odd_grid("330x270-f30")
+    auto = plan_run(dataclasses.replace(config, chunks=type(config.chunks)(),
+                                        fusion=dataclasses.replace(config.fusion,
+                                                                   method="dlstfm")))
+    _, cy, cx = auto.chunks.chunks
+    assert auto.chunks.alignment == 120 and cy % 120 == 0 and cx % 120 == 0
+    assert (cy, cx) == (360, 360) and auto.chunks.computed_ratio == pytest.approx(
+        360 * 360 / (330 * 270))  # one padded tile: no halo recomputed
+    assert any("chosen" in n for n in auto.notes)
+    assert "pixels computed per output pixel" in auto.describe()
+    assert "GiB per task" in auto.describe()
+    odd = plan_run(dataclasses.replace(config, chunks=type(config.chunks)(time=4, y=100,
+                                                                          x=170)))
+    assert odd.chunks.chunks == (4, 90, 180)  # reference_change: multiples of 30
+    assert "chunks.y: 100 rounded to 90, a multiple of 30" in odd.describe()
+    assert "chunks.x: 170 rounded to 180" in odd.describe()
