@@ -42,7 +42,13 @@ from lst_pipeline.grid import (
     plan_chunks,
     resolve_grid,
 )
-from lst_pipeline.io.cube import CubeWriter, Flag, RunRecord, create_cube
+from lst_pipeline.io.cube import (
+    CubeWriter,
+    Flag,
+    RunRecord,
+    create_cube,
+    remove_partial_writes,
+)
 from lst_pipeline.io.stack import StackReader
 from lst_pipeline.io.zarr_store import FINGERPRINT_ATTR
 
@@ -696,6 +702,7 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
         if len(record.done()) != len(plan.chunks):
             raise StoreError(f"{cube}: {len(plan.chunks) - len(record.done())} chunks have no "
                              "completion record after the run; run again to finish them")
+        remove_partial_writes(cube)  # left by workers killed while writing a chunk
         CubeWriter(cube).set_status("complete")
     finally:
         record.release_lock()

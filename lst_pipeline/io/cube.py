@@ -193,6 +193,33 @@ class CubeWriter:
         self._group.attrs[STATUS_ATTR] = status
 
 
+def remove_partial_writes(path: Path | str) -> int:
+    """Delete the temporary files of chunk writes that never finished; returns how many.
+
+    Zarr writes a chunk to ``<key>.<uuid>.partial`` and renames it into place, so a worker
+    killed in the middle of a write leaves such a file behind (never a damaged chunk). Run
+    once every chunk is recorded, the sweep leaves exactly the chunks of an uninterrupted
+    run.
+    """
+    import os
+
+    removed = 0
+    stack = [os.path.join(str(path), name) for name in (LST, QA, REFERENCE_DATE)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.name.endswith(".partial"):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
 def cube_status(path: Path | str) -> str | None:
     """The ``lst_pipeline:status`` of a cube (``writing`` or ``complete``), None if absent."""
     return open_group(path).attrs.get(STATUS_ATTR)

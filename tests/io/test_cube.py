@@ -83,3 +83,17 @@ def test_existing_cube_not_replaced_without_overwrite(tmp_path):
 
     remove_store(tmp_path / "c.zarr", "cube", field="output.cube")  # provably a cube: removed
     create_cube(tmp_path / "c.zarr", grid, DAYS, (4, 32, 32))
+
+
+def test_partial_writes_of_killed_workers_are_swept(tmp_path):
+    from lst_pipeline.io.cube import remove_partial_writes
+
+    grid = make_grid(ny=64, nx=64)
+    path = tmp_path / "c.zarr"
+    create_cube(path, grid, DAYS, (4, 32, 32))
+    chunk_dir = path / "qa" / "c" / "1" / "1"
+    chunk_dir.mkdir(parents=True)
+    (chunk_dir / "0.998ac13361434da19511bc87b82c3ee5.partial").write_bytes(b"")
+    (chunk_dir / "0").write_bytes(b"a real chunk")
+    assert remove_partial_writes(path) == 1
+    assert sorted(p.name for p in chunk_dir.iterdir()) == ["0"]
