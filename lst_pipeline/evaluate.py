@@ -260,6 +260,52 @@ def compare_with_truth(cube: Path | str, truth: Path | str) -> dict[str, Scores]
     return {name: Scores.from_sums(*(float(v) for v in vals)) for name, vals in computed.items()}
 
 
+def compare_cubes_with_truth(cubes: dict[str, Path | str], truth: Path | str, *,
+                             skip_days: np.ndarray | None = None, time_block: int = 16
+                             ) -> dict[str, Scores]:
+    """Scores of several cubes of one region on the pixel-days that *all* of them fused.
+
+    Parameters
+    ----------
+    cubes
+        ``{name: cube}``, cubes on the truth's grid and days (made by ``run``).
+    truth
+        The truth store.
+    skip_days
+        ``datetime64[D]`` days left out (the Landsat dates, where a cube keeps observations).
+    time_block
+        Days read at once.
+
+    Returns
+    -------
+    dict
+        :class:`Scores` per cube name.
+    """
+    from lst_pipeline.io.cube import Flag, open_cube
+    from lst_pipeline.io.truth import open_truth
+
+    opened = {name: open_cube(path, flags=False) for name, path in cubes.items()}
+    ref = open_truth(truth)["lst"]
+    days = next(iter(opened.values()))["time"].values.astype("datetime64[D]")
+    keep = ~np.isin(days, np.asarray(skip_days if skip_days is not None else [],
+                                     "datetime64[D]"))
+    sums = {name: np.zeros(4) for name in opened}
+    for t0 in range(0, len(days), time_block):
+        index = np.flatnonzero(keep[t0:t0 + time_block]) + t0
+        if not len(index):
+            continue
+        true = ref.sel(time=days[index].astype("datetime64[ns]")).values.astype(np.float64)
+        values, mask = {}, np.isfinite(true)
+        for name, cube in opened.items():
+            block = cube.isel(time=index)[["lst", "qa"]].load()
+            values[name] = block["lst"].values.astype(np.float64)
+            mask &= Flag.fused(block["qa"].values) & np.isfinite(values[name])
+        for name, v in values.items():
+            e = (v - true)[mask]
+            sums[name] += (e.size, e.sum(), np.abs(e).sum(), (e * e).sum())
+    return {name: Scores.from_sums(*total) for name, total in sums.items()}
+
+
 # --------------------------------------------------------------------------------------
 # Method comparison against a simulated truth, and the report.
 

@@ -34,7 +34,7 @@ def describe_grid(path: Path, attrs: dict) -> list[str]:
     return [f"grid: {crs}, {box.shape[0]} x {box.shape[1]} px of {res:g} "
             f"(coarse {grid.coarse_shape[0]} x {grid.coarse_shape[1]} px of "
             f"{res * grid.coarse_factor:g}, factor {grid.coarse_factor})",
-            f"bounds: left {left:g}, bottom {bottom:g}, right {right:g}, top {top:g}"]
+            f"bounds: left {left:.12g}, bottom {bottom:.12g}, right {right:.12g}, top {top:.12g}"]
 
 
 def record_gaps(dates: np.ndarray, usable: np.ndarray, *, longest: int = 3

@@ -61,21 +61,23 @@ from lst_pipeline.config import PipelineConfig, SimulationConfig
 from lst_pipeline.errors import ConfigError, StoreError
 from lst_pipeline.io import landsat, modis
 from lst_pipeline.io.stack import StackWriter, create_stack
+from lst_pipeline.io.truth import TruthWriter, create_truth
 from lst_pipeline.io.zarr_store import (
-    GRID_ATTR,
     LOCK_FILES,
-    STATUS_ATTR,
     check_replaceable,
-    create_store,
     discard_unborn,
-    grid_attrs,
     lock_store,
     remove_store,
-    spatial_coords,
 )
 
 #: The ``source`` attribute of simulated stacks (``simulate --overwrite`` replaces only those).
 SIMULATE_SOURCE = "lst_pipeline.simulate"
+#: Static layers of the truth store besides ``land_cover`` (see the module docstring).
+TRUTH_LAYERS = {
+    "harvest_day": ("i2", {"long_name": "index into time of the first day as bare soil after "
+                                        "harvest; -1 never", "units": "1"}),
+    "parcel": ("i4", {"long_name": "agricultural parcel id; 0 outside parcels", "units": "1"}),
+}
 
 __all__ = [
     "BARE",
@@ -887,47 +889,6 @@ def _provenance(sim: SimulationConfig) -> dict[str, Any]:
     return json.loads(json.dumps(params, default=str))
 
 
-def _create_truth(path: Path, grid: Any, days: np.ndarray, day_batch: int,
-                  attrs: dict[str, Any]) -> None:
-    import dask.array as da
-    import xarray as xr
-
-    ny, nx = grid.shape
-    ct = max(1, min(day_batch, len(days)))
-    cy, cx = min(256, ny), min(256, nx)
-    gm = {"grid_mapping": "spatial_ref"}
-    flags = {"flag_values": list(range(len(CLASS_NAMES))),
-             "flag_meanings": " ".join(CLASS_NAMES)}
-    ds = xr.Dataset(
-        {
-            "lst": (("time", "y", "x"),
-                    da.zeros((len(days), ny, nx), chunks=(ct, cy, cx), dtype="f4"),
-                    {"units": "K", "standard_name": "surface_temperature",
-                     "long_name": "true daily land surface temperature (simulated)", **gm}),
-            "land_cover": (("y", "x"), da.zeros((ny, nx), chunks=(cy, cx), dtype="u1"),
-                           {"long_name": "land cover class on the first day", **flags,
-                            "comment": "class on day t: bare_soil (3) where "
-                                       "0 <= harvest_day <= t, else land_cover", **gm}),
-            "harvest_day": (("y", "x"), da.zeros((ny, nx), chunks=(cy, cx), dtype="i2"),
-                            {"long_name": "index into time of the first day as bare soil "
-                                          "after harvest; -1 never", "units": "1", **gm}),
-            "parcel": (("y", "x"), da.zeros((ny, nx), chunks=(cy, cx), dtype="i4"),
-                       {"long_name": "agricultural parcel id; 0 outside parcels",
-                        "units": "1", **gm}),
-        },
-        coords={**spatial_coords(grid), "time": days.astype("datetime64[ns]")},
-        attrs={**attrs, GRID_ATTR: grid_attrs(grid), STATUS_ATTR: "writing",
-               "title": "lst_pipeline simulated truth"},
-    )
-    encoding = {
-        "lst": {"chunks": (ct, cy, cx), "_FillValue": np.float32("nan")},
-        "land_cover": {"chunks": (cy, cx), "_FillValue": None},
-        "harvest_day": {"chunks": (cy, cx), "_FillValue": None},
-        "parcel": {"chunks": (cy, cx), "_FillValue": None},
-    }
-    create_store(path, ds, encoding, kind="truth")
-
-
 def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
                     progress: bool = True) -> SimulationSummary:
     """Simulate a region and write its input stack and its truth cube.
@@ -987,7 +948,6 @@ def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
 def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, started: float,
               progress: bool) -> SimulationSummary:
     """Write the region of ``config`` into the (locked, free) stack and truth paths."""
-    import zarr
     from tqdm.auto import tqdm
 
     from lst_pipeline.grid import resolve_grid
@@ -1015,11 +975,12 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
     attrs = {"source": SIMULATE_SOURCE, "simulation_seed": seed,
              "simulation": _provenance(sim)}
     create_stack(stack_path, grid, days[l_index], days, attrs=attrs)
-    _create_truth(truth_path, grid, days, sim.day_batch, attrs)
-    truth_group = zarr.open_group(str(truth_path), mode="r+")
-    truth_group["land_cover"][:] = scene.land_cover
-    truth_group["harvest_day"][:] = scene.harvest_day
-    truth_group["parcel"][:] = scene.parcel
+    create_truth(truth_path, grid, days, class_names=CLASS_NAMES, static=TRUTH_LAYERS,
+                 day_chunk=sim.day_batch, attrs=attrs)
+    truth_writer = TruthWriter(truth_path)
+    truth_writer.write_static("land_cover", scene.land_cover)
+    truth_writer.write_static("harvest_day", scene.harvest_day)
+    truth_writer.write_static("parcel", scene.parcel)
     writer = StackWriter(stack_path)
 
     landsat_clear: list[float] = []
@@ -1028,7 +989,7 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
         for t0 in range(0, n_days, sim.day_batch):
             t1 = min(t0 + sim.day_batch, n_days)
             truth = truth_batch(scene, weather, days[t0:t1], range(t0, t1))
-            truth_group["lst"][t0:t1] = truth
+            truth_writer.write_days(t0, truth)
             qcs = np.empty((t1 - t0, *grid.coarse_shape), dtype=np.uint8)
             lsts = np.empty((t1 - t0, *grid.coarse_shape), dtype=np.float32)
             for k, t in enumerate(range(t0, t1)):
@@ -1049,7 +1010,7 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
             writer.write_modis(t0, qcs, lsts)
             del truth
             bar.update(t1 - t0)
-    truth_group.attrs[STATUS_ATTR] = "complete"
+    truth_writer.finish()
     writer.finish()
     return SimulationSummary(
         n_days=n_days,

@@ -1,0 +1,132 @@
+"""DLSTFM on data it was never tuned to: the independent test world (issue 13).
+
+For each region of :data:`lst_pipeline.worlds.WORLD_REGIONS` (or ``--regions``): generate
+its files with :mod:`lst_pipeline.worlds` (code that trains nothing), ``ingest`` them, ``run``
+every method on a local cluster of 2 worker processes, and score each cube against the
+region's truth on the days without a Landsat date, on the pixel-days every method fused.
+Prints MAE/RMSE/bias per method and region and the ratio of DLSTFM to the better of
+``starfm`` and ``reference_change``; appends one JSON line to ``results/worlds.jsonl``.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_worlds.py [--workdir DIR] [--checkpoint PT]
+        [--methods dlstfm starfm reference_change] [--regions alpine-foothills ...]
+        [--adapt-steps N]
+
+``--workdir`` keeps the generated regions and stacks (reused when present). ``--adapt-steps``
+also runs ``lst-pipeline adapt`` on each region's stack and scores the adapted model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _record import append_result
+
+from lst_pipeline.config import load_pipeline
+from lst_pipeline.worlds import WORLD_REGIONS, generate_region
+
+
+def prepare(spec, root: Path) -> Path:
+    """Generate (or reuse) a region and ingest it; returns its pipeline YAML."""
+    from lst_pipeline.ingest import ingest
+    from lst_pipeline.io.zarr_store import root_attrs
+
+    yaml_path = root / "pipeline.yaml"
+    if not yaml_path.is_file() or (root_attrs(root / "truth.zarr") or {}).get(
+            "lst_pipeline:status") != "complete":
+        start = time.perf_counter()
+        yaml_path = generate_region(spec, root)
+        print(f"{spec.name}: generated in {time.perf_counter() - start:.0f} s")
+    stack = root / "stack.zarr"
+    if (root_attrs(stack) or {}).get("lst_pipeline:status") != "complete":
+        ingest(load_pipeline(yaml_path), progress=False)
+    return yaml_path
+
+
+def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | None,
+                adapted: str | None) -> dict[str, Path]:
+    from lst_pipeline.fusion.engine import execute, plan_run
+
+    config = load_pipeline(yaml_path)
+    cubes = {}
+    runs = [(m, m, checkpoint if m == "dlstfm" else None) for m in methods]
+    if adapted:
+        runs.append(("dlstfm_adapted", "dlstfm", adapted))
+    for name, method, ckpt in runs:
+        cube = yaml_path.parent / f"cube-{name}.zarr"
+        fusion = dataclasses.replace(config.fusion, method=method,
+                                     checkpoint=Path(ckpt) if ckpt else None)
+        run = dataclasses.replace(config, fusion=fusion,
+                                  output=dataclasses.replace(config.output, cube=cube))
+        start = time.perf_counter()
+        execute(plan_run(run), client, progress=False, overwrite=True)
+        print(f"  {name}: fused in {time.perf_counter() - start:.0f} s")
+        cubes[name] = cube
+    return cubes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--checkpoint", default=None, help="DLSTFM checkpoint (default shipped)")
+    parser.add_argument("--methods", nargs="+",
+                        default=["dlstfm", "starfm", "reference_change"])
+    parser.add_argument("--regions", nargs="+", default=None)
+    parser.add_argument("--adapt-steps", type=int, default=0)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+
+    from lst_pipeline.cluster import ClusterProfile, connect
+    from lst_pipeline.evaluate import compare_cubes_with_truth
+    from lst_pipeline.io.stack import StackReader
+
+    specs = [s for s in WORLD_REGIONS if args.regions is None or s.name in args.regions]
+    record = {"checkpoint": args.checkpoint or "shipped", "regions": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-worlds-") as tmp:
+        base = args.workdir or Path(tmp)
+        with connect(ClusterProfile(n_workers=2, threads_per_worker=1), quiet=True) as client:
+            for spec in specs:
+                root = base / spec.name
+                yaml_path = prepare(spec, root)
+                adapted = None
+                if args.adapt_steps:
+                    from lst_pipeline.model.adapt import adapt_checkpoint
+
+                    result = adapt_checkpoint(load_pipeline(yaml_path), steps=args.adapt_steps,
+                                              out=root / "adapted.pt",
+                                              checkpoint=args.checkpoint, log=print)
+                    adapted = str(result.checkpoint)
+                    record["regions"].setdefault(spec.name, {})["adapt"] = result.record
+                cubes = run_methods(yaml_path, args.methods, client, args.checkpoint, adapted)
+                landsat_days = StackReader(root / "stack.zarr").landsat_dates
+                scores = compare_cubes_with_truth(cubes, root / "truth.zarr",
+                                                  skip_days=landsat_days)
+                best = min(scores[m].mae_k for m in ("starfm", "reference_change")
+                           if m in scores)
+                row = {name: dataclasses.asdict(sc) for name, sc in scores.items()}
+                record["regions"].setdefault(spec.name, {}).update(
+                    {"scores": row, "landsat_dates": len(landsat_days),
+                     "days": int(load_pipeline(yaml_path).dates.n_days)})
+                print(f"{spec.name} ({spec.days} days, factor {spec.coarse_factor}, "
+                      f"{len(landsat_days)} Landsat dates), days without Landsat:")
+                for name, sc in scores.items():
+                    ratio = f" = {sc.mae_k / best:.3f} x best classical" \
+                        if name.startswith("dlstfm") else ""
+                    print(f"  {name:>16}: {sc}{ratio}")
+    maes = {m: [r["scores"][m]["mae_k"] for r in record["regions"].values()]
+            for m in next(iter(record["regions"].values()))["scores"]}
+    print("mean MAE over regions: " + ", ".join(f"{m} {np.mean(v):.3f} K"
+                                                for m, v in maes.items()))
+    if not args.no_record:
+        append_result("worlds", json.loads(json.dumps(record, default=float)))
+
+
+if __name__ == "__main__":
+    main()
