@@ -27,7 +27,8 @@ from lst_pipeline.errors import ConfigError
 #: Longest reference gap accepted (LST changes far too much over longer gaps to fuse).
 MAX_REFERENCE_GAP_DAYS = 366
 
-FusionMethodName = Literal["dlstfm", "reference_change", "modis_only", "starfm", "ubestarfm"]
+FusionMethodName = Literal["dlstfm", "reference_change", "modis_only", "starfm", "ubestarfm",
+                           "auto"]
 Device = Literal["auto", "cpu", "cuda"]
 OutputDtype = Literal["int16", "float32"]
 
@@ -249,7 +250,9 @@ class FusionConfig:
         upsampled (target MODIS - reference MODIS); ``modis_only``: the target MODIS
         upsampled (bilinear); ``starfm``: STARFM (see ``starfm``); ``ubestarfm``: ESTARFM
         with local bias correction from the references before and after (see
-        ``ubestarfm``; needs ``two_references: true``).
+        ``ubestarfm``; needs ``two_references: true``); ``auto``: the best of ``dlstfm``
+        (with ``checkpoint``), ``starfm`` and ``reference_change`` by leave-one-date-out on
+        the stack's own clear Landsat dates, chosen per run and recorded in the cube.
     max_reference_gap_days
         A Landsat date further than this from the target day is never used as reference.
     min_clear_fraction
@@ -331,7 +334,25 @@ class FusionConfig:
 class SimulationConfig:
     """A synthetic region with known truth (see :mod:`lst_pipeline.simulate`).
 
-    Temperatures and noise levels are in Kelvin; fractions in [0, 1].
+    Temperatures and noise levels are in Kelvin; fractions in [0, 1]. The fields after
+    ``modis_psf_sigma`` vary the world and its sensors for training (their defaults leave
+    the simulator as it always was).
+
+    Attributes
+    ----------
+    modis_date_offset_sd_k
+        A random MODIS offset per date (overpass time, atmosphere).
+    modis_class_offset_sd_k
+        A MODIS offset per land-cover class (emissivity), scaled per date by a random view
+        factor between 0.3 and 1.7.
+    modis_geolocation_sd_px
+        A random shift of each day's MODIS footprints (coarse pixels).
+    landsat_offset_sd_k
+        A random Landsat calibration offset per date.
+    landsat_psf_sigma_px
+        Gaussian thermal footprint of Landsat (fine pixels).
+    climate_shift_k, climate_amp_scale
+        Every class's seasonal mean shifted, seasonal range scaled.
     """
 
     truth: Path
@@ -343,14 +364,24 @@ class SimulationConfig:
     modis_offset_k: float = -1.2
     modis_cloud_fraction: float = 0.25
     modis_psf_sigma: float = 0.5
+    modis_date_offset_sd_k: float = 0.0
+    modis_class_offset_sd_k: float = 0.0
+    modis_geolocation_sd_px: float = 0.0
+    landsat_offset_sd_k: float = 0.0
+    landsat_psf_sigma_px: float = 0.0
+    climate_shift_k: float = 0.0
+    climate_amp_scale: float = 1.0
     day_batch: int = 16
 
     def __post_init__(self) -> None:
         for name in ("landsat_cloud_fraction", "modis_cloud_fraction"):
             _require(0.0 <= getattr(self, name) < 1.0, f"simulation.{name}",
                      "must be in [0, 1)")
-        for name in ("landsat_noise_k", "modis_noise_k", "modis_psf_sigma"):
+        for name in ("landsat_noise_k", "modis_noise_k", "modis_psf_sigma",
+                     "modis_date_offset_sd_k", "modis_class_offset_sd_k",
+                     "modis_geolocation_sd_px", "landsat_offset_sd_k", "landsat_psf_sigma_px"):
             _require(getattr(self, name) >= 0.0, f"simulation.{name}", "must be >= 0")
+        _require(self.climate_amp_scale > 0, "simulation.climate_amp_scale", "must be > 0")
         _require(self.day_batch >= 1, "simulation.day_batch", "must be >= 1")
 
 

@@ -413,68 +413,24 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
     date is removed from the candidate references, the day is fused from the remaining
     dates by every method (same reference selection as a run, observations not kept), and
     the predictions are compared with the hidden observation on the pixels it saw and
-    every method fused. Works on any input stack: no truth needed.
+    every method fused (:func:`lst_pipeline.fusion.holdout.predict_held_out`). Works on any
+    input stack: no truth needed.
 
     Raises
     ------
     InputError
         If no Landsat date qualifies.
     """
-    from lst_pipeline.errors import InputError
-    from lst_pipeline.fusion.engine import _fuse_inputs, plan_run, read_block_inputs
-    from lst_pipeline.grid import Window
-    from lst_pipeline.io.cube import Flag
-    from lst_pipeline.io.stack import StackReader
+    from lst_pipeline.fusion.holdout import predict_held_out
 
-    fusion = dataclasses.replace(config.fusion, landsat_days="fuse")
-    plans = {m: plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
-        fusion, method=m))) for m in methods}
-    first = next(iter(plans.values()))
-    reader = StackReader(config.inputs.stack)
-    ldays = reader.landsat_dates.astype("datetime64[D]")
-    in_range = (ldays >= first.days[0]) & (ldays <= first.days[-1])
-    chosen = np.nonzero(in_range & (reader.landsat_clear_fraction >= min_clear_fraction))[0]
-    if max_dates is not None and len(chosen) > max_dates:
-        chosen = chosen[np.linspace(0, len(chosen) - 1, max_dates).round().astype(int)]
-    if not len(chosen):
-        raise InputError(f"{config.inputs.stack}: no Landsat date between {first.days[0]} and "
-                         f"{first.days[-1]} is at least {min_clear_fraction:.0%} clear; "
-                         "nothing to hold out (lower --min-clear or widen dates)")
-    ny, nx = first.grid.shape
-    whole = Window(0, ny, 0, nx)
-    shape = (len(chosen), ny, nx)
-    truth = reader.read_landsat(chosen, whole).astype(np.float32)
-    preds = {m: np.full(shape, np.nan, np.float32) for m in methods}
-    mask = np.isfinite(truth)
-    age = np.full(shape, np.nan, np.float32)
-    main_ref = np.full(len(chosen), -1, np.int64)
-    seconds = dict.fromkeys(methods, 0.0)
-    import time
-
-    for i, index in enumerate(chosen):
-        t = int((ldays[index] - first.days[0]).astype(int))
-        inputs = read_block_inputs(first.task, t, t + 1, whole)
-        keep = inputs.landsat_days != ldays[index].astype(np.int64)
-        hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
-                                     landsat_days=inputs.landsat_days[keep],
-                                     landsat_modis=inputs.landsat_modis[keep])
-        for m, plan in plans.items():
-            start = time.perf_counter()
-            block = _fuse_inputs(plan.task, hidden, whole, whole)
-            seconds[m] += time.perf_counter() - start
-            fused = Flag.fused(block.qa[0])
-            preds[m][i] = np.where(fused, block.lst_k[0], np.nan)
-            mask[i] &= fused
-            if m == methods[0]:
-                age[i] = np.where(fused, np.abs(plan.task.first_day + t
-                                                - block.reference_day[0]), np.nan)
-                main_ref[i] = _mode(block.reference_day[0][fused])
-        log(f"held out {ldays[index]} ({i + 1}/{len(chosen)})")
-    groups = {m: grouped_metrics(preds[m], truth, mask) for m in methods}
-    return Comparison(config=config, days=ldays[chosen], truth=truth, predictions=preds,
-                      mask=mask, reference_age=age, land_cover=None, groups=groups,
-                      seconds=seconds, reference_name="held-out Landsat",
-                      main_reference_day=main_ref)
+    held = predict_held_out(config, methods, min_clear_fraction=min_clear_fraction,
+                            max_dates=max_dates, log=log)
+    groups = {m: grouped_metrics(held.predictions[m], held.truth, held.mask) for m in methods}
+    return Comparison(config=config, days=held.days, truth=held.truth,
+                      predictions=held.predictions, mask=held.mask,
+                      reference_age=held.reference_age, land_cover=None, groups=groups,
+                      seconds=held.seconds, reference_name="held-out Landsat",
+                      main_reference_day=held.main_reference_day)
 
 
 def _class_names(ds) -> dict[int, str]:

@@ -178,7 +178,7 @@ MODIS_BIAS_SEASONAL_K = 0.3
 _S_PARCELS, _S_WATER, _S_URBAN, _S_TREES, _S_CLASSES, _S_OFFSETS = range(1, 7)
 _S_TEXTURE, _S_MODES, _S_WEATHER, _S_HARVEST = range(7, 11)
 _S_LANDSAT_PHASE, _S_LANDSAT_FRACTIONS, _S_MODIS_FRACTIONS = range(11, 14)
-_S_LANDSAT_DATE, _S_MODIS_DAY = 20, 21
+_S_LANDSAT_DATE, _S_MODIS_DAY, _S_SENSOR = 20, 21, 22
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -557,11 +557,15 @@ def weather_series(seed: int, n_days: int) -> Weather:
     return Weather(amp[:n_days], lag[:n_days])
 
 
-def seasonal_cycle(day_of_year: np.ndarray | float) -> np.ndarray:
-    """Seasonal LST of every class, ``(..., 6)`` Kelvin, for the given days of year."""
+def seasonal_cycle(day_of_year: np.ndarray | float, *, shift_k: float = 0.0,
+                   amp_scale: float = 1.0) -> np.ndarray:
+    """Seasonal LST of every class, ``(..., 6)`` Kelvin, for the given days of year.
+
+    ``shift_k`` warms (or cools) every class, ``amp_scale`` scales the seasonal ranges.
+    """
     doy = np.asarray(day_of_year, dtype=np.float64)[..., None]
-    mean = np.array([c.mean_k for c in CLIMATES])
-    amp = np.array([c.amp_k for c in CLIMATES])
+    mean = np.array([c.mean_k for c in CLIMATES]) + shift_k
+    amp = np.array([c.amp_k for c in CLIMATES]) * amp_scale
     peak = np.array([c.peak_doy for c in CLIMATES])
     return mean + amp * np.cos(2.0 * np.pi * (doy - peak) / 365.25)
 
@@ -572,7 +576,8 @@ def _day_of_year(dates: np.ndarray) -> np.ndarray:
 
 
 def truth_batch(scene: Scene, weather: Weather, dates: np.ndarray,
-                day_indices: Sequence[int]) -> np.ndarray:
+                day_indices: Sequence[int], *, shift_k: float = 0.0,
+                amp_scale: float = 1.0) -> np.ndarray:
     """The true daily LST on the fine grid for a batch of days.
 
     Parameters
@@ -585,6 +590,8 @@ def truth_batch(scene: Scene, weather: Weather, dates: np.ndarray,
         ``datetime64[D]`` of the batch's days.
     day_indices
         Index of each of those days in the series (selects weather and harvests).
+    shift_k, amp_scale
+        See :func:`seasonal_cycle`.
 
     Returns
     -------
@@ -594,7 +601,7 @@ def truth_batch(scene: Scene, weather: Weather, dates: np.ndarray,
     gain_now = np.array([0.0 if c.lagged else c.gain for c in CLIMATES], dtype=np.float32)
     gain_lag = np.array([c.gain if c.lagged else 0.0 for c in CLIMATES], dtype=np.float32)
     texture_k = np.array([c.texture_k for c in CLIMATES], dtype=np.float32)
-    season = seasonal_cycle(_day_of_year(dates))
+    season = seasonal_cycle(_day_of_year(dates), shift_k=shift_k, amp_scale=amp_scale)
     out = np.empty((len(day_indices), *scene.shape), dtype=np.float32)
     for k, t in enumerate(day_indices):
         cls = land_cover_on(scene.land_cover, scene.harvest_day, int(t))
@@ -687,7 +694,9 @@ def cloud_fractions(rng: np.random.Generator, n: int, mean: float,
 
 def simulate_modis_day(truth_k: np.ndarray, factor: int, rng: np.random.Generator, *,
                        bias_k: float, noise_k: float, psf_sigma: float,
-                       cloud_fraction: float, resolution_m: float
+                       cloud_fraction: float, resolution_m: float,
+                       fine_offset_k: np.ndarray | None = None,
+                       shift_px: tuple[int, int] = (0, 0)
                        ) -> tuple[np.ndarray, np.ndarray]:
     """One MODIS-like day: radiance aggregation, PSF blur, bias, noise, clouds, QC.
 
@@ -709,6 +718,11 @@ def simulate_modis_day(truth_k: np.ndarray, factor: int, rng: np.random.Generato
         Fraction of coarse pixels that are cloudy (rounded to whole pixels).
     resolution_m
         Fine pixel size (sets the cloud correlation length in metres).
+    fine_offset_k
+        ``(ny, nx)`` offset added at fine resolution before aggregation (per-class errors).
+    shift_px
+        Geolocation error: the footprints sample the surface ``(rows, columns)`` fine pixels
+        away (edges repeated).
 
     Returns
     -------
@@ -718,6 +732,13 @@ def simulate_modis_day(truth_k: np.ndarray, factor: int, rng: np.random.Generato
     lst : numpy.ndarray
         float32 ``(nyc, nxc)`` Kelvin, NaN under clouds.
     """
+    if fine_offset_k is not None:
+        truth_k = truth_k + fine_offset_k
+    if shift_px != (0, 0):
+        dy, dx = shift_px
+        padded = np.pad(truth_k, ((abs(dy), abs(dy)), (abs(dx), abs(dx))), mode="edge")
+        ny, nx = truth_k.shape
+        truth_k = padded[abs(dy) + dy:abs(dy) + dy + ny, abs(dx) + dx:abs(dx) + dx + nx]
     coarse = aggregate_radiance(truth_k, factor)
     if psf_sigma > 0:
         coarse = ndimage.gaussian_filter(coarse, psf_sigma, mode="nearest")
@@ -815,7 +836,8 @@ def encode_qa_pixel(cloud: np.ndarray, dilated: np.ndarray, shadow: np.ndarray,
 
 
 def simulate_landsat_date(truth_k: np.ndarray, water: np.ndarray, rng: np.random.Generator,
-                          *, noise_k: float, cloud_fraction: float, resolution_m: float
+                          *, noise_k: float, cloud_fraction: float, resolution_m: float,
+                          offset_k: float = 0.0, psf_sigma_px: float = 0.0
                           ) -> tuple[np.ndarray, np.ndarray]:
     """One Landsat-like acquisition: truth plus noise, clouds, shadows and QA_PIXEL bits.
 
@@ -833,6 +855,10 @@ def simulate_landsat_date(truth_k: np.ndarray, water: np.ndarray, rng: np.random
         Fraction of the scene covered by cloud, dilated cloud and shadow.
     resolution_m
         Fine pixel size; cloud sizes, dilation and shadow offsets are set in metres.
+    offset_k
+        Calibration offset of the date.
+    psf_sigma_px
+        Gaussian thermal footprint (fine pixels), 0 for none.
 
     Returns
     -------
@@ -842,7 +868,10 @@ def simulate_landsat_date(truth_k: np.ndarray, water: np.ndarray, rng: np.random
         float32 ``(ny, nx)`` Kelvin, not masked (the stack writer masks from the QA bits).
     """
     px = 1.0 / resolution_m
-    lst = truth_k + np.float32(noise_k) * rng.standard_normal(truth_k.shape, dtype=np.float32)
+    seen = ndimage.gaussian_filter(truth_k, psf_sigma_px, mode="nearest") \
+        if psf_sigma_px > 0 else truth_k
+    lst = seen + np.float32(noise_k) * rng.standard_normal(truth_k.shape, dtype=np.float32)
+    lst += np.float32(offset_k)
     field = smooth_field(rng, truth_k.shape, LANDSAT_CLOUD_LENGTH_M * px)
     field += np.float32(0.35) * smooth_field(rng, truth_k.shape, 250.0 * px)
     cloud, dilated, shadow = landsat_cloud_masks(
@@ -853,6 +882,30 @@ def simulate_landsat_date(truth_k: np.ndarray, water: np.ndarray, rng: np.random
 
 # --------------------------------------------------------------------------------------
 # Driver.
+
+
+@dataclass(frozen=True)
+class SensorDraws:
+    """Per-date sensor errors of a region (all zero with the default configuration)."""
+
+    date_offset_k: np.ndarray
+    class_offset_k: np.ndarray
+    view: np.ndarray
+    shift_px: np.ndarray
+    landsat_offset_k: np.ndarray
+
+
+def _sensor_draws(seed: int, n_days: int, n_landsat: int, factor: int,
+                  sim: SimulationConfig) -> SensorDraws:
+    """Draw the per-date MODIS and Landsat errors of ``sim`` (own random stream)."""
+    rng = _rng(seed, _S_SENSOR)
+    date = rng.normal(0.0, 1.0, n_days) * sim.modis_date_offset_sd_k
+    classes = (rng.normal(0.0, 1.0, len(CLASS_NAMES)) * sim.modis_class_offset_sd_k
+               ).astype(np.float32)
+    view = rng.uniform(0.3, 1.7, n_days)
+    shift = np.round(rng.normal(0.0, 1.0, (n_days, 2)) * sim.modis_geolocation_sd_px * factor)
+    landsat_offset = rng.normal(0.0, 1.0, n_landsat) * sim.landsat_offset_sd_k
+    return SensorDraws(date, classes, view, shift.astype(np.int64), landsat_offset)
 
 
 @dataclass(frozen=True)
@@ -970,6 +1023,7 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
                                  sim.modis_cloud_fraction)
     bias = modis_bias(days, sim.modis_offset_k)
     l_position = {int(t): i for i, t in enumerate(l_index)}
+    sensor = _sensor_draws(seed, n_days, len(l_index), factor, sim)
 
     # No timestamps: the same seed and configuration give byte-identical stores.
     attrs = {"source": SIMULATE_SOURCE, "simulation_seed": seed,
@@ -988,15 +1042,21 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
     with tqdm(total=n_days, unit="day", desc="simulate", disable=not progress) as bar:
         for t0 in range(0, n_days, sim.day_batch):
             t1 = min(t0 + sim.day_batch, n_days)
-            truth = truth_batch(scene, weather, days[t0:t1], range(t0, t1))
+            truth = truth_batch(scene, weather, days[t0:t1], range(t0, t1),
+                                shift_k=sim.climate_shift_k, amp_scale=sim.climate_amp_scale)
             truth_writer.write_days(t0, truth)
             qcs = np.empty((t1 - t0, *grid.coarse_shape), dtype=np.uint8)
             lsts = np.empty((t1 - t0, *grid.coarse_shape), dtype=np.float32)
             for k, t in enumerate(range(t0, t1)):
+                cls_today = land_cover_on(scene.land_cover, scene.harvest_day, t)
+                fine_offset = (sensor.class_offset_k[cls_today] * np.float32(sensor.view[t])
+                               if sim.modis_class_offset_sd_k > 0 else None)
                 qcs[k], lsts[k] = simulate_modis_day(
-                    truth[k], factor, _rng(seed, _S_MODIS_DAY, t), bias_k=float(bias[t]),
+                    truth[k], factor, _rng(seed, _S_MODIS_DAY, t),
+                    bias_k=float(bias[t] + sensor.date_offset_k[t]),
                     noise_k=sim.modis_noise_k, psf_sigma=sim.modis_psf_sigma,
-                    cloud_fraction=float(m_fraction[t]), resolution_m=resolution)
+                    cloud_fraction=float(m_fraction[t]), resolution_m=resolution,
+                    fine_offset_k=fine_offset, shift_px=tuple(sensor.shift_px[t]))
                 modis_clear.append(float(modis.usable_mask(qcs[k]).mean()))
                 if t in l_position:
                     i = l_position[t]
@@ -1004,7 +1064,8 @@ def _simulate(config: PipelineConfig, stack_path: Path, truth_path: Path, starte
                     qa, lst = simulate_landsat_date(
                         truth[k], water, _rng(seed, _S_LANDSAT_DATE, t),
                         noise_k=sim.landsat_noise_k, cloud_fraction=float(l_fraction[i]),
-                        resolution_m=resolution)
+                        resolution_m=resolution, offset_k=float(sensor.landsat_offset_k[i]),
+                        psf_sigma_px=sim.landsat_psf_sigma_px)
                     landsat_clear.append(writer.write_landsat(i, qa, lst))
                     del qa, lst
             writer.write_modis(t0, qcs, lsts)

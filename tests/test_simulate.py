@@ -273,9 +273,9 @@ def test_same_seed_same_batching_independent_other_seed_differs(run, tmp_path, m
     batch_sizes = []
     real = simulate.truth_batch
 
-    def spy(scene, weather, dates, day_indices):
+    def spy(scene, weather, dates, day_indices, **climate):
         batch_sizes.append(len(day_indices))
-        return real(scene, weather, dates, day_indices)
+        return real(scene, weather, dates, day_indices, **climate)
 
     monkeypatch.setattr(simulate, "truth_batch", spy)
     again = make_config(tmp_path / "again", day_batch=7)

@@ -103,6 +103,8 @@ class RunPlan:
     notes: tuple[str, ...] = ()
     #: estimated peak memory of one task (bytes)
     task_bytes: float = 0.0
+    #: what ``fusion.method: auto`` chose (None when a method was named)
+    auto: Any = None
 
     @property
     def n_pixel_days(self) -> int:
@@ -144,6 +146,13 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2) -> RunPlan:
     GridError
         If the stack's grid differs from the configured grid.
     """
+    choice = None
+    if config.fusion.method == "auto":
+        from lst_pipeline.fusion.holdout import choose_method
+
+        choice = choose_method(config, log=lambda _: None)
+        config = dataclasses.replace(config, fusion=dataclasses.replace(
+            config.fusion, method=choice.method))
     grid, grid_notes = resolve_grid(config.grid)
     reader = StackReader(config.inputs.stack)
     if reader.grid != grid:
@@ -195,19 +204,20 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2) -> RunPlan:
 
     requested = (config.chunks.time, config.chunks.y, config.chunks.x)
     existing = _existing_chunks(Path(config.output.cube))
-    notes = list(grid_notes)
+    notes = list(grid_notes) + ([choice.describe()] if choice is not None else [])
     if existing is not None and requested == (None, None, None):
         requested = existing
         notes.append(f"chunks: {existing[0]} x {existing[1]} x {existing[2]} of the existing "
                      f"cube {config.output.cube}")
-    choice = choose_chunks(grid, len(days), halo=halo, alignment=alignment,
+    chosen = choose_chunks(grid, len(days), halo=halo, alignment=alignment,
                            requested=requested, n_workers=n_workers, references=references,
                            cost=getattr(method, "cost", None),
                            budget=config.chunks.task_memory_gib * 2**30)
-    chunks = plan_chunks(grid, len(days), choice.chunks, halo=halo, alignment=alignment)
+    chunks = plan_chunks(grid, len(days), chosen.chunks, halo=halo, alignment=alignment)
     return RunPlan(config=config, grid=grid, days=days, chunks=chunks, task=task,
                    n_landsat_dates=int(near.sum()), stack_content=reader.content,
-                   notes=(*notes, *choice.notes), task_bytes=choice.task_bytes)
+                   notes=(*notes, *chosen.notes), task_bytes=chosen.task_bytes,
+                   auto=choice)
 
 
 #: Root attribute of a cube: the chunks its run was planned with.
@@ -292,11 +302,16 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
 def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
                   read_window: Window) -> FusedBlock:
     """Read the inputs of one block (window plus halo) and fuse it."""
-    return _fuse_inputs(task, read_block_inputs(task, t0, t1, read_window), window, read_window)
+    return fuse_inputs(task, read_block_inputs(task, t0, t1, read_window), window, read_window)
 
 
-def _fuse_inputs(task: FusionTask, inputs: BlockInputs, window: Window,
-                 read_window: Window) -> FusedBlock:
+def fuse_inputs(task: FusionTask, inputs: BlockInputs, window: Window,
+                read_window: Window) -> FusedBlock:
+    """Fuse inputs already read (:func:`read_block_inputs`) over ``window`` of ``read_window``.
+
+    The one way a block of a stack is fused: the engine's tasks, ``fuse_scene``, the
+    leave-one-date-out of :mod:`lst_pipeline.fusion.holdout` and ``evaluate`` call it.
+    """
     return fuse_block(
         inputs.landsat_lst, inputs.landsat_days, inputs.landsat_modis, inputs.target_modis,
         inputs.target_days, method=task.fusion_method(), coarse_factor=task.coarse_factor,
@@ -344,7 +359,7 @@ def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
     t_read = time.perf_counter()
     method = task.fusion_method()
     model_before = getattr(method, "seconds", 0.0)
-    block = _fuse_inputs(task, inputs, chunk.window, chunk.read_window)
+    block = fuse_inputs(task, inputs, chunk.window, chunk.read_window)
     model_seconds = getattr(method, "seconds", 0.0) - model_before
     t_fuse = time.perf_counter()
     clocks = {k: v - clocks[k] for k, v in timing.snapshot().items()}
@@ -432,6 +447,7 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
         "lst_pipeline:fusion": fusion,
         "lst_pipeline:input_stack": str(cfg.inputs.stack),
         CHUNKS_ATTR: list(plan.chunks.chunks),
+        **({"lst_pipeline:auto": plan.auto.as_attrs()} if plan.auto is not None else {}),
         "lst_pipeline:pipeline": cfg.name,
         "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",
         "references": REFERENCES,

@@ -32,7 +32,14 @@ from lst_pipeline.model.spec import ArchitectureConfig
 
 @dataclass(frozen=True)
 class RegionSpec:
-    """A simulated region used for training or validation (30 m grid, MODIS-like coarse)."""
+    """A simulated region used for training or validation (30 m grid, MODIS-like coarse).
+
+    With ``randomise``, the region's coarse factor (8 to 40), size (about ``size``, whole
+    coarse pixels), Landsat revisit, noise, clouds, offsets and footprint, MODIS noise,
+    offsets (per date and per class), footprint and geolocation errors, and its climate
+    (warmer or colder, a larger or smaller seasonal range) are drawn from the seed
+    (:func:`realise`), so that training sees many worlds, not one.
+    """
 
     seed: int
     size: int = 512
@@ -43,11 +50,46 @@ class RegionSpec:
     landsat_cloud_fraction: float = 0.3
     modis_cloud_fraction: float = 0.25
     modis_noise_k: float = 0.7
+    randomise: bool = False
 
     def __post_init__(self) -> None:
-        if self.size % self.coarse_factor:
+        if self.size % self.coarse_factor and not self.randomise:
             raise ConfigError(f"regions: size {self.size} is not a multiple of the coarse "
                               f"factor {self.coarse_factor}")
+
+
+def realise(region: RegionSpec) -> tuple[RegionSpec, dict[str, Any]]:
+    """The region as simulated: its spec (factor and size drawn if randomised) and the
+    ``simulation`` parameters besides the seed."""
+    base = {"landsat_cloud_fraction": region.landsat_cloud_fraction,
+            "modis_cloud_fraction": region.modis_cloud_fraction,
+            "modis_noise_k": region.modis_noise_k}
+    if not region.randomise:
+        return region, base
+    rng = np.random.default_rng([region.seed, 7717])
+    factor = int(rng.integers(8, 41))
+    size = factor * max(6, round(region.size / factor))
+    start = dt.date(2021, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365)))
+    length = (region.end - region.start).days
+    params = {
+        "landsat_revisit_days": int(rng.choice([8, 16])),
+        "landsat_noise_k": rng.uniform(0.2, 0.7),
+        "landsat_cloud_fraction": rng.uniform(0.1, 0.5),
+        "landsat_offset_sd_k": rng.uniform(0.0, 0.6),
+        "landsat_psf_sigma_px": rng.uniform(0.0, 1.5),
+        "modis_noise_k": rng.uniform(0.3, 1.2),
+        "modis_offset_k": rng.uniform(-2.5, 1.5),
+        "modis_cloud_fraction": rng.uniform(0.1, 0.45),
+        "modis_psf_sigma": rng.uniform(0.2, 1.0),
+        "modis_date_offset_sd_k": rng.uniform(0.0, 1.2),
+        "modis_class_offset_sd_k": rng.uniform(0.0, 1.0),
+        "modis_geolocation_sd_px": rng.uniform(0.0, 0.3),
+        "climate_shift_k": rng.uniform(-12.0, 8.0),
+        "climate_amp_scale": rng.uniform(0.5, 1.5),
+    }
+    spec = dataclasses.replace(region, size=size, coarse_factor=factor, start=start,
+                               end=start + dt.timedelta(days=length), randomise=False)
+    return spec, {k: float(v) if not isinstance(v, int) else v for k, v in params.items()}
 
 
 @dataclass(frozen=True)
@@ -65,6 +107,8 @@ class OptimConfig:
     min_clear_fraction: float = 0.2
     validate_every: int = 250
     validation_pairs: int = 24
+    #: samples warmed or cooled as a whole by up to this much (K), see ``sample_patches``
+    temperature_shift_k: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,14 +194,15 @@ def simulate_training_region(region: RegionSpec, workdir: Path) -> Path:
     from lst_pipeline.io.zarr_store import STATUS_ATTR, open_group
     from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
-    root = Path(workdir) / f"region-seed{region.seed}-{region.size}px"
+    random = region.randomise
+    region, simulation = realise(region)
+    root = Path(workdir) / (f"region-seed{region.seed}-{region.size}px"
+                            + (f"-f{region.coarse_factor}-random" if random else ""))
     config = synthetic_pipeline(
         root, seed=region.seed, size=region.size, start=region.start.isoformat(),
         days=(region.end - region.start).days + 1,
         origin=(300_000.0 + 10_000.0 * (region.seed % 50), 6_100_000.0),
-        resolution=region.resolution, coarse_factor=region.coarse_factor,
-        landsat_cloud_fraction=region.landsat_cloud_fraction,
-        modis_cloud_fraction=region.modis_cloud_fraction, modis_noise_k=region.modis_noise_k)
+        resolution=region.resolution, coarse_factor=region.coarse_factor, **simulation)
     stack = config.inputs.stack
     if stack.exists() and open_group(stack).attrs.get(STATUS_ATTR) == "complete":
         return stack
@@ -208,15 +253,49 @@ def make_pairs(regions: list[RegionData], *, max_gap_days: int, min_clear: float
     return train, val
 
 
+def region_patch(region: RegionData, patch: int) -> int:
+    """The patch edge used for a region: about ``patch``, whole coarse pixels, inside it."""
+    f = region.coarse_factor
+    edge = f * max(2, round(patch / f))
+    return min(edge, f * (min(region.fine.shape[1:]) // f))
+
+
+def sample_region_batch(rng: np.random.Generator, regions: list[RegionData],
+                        pairs: list[tuple[int, int, int]], batch_size: int, patch: int, *,
+                        temperature_shift_k: float = 0.0
+                        ) -> tuple[tuple[np.ndarray, ...], int]:
+    """A batch from one region (one coarse factor per forward pass), and that factor.
+
+    The region is that of a random pair; the batch's pairs are drawn from its pairs, its
+    patch edge is :func:`region_patch`.
+    """
+    k = pairs[rng.integers(len(pairs))][0]
+    own = [p for p in pairs if p[0] == k]
+    edge = region_patch(regions[k], patch)
+    return (sample_patches(rng, regions, own, batch_size, edge,
+                           temperature_shift_k=temperature_shift_k), regions[k].coarse_factor)
+
+
 def sample_batch(rng: np.random.Generator, regions: list[RegionData],
                  pairs: list[tuple[int, int, int]], batch_size: int, patch: int
                  ) -> tuple[np.ndarray, ...]:
-    """Random patches of random pairs, randomly flipped/rotated.
+    """Random patches of random pairs of one region, randomly flipped/rotated.
 
     Patch origins fall on coarse pixel edges, as tiles do in production, so the network's
     coarse-context pooling sees whole MODIS pixels.
 
     Returns ``reference, reference_coarse, target_coarse, target`` each ``(B, 1, P, P)``.
+    """
+    return sample_region_batch(rng, regions, pairs, batch_size, patch)[0]
+
+
+def sample_patches(rng: np.random.Generator, regions: list[RegionData],
+                   pairs: list[tuple[int, int, int]], batch_size: int, patch: int, *,
+                   temperature_shift_k: float = 0.0) -> tuple[np.ndarray, ...]:
+    """``batch_size`` random ``patch`` x ``patch`` samples of ``pairs`` (flipped, rotated).
+
+    ``temperature_shift_k``: each sample is warmed or cooled as a whole by up to this much
+    (all four images alike), so the network meets other climates than the regions' own.
     """
     out = np.empty((4, batch_size, 1, patch, patch), dtype=np.float32)
     for b in range(batch_size):
@@ -233,6 +312,8 @@ def sample_batch(rng: np.random.Generator, regions: list[RegionData],
         if rng.random() < 0.5:
             stack = stack[:, :, ::-1]
         out[:, b, 0] = stack
+        if temperature_shift_k:
+            out[:, b] += np.float32(rng.uniform(-temperature_shift_k, temperature_shift_k))
     return tuple(out)
 
 
@@ -353,8 +434,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
 
     record = {
         "name": config.name,
-        "regions": [dataclasses.asdict(r) | {"start": str(r.start), "end": str(r.end)}
-                    for r in config.regions],
+        "regions": [dataclasses.asdict(realise(r)[0]) | {
+            "start": str(realise(r)[0].start), "end": str(realise(r)[0].end),
+            "simulation": realise(r)[1], "randomised": r.randomise} for r in config.regions],
         "validation_regions": [r.seed for r in config.validation_regions],
         "stacks": [str(s) for s in config.stacks],
         "optim": dataclasses.asdict(o),
@@ -366,13 +448,14 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     last = o.steps if stop_at_step is None else min(o.steps, stop_at_step)
     while step < last:
         model.train()
+        arrays, factor = sample_region_batch(rng, regions, train_pairs, o.batch_size, o.patch,
+                                             temperature_shift_k=o.temperature_shift_k)
         ref, ref_c, tgt_c, tgt = (
             torch.from_numpy(np.ascontiguousarray(a)).to(device)
-            .contiguous(memory_format=torch.channels_last)
-            for a in sample_batch(rng, regions, train_pairs, o.batch_size, o.patch))
+            .contiguous(memory_format=torch.channels_last) for a in arrays)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-            pred = model(ref, ref_c, tgt_c)
-        mgn = o.loss_margin
+            pred = model(ref, ref_c, tgt_c, coarse_factor=factor)
+        mgn = min(o.loss_margin, ref.shape[-1] // 4)
         pred, tgt = pred[..., mgn:-mgn, mgn:-mgn].float(), tgt[..., mgn:-mgn, mgn:-mgn]
         ok = torch.isfinite(pred) & torch.isfinite(tgt)
         if not ok.any():

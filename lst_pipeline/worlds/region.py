@@ -35,6 +35,9 @@ from lst_pipeline.worlds.sensors import (
 LANDSAT_HOUR = 10.25
 #: Margin (working-grid pixels) around the region, so border MODIS footprints are whole.
 MARGIN_PX = 160
+#: MODIS (Terra) daytime view: 10:30 local solar time, +- this many hours with the orbit
+#: (the swath edges see the region earlier or later), the zenith angle growing with it.
+MODIS_HOUR_SPREAD = 0.6
 #: Days of truth written at once (one chunk of the truth store).
 TRUTH_BATCH = 16
 
@@ -234,7 +237,7 @@ def generate_region(spec: WorldSpec, out_dir: Path | str, *, progress: bool = Fa
             batch.clear()
 
         orbit = rng.uniform(-1.0, 1.0)
-        view = ModisView(hour=10.5 + 0.9 * orbit, zenith_deg=48.0 * abs(orbit),
+        view = ModisView(hour=10.5 + MODIS_HOUR_SPREAD * orbit, zenith_deg=48.0 * abs(orbit),
                          shift_m=tuple(rng.normal(0.0, spec.geolocation_sd_m, 2)),
                          offset_k=float(rng.normal(0.0, spec.modis_offset_sd_k)),
                          cloud_fraction=_cloud_cover(rng, spec.modis_cloud_fraction,

@@ -1,0 +1,216 @@
+"""Leave-one-date-out on a stack's own Landsat dates, and choosing a method by it.
+
+Each clear Landsat date in the run's days is hidden from the candidate references, the day
+is fused from the remaining dates by every method through the production kernel (same
+reference selection, no observations kept), and each prediction is compared with the
+hidden observation on the pixels it saw and every method fused. No truth is needed, so it
+works on any real stack: ``lst-pipeline evaluate --against holdout`` reports it, and
+``fusion.method: auto`` uses it to pick a method per run (:func:`choose_method`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lst_pipeline.errors import InputError
+from lst_pipeline.grid import Window
+
+#: What ``fusion.method: auto`` chooses among.
+AUTO_CANDIDATES = ("dlstfm", "starfm", "reference_change")
+#: ``auto`` scores at most this many held-out dates, on at most this many square windows
+#: of at most :data:`AUTO_WINDOW` px (spread over the grid), so choosing stays cheap on a
+#: whole Landsat scene.
+AUTO_MAX_DATES = 8
+AUTO_WINDOWS = 4
+AUTO_WINDOW = 512
+AUTO_MIN_CLEAR = 0.3
+
+
+@dataclass
+class HeldOut:
+    """Predictions of held-out Landsat dates: one row per (date, window)."""
+
+    days: np.ndarray
+    truth: np.ndarray
+    predictions: dict[str, np.ndarray]
+    mask: np.ndarray
+    reference_age: np.ndarray
+    main_reference_day: np.ndarray
+    seconds: dict[str, float]
+    windows: list[Window]
+
+
+def spread_windows(shape: tuple[int, int], alignment: int, *, size: int = AUTO_WINDOW,
+                   most: int = AUTO_WINDOWS) -> list[Window]:
+    """Up to ``most`` square windows of at most ``size`` px, aligned, spread over a grid.
+
+    A grid no larger than ``size`` is one window (the whole grid).
+    """
+    ny, nx = shape
+    edge = max(alignment, (size // alignment) * alignment)
+    if ny <= edge and nx <= edge:
+        return [Window(0, ny, 0, nx)]
+    edge_y, edge_x = min(edge, ny), min(edge, nx)
+    per_axis = max(1, int(np.floor(np.sqrt(most))))
+
+    def starts(n: int, e: int) -> list[int]:
+        if n <= e:
+            return [0]
+        pos = np.linspace(0, n - e, per_axis)
+        return sorted({int(p // alignment) * alignment for p in pos})
+
+    return [Window(y, min(y + edge_y, ny), x, min(x + edge_x, nx))
+            for y in starts(ny, edge_y) for x in starts(nx, edge_x)][:most]
+
+
+def predict_held_out(config: Any, methods: tuple[str, ...], *,
+                     min_clear_fraction: float = 0.3, max_dates: int | None = None,
+                     windows: list[Window] | None = None, log=print) -> HeldOut:
+    """Hide each clear Landsat date of the run's days and predict it with every method.
+
+    Parameters
+    ----------
+    config
+        A pipeline configuration (its stack, days, fusion parameters).
+    methods
+        Fusion methods to run (never ``auto``).
+    min_clear_fraction
+        Least clear fraction of a date to hold it out.
+    max_dates
+        At most this many dates, spread over the series.
+    windows
+        Parts of the grid to predict (default: the whole grid); each is read with the
+        largest halo of the methods.
+    log
+        Where progress goes.
+
+    Raises
+    ------
+    InputError
+        If no Landsat date qualifies.
+    """
+    from lst_pipeline.fusion.engine import fuse_inputs, plan_run, read_block_inputs
+    from lst_pipeline.io.cube import Flag
+    from lst_pipeline.io.stack import StackReader
+
+    fusion = dataclasses.replace(config.fusion, landsat_days="fuse")
+    plans = {m: plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
+        fusion, method=m))) for m in methods}
+    first = next(iter(plans.values()))
+    reader = StackReader(config.inputs.stack)
+    ldays = reader.landsat_dates.astype("datetime64[D]")
+    in_range = (ldays >= first.days[0]) & (ldays <= first.days[-1])
+    chosen = np.nonzero(in_range & (reader.landsat_clear_fraction >= min_clear_fraction))[0]
+    if max_dates is not None and len(chosen) > max_dates:
+        chosen = chosen[np.linspace(0, len(chosen) - 1, max_dates).round().astype(int)]
+    if not len(chosen):
+        raise InputError(f"{config.inputs.stack}: no Landsat date between {first.days[0]} and "
+                         f"{first.days[-1]} is at least {min_clear_fraction:.0%} clear; "
+                         "nothing to hold out (lower the clear fraction or widen dates)")
+    ny, nx = first.grid.shape
+    windows = windows or [Window(0, ny, 0, nx)]
+    align = math.lcm(*(p.chunks.alignment for p in plans.values()))
+    halo = -(-max(p.chunks.halo_aligned for p in plans.values()) // align) * align
+    rows = len(chosen) * len(windows)
+    wy, wx = max(w.shape[0] for w in windows), max(w.shape[1] for w in windows)
+    shape = (rows, wy, wx)
+    truth = np.full(shape, np.nan, np.float32)
+    preds = {m: np.full(shape, np.nan, np.float32) for m in methods}
+    age = np.full(shape, np.nan, np.float32)
+    main_ref = np.full(rows, -1, np.int64)
+    seconds = dict.fromkeys(methods, 0.0)
+    for i, index in enumerate(chosen):
+        t = int((ldays[index] - first.days[0]).astype(int))
+        for k, w in enumerate(windows):
+            row, (hy, hx) = i * len(windows) + k, w.shape
+            read = Window(max(w.y0 - halo, 0), min(w.y1 + halo, ny),
+                          max(w.x0 - halo, 0), min(w.x1 + halo, nx))
+            truth[row, :hy, :hx] = reader.read_landsat(np.array([index]), w)[0]
+            inputs = read_block_inputs(first.task, t, t + 1, read)
+            keep = inputs.landsat_days != ldays[index].astype(np.int64)
+            hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
+                                         landsat_days=inputs.landsat_days[keep],
+                                         landsat_modis=inputs.landsat_modis[keep])
+            for m, plan in plans.items():
+                start = time.perf_counter()
+                block = fuse_inputs(plan.task, hidden, w, read)
+                seconds[m] += time.perf_counter() - start
+                fused = Flag.fused(block.qa[0])
+                preds[m][row, :hy, :hx] = np.where(fused, block.lst_k[0], np.nan)
+                if m == methods[0]:
+                    day = plan.task.first_day + t
+                    age[row, :hy, :hx] = np.where(fused, np.abs(day - block.reference_day[0]),
+                                                  np.nan)
+                    values = block.reference_day[0][fused]
+                    if values.size:
+                        found, counts = np.unique(values, return_counts=True)
+                        main_ref[row] = int(found[np.argmax(counts)])
+        log(f"held out {ldays[index]} ({i + 1}/{len(chosen)})")
+    mask = np.isfinite(truth)
+    for p in preds.values():
+        mask &= np.isfinite(p)
+    return HeldOut(np.repeat(ldays[chosen], len(windows)), truth, preds, mask, age, main_ref,
+                   seconds, windows)
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """What ``fusion.method: auto`` chose and why."""
+
+    method: str
+    scores: dict[str, dict[str, float]]
+    dates: list[str]
+    windows: list[list[int]]
+
+    def describe(self) -> str:
+        ranked = sorted(self.scores.items(), key=lambda kv: kv[1]["mae_k"])
+        text = ", ".join(f"{m} {s['mae_k']:.3f} K" for m, s in ranked)
+        return (f"fusion.method auto: {self.method} (leave-one-date-out MAE on "
+                f"{len(self.dates)} held-out Landsat date(s): {text})")
+
+    def as_attrs(self) -> dict[str, Any]:
+        return {"chosen": self.method, "scores": self.scores, "held_out_dates": self.dates,
+                "windows": self.windows}
+
+
+def choose_method(config: Any, candidates: tuple[str, ...] = AUTO_CANDIDATES, *,
+                  log=print) -> MethodChoice:
+    """The candidate with the lowest leave-one-date-out MAE on the stack's clear dates.
+
+    Deterministic: the same dates (spread over the run's days) and windows (spread over the
+    grid) for the same stack and configuration. Ties go to the earlier candidate.
+
+    Raises
+    ------
+    InputError
+        If the stack has no Landsat date clear enough to hold out.
+    """
+    from lst_pipeline.grid import resolve_grid
+
+    grid, _ = resolve_grid(config.grid)
+    windows = spread_windows(grid.shape, grid.coarse_factor * 8)
+    held = predict_held_out(config, candidates, min_clear_fraction=AUTO_MIN_CLEAR,
+                            max_dates=AUTO_MAX_DATES, windows=windows,
+                            log=lambda _: None)
+    scores = {}
+    for m in candidates:
+        e = (held.predictions[m] - held.truth)[held.mask].astype(np.float64)
+        n = max(e.size, 1)
+        scores[m] = {"mae_k": float(np.abs(e).sum() / n),
+                     "rmse_k": float(np.sqrt((e * e).sum() / n)), "pixels": int(e.size)}
+    if not held.mask.any():
+        raise InputError(f"{config.inputs.stack}: no held-out pixel was fused by every "
+                         f"candidate ({', '.join(candidates)}); fusion.method auto cannot "
+                         "choose: name the method")
+    best = min(candidates, key=lambda m: (scores[m]["mae_k"], candidates.index(m)))
+    dates = sorted({str(d) for d in held.days})
+    choice = MethodChoice(best, scores, dates,
+                          [[w.y0, w.y1, w.x0, w.x1] for w in held.windows])
+    log(choice.describe())
+    return choice

@@ -1,0 +1,65 @@
+"""Leave-one-date-out on a stack's own dates, and fusion.method: auto."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import config_dict
+from lst_pipeline.cli import main
+from lst_pipeline.fusion.holdout import choose_method, predict_held_out, spread_windows
+from lst_pipeline.grid import Window
+
+
+def test_windows_spread_over_large_grids_and_cover_small_ones():
+    assert spread_windows((300, 200), 32) == [Window(0, 300, 0, 200)]
+    windows = spread_windows((2000, 3000), 96, size=512, most=4)
+    assert len(windows) == 4
+    assert all(w.y0 % 96 == 0 and w.x0 % 96 == 0 and w.shape == (480, 480) for w in windows)
+    assert windows[0].y0 == 0 and windows[-1].x1 > 2400  # from one corner to the other
+
+
+def test_held_out_predictions_hide_the_date(simulated_tiny):
+    held = predict_held_out(simulated_tiny, ("reference_change", "starfm"),
+                            min_clear_fraction=0.2, log=lambda _: None)
+    assert len(held.days) >= 1 and held.mask.any()
+    for m, p in held.predictions.items():
+        e = (p - held.truth)[held.mask]
+        assert 0.1 < np.abs(e).mean() < 4.0, m  # a real prediction, not the observation
+    windows = [Window(0, 64, 0, 64), Window(64, 128, 64, 128)]
+    parts = predict_held_out(simulated_tiny, ("reference_change",), min_clear_fraction=0.2,
+                             windows=windows, log=lambda _: None)
+    whole = held.predictions["reference_change"][0]
+    np.testing.assert_allclose(parts.predictions["reference_change"][1], whole[64:, 64:],
+                               atol=1e-4)  # a window with its halo equals the whole scene
+
+
+def test_auto_chooses_deterministically_and_records_why(simulated_tiny, tiny_checkpoint):
+    config = dataclasses.replace(simulated_tiny, fusion=dataclasses.replace(
+        simulated_tiny.fusion, checkpoint=tiny_checkpoint, device="cpu"))
+    first = choose_method(config, log=lambda _: None)
+    second = choose_method(config, log=lambda _: None)
+    assert first == second
+    assert first.method == min(first.scores, key=lambda m: first.scores[m]["mae_k"])
+    assert set(first.scores) == {"dlstfm", "starfm", "reference_change"}
+    assert "fusion.method auto: " in first.describe()
+
+
+@pytest.mark.slow
+def test_auto_through_the_cli_fuses_with_the_chosen_method(simulated_tiny, tmp_path, capsys):
+    from lst_pipeline.io.cube import open_cube
+
+    data = config_dict(tmp_path, fusion={"method": "auto", "max_reference_gap_days": 32})
+    data["inputs"]["stack"] = str(simulated_tiny.inputs.stack)
+    data.pop("simulation")
+    path = tmp_path / "auto.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "fusion.method auto: " in out
+    cube = open_cube(tmp_path / "cube.zarr")
+    chosen = cube.attrs["lst_pipeline:auto"]["chosen"]
+    assert cube.attrs["lst_pipeline:method"] == chosen
+    assert set(cube.attrs["lst_pipeline:auto"]["scores"]) == {"dlstfm", "starfm",
+                                                              "reference_change"}
