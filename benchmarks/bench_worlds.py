@@ -52,7 +52,10 @@ def prepare(spec, root: Path) -> Path:
 
 def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | None,
                 adapted: str | None) -> dict[str, Path]:
+    """Fuse the region with each method (a cube per method and checkpoint, reused when a
+    complete one of the same run exists)."""
     from lst_pipeline.fusion.engine import execute, plan_run
+    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
 
     config = load_pipeline(yaml_path)
     cubes = {}
@@ -60,14 +63,16 @@ def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | N
     if adapted:
         runs.append(("dlstfm_adapted", "dlstfm", adapted))
     for name, method, ckpt in runs:
-        cube = yaml_path.parent / f"cube-{name}.zarr"
+        tag = f"-{file_sha256(ckpt or DEFAULT_CHECKPOINT)[:8]}" if method == "dlstfm" else ""
+        cube = yaml_path.parent / f"cube-{name}{tag}.zarr"
         fusion = dataclasses.replace(config.fusion, method=method,
                                      checkpoint=Path(ckpt) if ckpt else None)
         run = dataclasses.replace(config, fusion=fusion,
                                   output=dataclasses.replace(config.output, cube=cube))
         start = time.perf_counter()
-        execute(plan_run(run), client, progress=False, overwrite=True)
-        print(f"  {name}: fused in {time.perf_counter() - start:.0f} s")
+        summary = execute(plan_run(run), client, progress=False)  # resumes a finished cube
+        print(f"  {name}: {summary.chunks} chunks fused, {summary.skipped} already done, "
+              f"{time.perf_counter() - start:.0f} s")
         cubes[name] = cube
     return cubes
 
@@ -101,7 +106,8 @@ def main() -> None:
 
                     result = adapt_checkpoint(load_pipeline(yaml_path), steps=args.adapt_steps,
                                               out=root / "adapted.pt",
-                                              checkpoint=args.checkpoint, log=print)
+                                              checkpoint=args.checkpoint, progress=False,
+                                              log=print)
                     adapted = str(result.checkpoint)
                     record["regions"].setdefault(spec.name, {})["adapt"] = result.record
                 cubes = run_methods(yaml_path, args.methods, client, args.checkpoint, adapted)

@@ -45,8 +45,8 @@ def read(path: Path) -> np.ndarray:
 def dlstfm(fine: np.ndarray, c1: np.ndarray, c0: np.ndarray, factor: int = 10) -> np.ndarray:
     """The shipped DLSTFM on the block-resampled MODIS (coarse factor 10), edge-padded to the
     network's 32 px alignment and cropped back; gaps in the fine reference stay gaps."""
-    from lst_pipeline.fusion.kernel import upsample_bilinear
     from lst_pipeline.fusion.methods import get_method
+    from lst_pipeline.resample import upsample_bilinear
 
     ny, nx = fine.shape
     coarse = [a.reshape(ny // factor, factor, nx // factor, factor).mean(axis=(1, 3))
@@ -76,7 +76,7 @@ def main() -> None:
     authors = read(args.data / "fused_result_ubESTARFM_pred20160218.tif")
     # as the engine does: MODIS as 10 x 10 coarse pixels, upsampled bilinearly; ubESTARFM
     # gets the authors' own block-resampled MODIS, as they ran it
-    from lst_pipeline.fusion.kernel import upsample_bilinear
+    from lst_pipeline.resample import upsample_bilinear
 
     ny, nx = fine.shape
     c1_up, c0_up = (upsample_bilinear(a.reshape(ny // 10, 10, nx // 10, 10).mean(axis=(1, 3)),

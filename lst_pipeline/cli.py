@@ -362,6 +362,7 @@ def demo_quicklook(config, path: Path) -> Path:
     from lst_pipeline.io.cube import Flag, open_cube
     from lst_pipeline.io.stack import open_stack
     from lst_pipeline.quicklook import comparison_png
+    from lst_pipeline.resample import upsample_nearest
 
     cube = open_cube(config.output.cube)
     fused_fraction = Flag.fused(cube["qa"]).mean(("y", "x")).values
@@ -372,7 +373,7 @@ def demo_quicklook(config, path: Path) -> Path:
     stack = open_stack(config.inputs.stack)
     modis = stack["modis_lst"].sel(time_modis=day).values
     f = config.grid.coarse_factor
-    modis_fine = np.repeat(np.repeat(modis, f, axis=0), f, axis=1)
+    modis_fine = upsample_nearest(modis, f)
     date = str(np.datetime64(day, "D"))
     return comparison_png(path, date, {"truth": truth, "MODIS (coarse)": modis_fine,
                                        "fused": fused}, error=fused - truth)

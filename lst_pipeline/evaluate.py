@@ -591,6 +591,7 @@ def _input_panels(c: Comparison, t: int) -> dict[str, np.ndarray]:
     from lst_pipeline.errors import LSTPipelineError
     from lst_pipeline.grid import Window
     from lst_pipeline.io.stack import StackReader
+    from lst_pipeline.resample import upsample_nearest
 
     try:
         reader = StackReader(c.config.inputs.stack)
@@ -608,7 +609,7 @@ def _input_panels(c: Comparison, t: int) -> dict[str, np.ndarray]:
         date = np.datetime64(ref, "D")
         panels[f"reference Landsat {date}"] = reader.read_landsat(np.array([index]),
                                                                  Window(0, ny, 0, nx))[0]
-    panels[f"target MODIS {day}"] = np.repeat(np.repeat(modis, f, axis=0), f, axis=1)
+    panels[f"target MODIS {day}"] = upsample_nearest(modis, f)
     return panels
 
 

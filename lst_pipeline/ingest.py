@@ -59,6 +59,7 @@ from lst_pipeline.io.zarr_store import (
     write_json,
 )
 from lst_pipeline.model.runtime import trim_heap
+from lst_pipeline.resample import block_mean
 
 #: Staging stores and the commit journal, inside the stack's private group.
 STAGING = "staging.zarr"
@@ -456,7 +457,7 @@ def _read_pregridded(item: DateSources, path: str, plan: IngestPlan
     values, which = pregridded.read_on_grid(path, grid.coarse, alternatives=(grid.fine,),
                                             scale=pg.scale, offset=pg.offset)
     if which == 1:  # on the fine grid: average each coarse cell
-        values, frac = pregridded.block_mean(values, grid.coarse_factor)
+        values, frac = block_mean(values, grid.coarse_factor)
         values = np.where(frac >= 0.5, values, np.nan).astype(np.float32)
     else:
         frac = np.isfinite(values).astype(np.float32)

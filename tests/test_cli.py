@@ -12,7 +12,7 @@ from lst_pipeline.io.cube import cube_status
 
 
 @pytest.mark.parametrize("command", [[], ["simulate"], ["ingest"], ["inspect"], ["run"],
-                                     ["demo"], ["train"]])
+                                     ["demo"], ["train"], ["adapt"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args([*command, "--help"])

@@ -81,9 +81,20 @@ class FusionTask:
     method_params: tuple = ()
 
     def fusion_method(self) -> FusionMethod:
-        """The method, built once per process (a worker loads its model once)."""
+        """The method, built once per process (a worker loads its model once), with torch
+        limited to the Dask worker's threads when it runs on one."""
         return get_method(self.method, self.checkpoint, self.device, self.mixed_precision,
-                          self.batch_pixels, self.method_params)
+                          self.batch_pixels, self.method_params, _worker_threads())
+
+
+def _worker_threads() -> int | None:
+    """The current Dask worker's threads, None outside a worker."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -14,74 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
 from lst_pipeline.fusion.pairs import candidate_references
-from lst_pipeline.fusion.timing import timed
-from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
+from lst_pipeline.resample import coarse_cell_fraction, upsample_bilinear, upsample_nearest
 
 if TYPE_CHECKING:
     from lst_pipeline.fusion.methods import FusionMethod
     from lst_pipeline.grid import Window
-
-
-def _axis_weights(n_coarse: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Neighbour indices and weight of the second neighbour for linear upsampling."""
-    u = (np.arange(n_coarse * factor) + 0.5) / factor - 0.5  # fine centres in coarse px
-    lo = np.floor(u)
-    w_hi = (u - lo).astype(np.float32)
-    i_lo = np.clip(lo, 0, n_coarse - 1).astype(np.intp)
-    i_hi = np.clip(lo + 1, 0, n_coarse - 1).astype(np.intp)
-    return i_lo, i_hi, w_hi
-
-
-def _linear_upsample(a: np.ndarray, factor: int) -> np.ndarray:
-    """Separable bilinear upsampling of the last two axes, edges clamped."""
-    iy0, iy1, wy = _axis_weights(a.shape[-2], factor)
-    ix0, ix1, wx = _axis_weights(a.shape[-1], factor)
-    rows = a[..., iy0, :] * (1 - wy)[:, None] + a[..., iy1, :] * wy[:, None]
-    return rows[..., ix0] * (1 - wx) + rows[..., ix1] * wx
-
-
-def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
-    """Upsample coarse images onto the fine grid, NaN-aware.
-
-    Bilinear interpolation between coarse pixel centres (edges clamped), where only valid
-    neighbours contribute (weights renormalised). A fine pixel whose own coarse pixel is NaN
-    stays NaN: gaps are never filled from neighbours.
-
-    Parameters
-    ----------
-    coarse
-        ``(..., yc, xc)`` float array, NaN for gaps.
-    factor
-        Fine pixels per coarse pixel.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., yc * factor, xc * factor)`` float32.
-
-    Notes
-    -----
-    A fine pixel depends only on the coarse pixels around it (at most one coarse pixel
-    away), so blocks upsampled with a halo of one coarse pixel equal the whole-scene result.
-    """
-    with timed("upsample"):
-        coarse = np.asarray(coarse, dtype=np.float32)
-        valid = np.isfinite(coarse)
-        num = _linear_upsample(np.where(valid, coarse, 0.0).astype(np.float32), factor)
-        den = _linear_upsample(valid.astype(np.float32), factor)
-        own = np.repeat(np.repeat(valid, factor, axis=-2), factor, axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = num / den
-        return np.where(own, out, np.float32(np.nan)).astype(np.float32)
-
-
-def coarse_cell_fraction(valid: np.ndarray, factor: int) -> np.ndarray:
-    """Fraction of valid fine pixels in each pixel's coarse cell, on the fine grid."""
-    *lead, ny, nx = valid.shape
-    cells = valid.reshape(*lead, ny // factor, factor, nx // factor, factor).mean(
-        axis=(-3, -1), dtype=np.float32)
-    return np.repeat(np.repeat(cells, factor, axis=-2), factor, axis=-1)
 
 
 def interpolate_modis_gaps(modis: np.ndarray, days: np.ndarray, target_days: np.ndarray,
@@ -383,6 +322,6 @@ def _flag_gap_filled(block: FusedBlock, filled: np.ndarray | None, f: int, ys: s
                      xs: slice) -> FusedBlock:
     """Flag fused values whose target MODIS was interpolated in time."""
     if filled is not None and filled.any():
-        fine = np.repeat(np.repeat(filled, f, axis=-2), f, axis=-1)[:, ys, xs]
+        fine = upsample_nearest(filled, f)[:, ys, xs]
         block.qa[fine & Flag.fused(block.qa)] = Flag.MODIS_GAP_FILLED
     return block

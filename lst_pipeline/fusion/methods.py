@@ -21,9 +21,9 @@ from typing import Protocol
 import numpy as np
 
 from lst_pipeline.errors import ConfigError, InputError
-from lst_pipeline.fusion.kernel import upsample_bilinear
 from lst_pipeline.fusion.timing import timed
 from lst_pipeline.grid import TaskCost
+from lst_pipeline.resample import upsample_bilinear
 
 
 class FusionMethod(Protocol):
@@ -53,7 +53,7 @@ class ReferenceChange:
     """Reference Landsat plus the MODIS change since the reference date.
 
     ``F2 = F1 + up(C2) - up(C1)``, with ``up`` the NaN-aware bilinear upsampling of
-    :func:`~lst_pipeline.fusion.kernel.upsample_bilinear`. The physically simplest method:
+    :func:`~lst_pipeline.resample.upsample_bilinear`. The physically simplest method:
     it keeps the reference's spatial detail and assumes every pixel of a coarse cell warmed
     or cooled by the same amount.
     """
@@ -184,7 +184,7 @@ class DLSTFMMethod:
     """The DLSTFM network as a fusion method.
 
     The checkpoint is loaded once when the method is built (once per worker process, see
-    :func:`get_method`). On a Dask worker, torch uses as many threads as the worker has, so
+    :func:`get_method`). On a Dask worker, the executor passes the worker's threads, so
     worker processes do not oversubscribe the cores; on a GPU worker the network runs on the
     worker's own (visible) GPU with optional bf16 autocast.
 
@@ -198,21 +198,24 @@ class DLSTFMMethod:
         bf16 autocast on GPU.
     batch_pixels
         Pixels per forward pass; the days of a chunk are batched up to this.
+    threads
+        CPU threads torch may use (None: unchanged).
     """
 
     name = "dlstfm"
     loads = 0  # checkpoints loaded in this process (once per worker and checkpoint)
 
     def __init__(self, checkpoint: str | None = None, device: str = "auto",
-                 mixed_precision: bool = False, batch_pixels: int = 1 << 17) -> None:
+                 mixed_precision: bool = False, batch_pixels: int = 1 << 17,
+                 threads: int | None = None) -> None:
         import torch
 
+        from lst_pipeline.devices import limit_cpu_threads, resolve_device
         from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint
         from lst_pipeline.model.runtime import tune_allocator
-        from lst_pipeline.model.train import resolve_device
 
         self.device = resolve_device(device)
-        _match_worker_threads()
+        limit_cpu_threads(threads)
         tune_allocator()
         path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
         self.model, self.meta = load_checkpoint(path, map_location=self.device)
@@ -280,19 +283,6 @@ class DLSTFMMethod:
                 "lst_pipeline:model_receptive_radius": self.model.receptive_radius}
 
 
-def _match_worker_threads() -> None:
-    """On a Dask worker, give torch exactly the worker's threads (no oversubscription)."""
-    import torch
-
-    try:
-        from distributed import get_worker
-
-        nthreads = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
-        return
-    torch.set_num_threads(max(1, int(nthreads)))
-
-
 METHODS: dict[str, type] = {ReferenceChange.name: ReferenceChange,
                             DLSTFMMethod.name: DLSTFMMethod,
                             ModisOnly.name: ModisOnly,
@@ -303,7 +293,8 @@ METHODS: dict[str, type] = {ReferenceChange.name: ReferenceChange,
 @lru_cache(maxsize=8)
 def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
                mixed_precision: bool = False, batch_pixels: int = 1 << 17,
-               params: tuple[tuple[str, object], ...] = ()) -> FusionMethod:
+               params: tuple[tuple[str, object], ...] = (),
+               threads: int | None = None) -> FusionMethod:
     """The fusion method registered as ``name``, built once per process and options.
 
     ``params`` are the method's own parameters as ``(name, value)`` pairs (see
@@ -313,7 +304,7 @@ def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
         raise ConfigError(
             f"fusion.method: unknown method {name!r}; available: {', '.join(METHODS)}")
     if name == DLSTFMMethod.name:
-        return DLSTFMMethod(checkpoint, device, mixed_precision, batch_pixels)
+        return DLSTFMMethod(checkpoint, device, mixed_precision, batch_pixels, threads)
     return METHODS[name](**dict(params))
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lst_pipeline.errors import InputError, StoreError
+from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
     PRIVATE_GROUP,
@@ -53,26 +54,6 @@ REFERENCE_DATE = "reference_date"
 LST_SCALE_K = 0.01
 LST_OFFSET_K = 300.0
 LST_FILL = np.int16(-32768)
-REFERENCE_DATE_FILL = np.int32(-2147483648)
-
-
-class Flag:
-    """Values of the ``qa`` variable."""
-
-    NO_DATA = np.uint8(0)
-    OBSERVED = np.uint8(1)
-    FUSED = np.uint8(2)
-    FUSED_TWO = np.uint8(3)
-    MODIS_GAP_FILLED = np.uint8(4)
-
-    values = (0, 1, 2, 3, 4)
-    meanings = ("no_data observed fused_one_reference fused_two_references "
-                "fused_from_gap_filled_modis")
-
-    @staticmethod
-    def fused(qa):
-        """True where a value was fused (from one or two references)."""
-        return (qa == Flag.FUSED) | (qa == Flag.FUSED_TWO) | (qa == Flag.MODIS_GAP_FILLED)
 
 
 def encode_lst(lst_k: np.ndarray) -> np.ndarray:

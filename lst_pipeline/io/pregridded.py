@@ -71,15 +71,3 @@ def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, 
         bad |= np.isclose(data, nodata, rtol=1e-6) if np.isfinite(nodata) else np.isnan(data)
     kelvin = np.where(bad, np.nan, data * scale + offset).astype(np.float32)
     return kelvin, which
-
-
-def block_mean(fine: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-aware mean over ``factor x factor`` blocks, and the valid fraction of each block."""
-    ny, nx = fine.shape
-    blocks = fine.reshape(ny // factor, factor, nx // factor, factor)
-    valid = np.isfinite(blocks)
-    count = valid.sum(axis=(1, 3))
-    total = np.where(valid, blocks, 0).sum(axis=(1, 3), dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, np.nan)
-    return mean.astype(np.float32), (count / factor**2).astype(np.float32)

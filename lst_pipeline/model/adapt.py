@@ -180,19 +180,14 @@ def adapt_checkpoint(config, *, steps: int = 400, out: Path | str | None = None,
     import torch
     from tqdm.auto import tqdm
 
+    from lst_pipeline.devices import resolve_device
     from lst_pipeline.model.checkpoint import (
         DEFAULT_CHECKPOINT,
         file_sha256,
         load_checkpoint,
         save_checkpoint,
     )
-    from lst_pipeline.model.train import (
-        load_region,
-        make_pairs,
-        region_patch,
-        resolve_device,
-        sample_patches,
-    )
+    from lst_pipeline.model.train import load_region, make_pairs, region_patch, sample_patches
 
     stack = Path(config.inputs.stack)
     start_path = Path(checkpoint or config.fusion.checkpoint or DEFAULT_CHECKPOINT)

@@ -4,7 +4,7 @@ Samples are (reference date, target date) pairs with Landsat on both, cut into r
 patches from input stacks (simulated on demand, or any existing stack: the command does not
 care where a stack came from). The input of a sample is exactly what the fusion kernel gives
 the network in production: reference Landsat, and the MODIS images of both dates upsampled
-by :func:`~lst_pipeline.fusion.kernel.upsample_bilinear`. The loss is the L1 error against
+by :func:`~lst_pipeline.resample.upsample_bilinear`. The loss is the L1 error against
 the target date's Landsat, over clear target pixels only.
 
 Validation is split by date (the last part of every training region's series is never
@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lst_pipeline.config import from_mapping
+from lst_pipeline.devices import resolve_device
 from lst_pipeline.errors import ConfigError, InputError
 from lst_pipeline.model.spec import ArchitectureConfig
 
@@ -212,9 +213,9 @@ def simulate_training_region(region: RegionSpec, workdir: Path) -> Path:
 
 def load_region(stack: Path, name: str | None = None) -> RegionData:
     """Read every Landsat date of a stack and the MODIS of those dates (upsampled)."""
-    from lst_pipeline.fusion.kernel import upsample_bilinear
     from lst_pipeline.grid import Window
     from lst_pipeline.io.stack import StackReader
+    from lst_pipeline.resample import upsample_bilinear
 
     reader = StackReader(stack)
     ny, nx = reader.grid.shape
@@ -319,17 +320,6 @@ def sample_patches(rng: np.random.Generator, regions: list[RegionData],
 
 # --------------------------------------------------------------------------------------
 # Training loop.
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but no GPU is visible to torch")
-    return device
 
 
 def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int, int]],

@@ -54,11 +54,13 @@ def test_a_region_is_files_a_truth_and_a_pipeline(small_world):
     root = yaml_path.parent
     scenes = sorted((root / "files" / "landsat").iterdir())
     assert len(scenes) == 3 and {s.name[:4] for s in scenes} == {"LC08", "LC09"}
-    assert len(list((root / "files" / "modis").glob("MOD11A1.A2021*.hdf"))) == 24
+    tiles = list((root / "files" / "modis").glob("MOD11A1.A2021*.hdf"))
+    assert len({t.name.split(".")[1] for t in tiles}) == 24  # a tile per day, or two
+    assert len({t.name.split(".")[2] for t in tiles}) == 2  # the region straddles h09/h10
     config = load_pipeline(yaml_path)
     assert config.simulation is None and config.grid.coarse_factor == 32
     summary = ingest(config, progress=False)
-    assert (summary.landsat_dates, summary.modis_dates) == (3, 24)
+    assert (summary.landsat_dates, summary.modis_dates) == (3, 24)  # tiles mosaicked
     truth = xr.open_zarr(root / "truth.zarr", consolidated=False)
     stack = xr.open_zarr(config.inputs.stack, consolidated=False)
     assert truth.lst.shape == (24, 128, 128) and truth.attrs["lst_pipeline:kind"] == "truth"
