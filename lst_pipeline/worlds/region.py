@@ -93,8 +93,9 @@ class WorldSpec:
     extra: dict = field(default_factory=dict)
 
 
-#: The regions scored by ``benchmarks/bench_worlds.py``: three climates, terrains and
-#: coarse factors, none of them the simulator's Riverina.
+#: The regions scored by ``benchmarks/bench_worlds.py``: four climates, terrains and
+#: coarse factors (30 m fine at factors 30-32, and 100 m fine at factor 10 as in the Yanco
+#: sample), none of them the simulator's Riverina.
 WORLD_REGIONS = (
     WorldSpec("alpine-foothills", 7101, 45.86, 8.42, "2021-04-01", 120, 31,
               Climate(45.86, 284.0, 9.5, warmest_doy=200, rain_probability=0.22),
@@ -109,6 +110,11 @@ WORLD_REGIONS = (
                       synoptic_sd_k=4.5, diurnal_k=11.0),
               relief_m=1700.0, base_m=1500.0, town_radius_m=1500.0,
               modis_cloud_fraction=0.25),
+    WorldSpec("murray-mallee", 7404, -34.90, 142.30, "2021-11-05", 90, 10,
+              Climate(-34.90, 291.0, 8.0, warmest_doy=25, rain_probability=0.08,
+                      diurnal_k=13.0),
+              size_px=400, resolution_m=100.0, relief_m=120.0, base_m=60.0,
+              town_radius_m=1200.0, modis_cloud_fraction=0.2, landsat_cloud_fraction=0.2),
 )
 
 
