@@ -102,12 +102,11 @@ def main() -> None:
                 yaml_path = prepare(spec, root)
                 adapted = None
                 if args.adapt_steps:
-                    from lst_pipeline.model.adapt import adapt_checkpoint
+                    from lst_pipeline.training import run_adapt
 
-                    result = adapt_checkpoint(load_pipeline(yaml_path), steps=args.adapt_steps,
-                                              out=root / "adapted.pt",
-                                              checkpoint=args.checkpoint, progress=False,
-                                              log=print)
+                    result = run_adapt(load_pipeline(yaml_path), steps=args.adapt_steps,
+                                       out=root / "adapted.pt", checkpoint=args.checkpoint,
+                                       progress=False, log=print)
                     adapted = str(result.checkpoint)
                     record["regions"].setdefault(spec.name, {})["adapt"] = result.record
                 cubes = run_methods(yaml_path, args.methods, client, args.checkpoint, adapted)
