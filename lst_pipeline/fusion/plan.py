@@ -310,6 +310,17 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
     }
 
 
+def _task_fingerprint(task: FusionTask) -> dict[str, Any]:
+    """The task's fields that decide the cube's bytes (paths left out).
+
+    ``alignment`` follows from the method and the grid, both in the fingerprint already; it
+    is left out so that cubes written before the field existed still resume.
+    """
+    fields = dataclasses.asdict(task) | {"cube": None, "checkpoint": None, "stack": None}
+    fields.pop("alignment")
+    return fields
+
+
 def fingerprint(plan: RunPlan) -> str:
     """Hash of everything that determines the cube's bytes but the input stack's content.
 
@@ -325,8 +336,7 @@ def fingerprint(plan: RunPlan) -> str:
     payload = {
         "grid": grid_attrs(plan.grid), "days": [str(plan.days[0]), str(plan.days[-1])],
         "chunks": list(plan.chunks.chunks), "halo": plan.chunks.halo_aligned,
-        "method": method, "task": dataclasses.asdict(plan.task) | {
-            "cube": None, "checkpoint": None, "stack": None, "alignment": None},
+        "method": method, "task": _task_fingerprint(plan.task),
         "dtype": cfg.output.dtype,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
