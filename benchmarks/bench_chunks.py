@@ -3,7 +3,7 @@
 1. Memory of one task: peak resident memory of a fresh process fusing one block (read
    window S x S px, T days) of a simulated 1024 x 1024 px region, minus the same process
    after loading the method, for ``dlstfm`` and ``starfm``. The per-pixel-day and
-   per-pixel-reference bytes of :class:`lst_pipeline.grid.TaskCost` are fitted to these
+   per-pixel-reference bytes of :class:`lst_pipeline.chunks.TaskCost` are fitted to these
    (least squares), and the model's estimate is printed next to each measurement.
 2. The demo region (512 x 512 px, 365 days, ``dlstfm``): the chunks the planner chooses
    when ``chunks`` is left out, against the demo's own 32 x 512 x 512: pixels computed per
@@ -73,7 +73,7 @@ BATCH_PIXELS = 1 << 17
 
 
 def fit_cost(rows: list[dict], *, forward_pixels: int) -> dict:
-    """Non-negative least squares of :class:`lst_pipeline.grid.TaskCost` on measured tasks."""
+    """Non-negative least squares of :class:`lst_pipeline.chunks.TaskCost` on measured tasks."""
     from scipy.optimize import nnls
 
     px = np.array([r["side"] ** 2 for r in rows], float)

@@ -31,7 +31,7 @@ from lst_pipeline.config import GridConfig
 from lst_pipeline.grid import TargetGrid
 from lst_pipeline.io.cube import encode_lst
 from lst_pipeline.io.read_cost import measure_read, stored_bytes
-from lst_pipeline.rechunk import execute_rechunk, plan_rechunk
+from lst_pipeline.io.rechunk import execute_rechunk, plan_rechunk
 
 DAYS = 3653
 

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from _record import append_result
 
+from lst_pipeline.chunks import plan_chunks
 from lst_pipeline.cluster import ClusterProfile, connect
 from lst_pipeline.config import GridConfig
 from lst_pipeline.fusion.engine import execute, plan_run
-from lst_pipeline.grid import TargetGrid, plan_chunks
+from lst_pipeline.grid import TargetGrid
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
 

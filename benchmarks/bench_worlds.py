@@ -77,6 +77,46 @@ def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | N
     return cubes
 
 
+def adapt(args, yaml_path: Path, root: Path) -> tuple[str, dict]:
+    """``lst-pipeline adapt`` on the region's stack (or its earlier result); path, record."""
+    import torch
+
+    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
+    from lst_pipeline.training import run_adapt
+
+    out = root / "adapted.pt"
+    start = args.checkpoint or DEFAULT_CHECKPOINT
+    if args.reuse_adapted and out.is_file():
+        old = torch.load(out, weights_only=True)["training"]
+        if old.get("steps") == args.adapt_steps and \
+                old.get("adapted_from_sha256") == file_sha256(start):
+            print(f"  reusing {out} (adapted {old['steps']} steps from {Path(start).name})")
+            return str(out), old
+    result = run_adapt(load_pipeline(yaml_path), steps=args.adapt_steps, out=out,
+                       checkpoint=args.checkpoint, progress=False, log=print)
+    return str(result.checkpoint), result.record
+
+
+def auto_choice(yaml_path: Path, checkpoint: str | None, scores: dict, dlstfm: str) -> dict:
+    """What ``fusion.method: auto`` picks on the stack alone, next to the truth's ranking."""
+    from lst_pipeline.fusion.holdout import choose_method
+
+    config = load_pipeline(yaml_path)
+    if checkpoint:
+        config = dataclasses.replace(config, fusion=dataclasses.replace(
+            config.fusion, checkpoint=Path(checkpoint)))
+    start = time.perf_counter()
+    choice = choose_method(config, log=lambda _: None)
+    truth = {"dlstfm": scores[dlstfm].mae_k, "starfm": scores["starfm"].mae_k,
+             "reference_change": scores["reference_change"].mae_k}
+    truth_best = min(truth, key=truth.get)
+    print(f"  auto: chose {choice.method} in {time.perf_counter() - start:.0f} s "
+          f"({choice.describe()}); the truth ranks {truth_best} first")
+    return {"chose": choice.method, "holdout_scores": choice.scores, "truth_mae_k": truth,
+            "truth_best": truth_best, "agrees": choice.method == truth_best,
+            "checkpoint": checkpoint or "shipped"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None)
@@ -85,6 +125,12 @@ def main() -> None:
                         default=["dlstfm", "starfm", "reference_change"])
     parser.add_argument("--regions", nargs="+", default=None)
     parser.add_argument("--adapt-steps", type=int, default=0)
+    parser.add_argument("--reuse-adapted", action="store_true",
+                        help="with --adapt-steps: keep a region's adapted.pt from an earlier "
+                             "run of the same steps and starting checkpoint")
+    parser.add_argument("--auto", action="store_true",
+                        help="also run fusion.method auto's choice (leave-one-date-out) and "
+                             "compare it with the truth's ranking")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
@@ -102,14 +148,8 @@ def main() -> None:
                 yaml_path = prepare(spec, root)
                 adapted = None
                 if args.adapt_steps:
-                    from lst_pipeline.model.adapt import adapt_checkpoint
-
-                    result = adapt_checkpoint(load_pipeline(yaml_path), steps=args.adapt_steps,
-                                              out=root / "adapted.pt",
-                                              checkpoint=args.checkpoint, progress=False,
-                                              log=print)
-                    adapted = str(result.checkpoint)
-                    record["regions"].setdefault(spec.name, {})["adapt"] = result.record
+                    adapted, adapt_record = adapt(args, yaml_path, root)
+                    record["regions"].setdefault(spec.name, {})["adapt"] = adapt_record
                 cubes = run_methods(yaml_path, args.methods, client, args.checkpoint, adapted)
                 landsat_days = StackReader(root / "stack.zarr").landsat_dates
                 scores = compare_cubes_with_truth(cubes, root / "truth.zarr",
@@ -126,6 +166,10 @@ def main() -> None:
                     ratio = f" = {sc.mae_k / best:.3f} x best classical" \
                         if name.startswith("dlstfm") else ""
                     print(f"  {name:>16}: {sc}{ratio}")
+                if args.auto:
+                    record["regions"][spec.name]["auto"] = auto_choice(
+                        yaml_path, adapted or args.checkpoint, scores,
+                        "dlstfm_adapted" if adapted else "dlstfm")
     maes = {m: [r["scores"][m]["mae_k"] for r in record["regions"].values()]
             for m in next(iter(record["regions"].values()))["scores"]}
     print("mean MAE over regions: " + ", ".join(f"{m} {np.mean(v):.3f} K"

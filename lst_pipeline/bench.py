@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lst_pipeline import __version__
 from lst_pipeline.errors import ConfigError, InputError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -129,7 +128,7 @@ def _worker_info() -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    """This (client) machine: CPU, cores, memory, OS."""
+    """The client machine: CPU, cores, memory, OS."""
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -149,15 +148,10 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    """The versions recorded with a benchmark (see :mod:`lst_pipeline.versions`)."""
+    from lst_pipeline.versions import package_versions
 
-    out = {"lst_pipeline": __version__, "python": platform.python_version()}
-    for pkg in ("numpy", "dask", "distributed", "xarray", "zarr", "torch"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions()
 
 
 def run_bench(config: PipelineConfig, client: Client, *, cluster: str = "",

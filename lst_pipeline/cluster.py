@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lst_pipeline.config import from_mapping
+from lst_pipeline.config import load_yaml_config
 from lst_pipeline.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -97,13 +97,12 @@ class ClusterProfile:
 
     @property
     def memory_bytes_per_worker(self) -> str:
+        """The memory limit of a worker as dask-jobqueue wants it."""
         return "16GB" if self.memory_limit == "auto" else self.memory_limit
 
 
 def load_profile(name_or_path: str | Path) -> ClusterProfile:
     """Read a cluster profile by name (shipped profiles) or from a YAML path."""
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
@@ -111,11 +110,7 @@ def load_profile(name_or_path: str | Path) -> ClusterProfile:
         shipped = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
         raise ConfigError(f"cluster profile {str(name_or_path)!r} not found "
                           f"(shipped profiles: {', '.join(shipped)}; or give a YAML path)")
-    try:
-        data = yaml.safe_load(path.read_text())
-        return from_mapping(ClusterProfile, data, "cluster")
-    except (yaml.YAMLError, ConfigError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load_yaml_config(path, ClusterProfile, "cluster profile", prefix="cluster")
 
 
 def _thread_env(profile: ClusterProfile) -> dict[str, str]:

@@ -12,6 +12,12 @@ class ConfigError(LSTPipelineError, ValueError):
     """A pipeline or cluster configuration is invalid; the message names the field."""
 
 
+def require_config(condition: bool, field_path: str, message: str) -> None:
+    """Raise :class:`ConfigError` ``"<field_path>: <message>"`` unless ``condition``."""
+    if not condition:
+        raise ConfigError(f"{field_path}: {message}")
+
+
 class GridError(LSTPipelineError, ValueError):
     """Grids or chunks do not line up (CRS, resolution, coarse factor, alignment)."""
 

@@ -29,6 +29,7 @@ class Point:
     lat: float | None = None
 
     def label(self) -> str:
+        """The point in words: longitude/latitude if known, else map coordinates."""
         if self.lon is not None and self.lat is not None:
             return f"lon {self.lon:.5f}, lat {self.lat:.5f}"
         return f"x {self.x:.1f} m, y {self.y:.1f} m"
@@ -81,7 +82,7 @@ def lonlat_to_cube(cube: xr.Dataset, lon: float, lat: float) -> Point:
     return Point(float(x), float(y), lon, lat)
 
 
-def _edges(coord: xr.DataArray) -> tuple[float, float]:
+def coordinate_edges(coord: xr.DataArray) -> tuple[float, float]:
     """Outer pixel edges (low, high) of a regular pixel-centre coordinate."""
     v = np.asarray(coord.values, dtype=np.float64)
     half = abs(v[1] - v[0]) / 2 if v.size > 1 else 0.0
@@ -90,8 +91,8 @@ def _edges(coord: xr.DataArray) -> tuple[float, float]:
 
 def check_inside(cube: xr.Dataset, point: Point) -> None:
     """Raise :class:`SelectionError` if ``point`` is outside the cube's grid."""
-    x0, x1 = _edges(cube["x"])
-    y0, y1 = _edges(cube["y"])
+    x0, x1 = coordinate_edges(cube["x"])
+    y0, y1 = coordinate_edges(cube["y"])
     if not (x0 <= point.x <= x1 and y0 <= point.y <= y1):
         raise SelectionError(
             f"point {point.label()} (x {point.x:.1f}, y {point.y:.1f} in {_crs(cube)}) is "
@@ -105,6 +106,7 @@ def point_series(cube: xr.Dataset, point: Point) -> xr.Dataset:
 
 
 def day_range(cube: xr.Dataset) -> tuple[np.datetime64, np.datetime64]:
+    """The first and last day of the cube."""
     days = cube["time"].values.astype("datetime64[D]")
     return days[0], days[-1]
 
@@ -112,15 +114,17 @@ def day_range(cube: xr.Dataset) -> tuple[np.datetime64, np.datetime64]:
 def check_day(cube: xr.Dataset, day: np.datetime64, *, option: str = "--date") -> None:
     """Raise :class:`SelectionError` if ``day`` is not one of the cube's days."""
     first, last = day_range(cube)
-    if not first <= np.datetime64(day, "D") <= last:
+    # numpy's stubs take no unit with a datetime64 argument; numpy itself converts it
+    if not first <= np.datetime64(day, "D") <= last:  # type: ignore[call-overload]
         raise SelectionError(f"{option}: {day} is outside the cube's days {first} .. {last}")
 
 
 def day_map(cube: xr.Dataset, day: np.datetime64 | str) -> xr.Dataset:
     """The cube's map of one day (lazy)."""
-    day = np.datetime64(day, "D")
-    check_day(cube, day)
-    return cube.sel(time=day.astype("datetime64[ns]"))
+    # numpy's stubs take no unit with a datetime64 argument; numpy itself converts it
+    on_day = np.datetime64(day, "D")  # type: ignore[call-overload]
+    check_day(cube, on_day)
+    return cube.sel(time=on_day.astype("datetime64[ns]"))
 
 
 def region(cube: xr.Dataset, left: float, bottom: float, right: float, top: float
@@ -132,8 +136,8 @@ def region(cube: xr.Dataset, left: float, bottom: float, right: float, top: floa
     ys = slice(top, bottom) if cube["y"].values[0] > cube["y"].values[-1] else slice(bottom, top)
     out = cube.sel(x=slice(left, right), y=ys)
     if out.sizes["x"] == 0 or out.sizes["y"] == 0:
-        x0, x1 = _edges(cube["x"])
-        y0, y1 = _edges(cube["y"])
+        x0, x1 = coordinate_edges(cube["x"])
+        y0, y1 = coordinate_edges(cube["y"])
         raise SelectionError(f"region {left}, {bottom}, {right}, {top} does not overlap the "
                              f"cube's grid x {x0:.0f} .. {x1:.0f}, y {y0:.0f} .. {y1:.0f}")
     return out

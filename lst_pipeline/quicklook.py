@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lst_pipeline.figures import colour_limits, pyplot, save
+
 
 def comparison_png(path: Path, date: str, panels: dict[str, np.ndarray], *,
                    error: np.ndarray | None = None, error_limit_k: float = 3.0) -> Path:
@@ -24,13 +26,8 @@ def comparison_png(path: Path, date: str, panels: dict[str, np.ndarray], *,
     error_limit_k
         Half-range of the error colour scale.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = np.concatenate([a[np.isfinite(a)].ravel() for a in panels.values()])
-    vmin, vmax = (np.percentile(values, [1, 99]) if values.size else (250.0, 330.0))
+    plt = pyplot()
+    vmin, vmax = colour_limits(*panels.values())
     n = len(panels) + (error is not None)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.4), constrained_layout=True)
     for ax, (title, arr) in zip(axes, panels.items()):
@@ -48,43 +45,13 @@ def comparison_png(path: Path, date: str, panels: dict[str, np.ndarray], *,
     fig.suptitle(f"lst_pipeline quicklook {date} (grey: no data)")
     for ax in axes:
         ax.set_facecolor("0.8")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 #: Colours and names of the ``qa`` codes in flag maps.
 FLAG_COLOURS = ("#bdbdbd", "#1a9850", "#4575b4", "#91bfdb", "#fdae61")
 FLAG_NAMES = ("no data", "observed", "fused (one reference)", "fused (two references)",
               "fused (gap-filled MODIS)")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _limits(*arrays: np.ndarray) -> tuple[float, float]:
-    values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
-    values = values[np.isfinite(values)]
-    if not values.size:
-        return 250.0, 330.0
-    lo, hi = np.percentile(values, [1, 99])
-    return float(lo), float(max(hi, lo + 0.1))
-
-
-def _save(fig, path: Path, plt) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def map_png(path: Path, lst_k: np.ndarray, qa: np.ndarray, *, title: str,
@@ -107,8 +74,8 @@ def map_png(path: Path, lst_k: np.ndarray, qa: np.ndarray, *, title: str,
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
-    plt = _pyplot()
-    vmin, vmax = _limits(lst_k)
+    plt = pyplot()
+    vmin, vmax = colour_limits(lst_k)
     fig, (ax, axq) = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     im = ax.imshow(lst_k, cmap="inferno", vmin=vmin, vmax=vmax, extent=extent,
                    interpolation="nearest")
@@ -128,7 +95,7 @@ def map_png(path: Path, lst_k: np.ndarray, qa: np.ndarray, *, title: str,
         a.ticklabel_format(style="plain", useOffset=False)
         a.tick_params(labelsize=7)
     fig.suptitle(title)
-    return _save(fig, path, plt)
+    return save(fig, path)
 
 
 def series_png(path: Path, days: np.ndarray, lst_k: np.ndarray, qa: np.ndarray, *,
@@ -148,7 +115,7 @@ def series_png(path: Path, days: np.ndarray, lst_k: np.ndarray, qa: np.ndarray, 
         Optional ``(dates, Kelvin)`` of the input stack at the point (Landsat clear pixels,
         MODIS over the point's coarse pixel); NaN entries are not drawn.
     """
-    plt = _pyplot()
+    plt = pyplot()
     days = np.asarray(days).astype("datetime64[D]").astype("datetime64[ms]").astype(object)
     fig, ax = plt.subplots(figsize=(11, 4.2), constrained_layout=True)
     ax.plot(days, lst_k, "-", color="0.3", lw=1.0, label="cube (daily)")
@@ -171,7 +138,7 @@ def series_png(path: Path, days: np.ndarray, lst_k: np.ndarray, qa: np.ndarray, 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=5, loc="upper center")
-    return _save(fig, path, plt)
+    return save(fig, path)
 
 
 def animation_gif(path: Path, frames: list[tuple[str, np.ndarray]], *,
@@ -194,8 +161,8 @@ def animation_gif(path: Path, frames: list[tuple[str, np.ndarray]], *,
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    plt = _pyplot()
-    vmin, vmax = _limits(*(a for _, a in frames))
+    plt = pyplot()
+    vmin, vmax = colour_limits(*(a for _, a in frames))
     fig, ax = plt.subplots(figsize=(6, 5.2), constrained_layout=True)
     ax.set_facecolor("0.8")
     im = ax.imshow(frames[0][1], cmap="inferno", vmin=vmin, vmax=vmax, extent=extent,
@@ -212,6 +179,113 @@ def animation_gif(path: Path, frames: list[tuple[str, np.ndarray]], *,
     anim = FuncAnimation(fig, draw, frames=len(frames), blit=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    anim.save(path, writer=PillowWriter(fps=fps), dpi=80)
+    # PillowWriter takes any number (frame duration 1000 / fps ms); its stub says int
+    anim.save(path, writer=PillowWriter(fps=fps), dpi=80)  # type: ignore[arg-type]
     plt.close(fig)
     return path
+
+
+# --- figures of a cube: selection (lst_pipeline.explore) then drawing ---------------------
+
+#: Most frames :func:`range_gif` draws (each frame is one day's map in memory).
+MAX_FRAMES = 400
+
+
+def _extent(cube) -> tuple[float, float, float, float]:
+    from lst_pipeline.explore import coordinate_edges
+
+    x0, x1 = coordinate_edges(cube["x"])
+    y0, y1 = coordinate_edges(cube["y"])
+    return x0, x1, y0, y1
+
+
+def _crs_name(cube) -> str:
+    crs = cube.rio.crs
+    return crs.to_string() if crs is not None else ""
+
+
+def day_png(cube, name: str, day: np.datetime64, out: Path | None) -> Path:
+    """The map of one day of ``cube`` with its flags (default ``lst_<day>.png``)."""
+    from lst_pipeline import explore
+
+    sel = explore.day_map(cube, day)[["lst", "qa"]].load()
+    return map_png(out or Path(f"lst_{day}.png"), sel["lst"].values, sel["qa"].values,
+                   title=f"{name}  {day}", extent=_extent(cube), crs_name=_crs_name(cube))
+
+
+def point_png(cube, name: str, lon: float, lat: float, out: Path | None, *,
+              inputs: Path | None = None, log=print) -> Path:
+    """A point's daily series, with the input stack's Landsat and MODIS overlaid.
+
+    The stack is ``inputs``, else the one recorded in the cube's attributes if it exists.
+    """
+    from lst_pipeline import explore
+    from lst_pipeline.errors import InputError
+    from lst_pipeline.io.zarr_store import root_attrs
+
+    point = explore.lonlat_to_cube(cube, lon, lat)
+    series = explore.point_series(cube, point)[["lst", "qa"]].load()
+    landsat = modis = None
+    stack_path = inputs or cube.attrs.get("lst_pipeline:input_stack")
+    if stack_path and root_attrs(stack_path) is not None:
+        from lst_pipeline.io.stack import open_stack
+
+        ls, md = explore.inputs_at_point(open_stack(stack_path), point)
+        ls, md = ls.load(), md.load()
+        landsat = (ls["time_landsat"].values, ls.values)
+        modis = (md["time_modis"].values, md.values)
+    elif inputs:
+        raise InputError(f"{inputs}: no input stack here (--inputs)")
+    else:
+        log("no input stack found to overlay (pass --inputs STACK)")
+    return series_png(
+        out or Path(f"lst_point_{lon:.4f}_{lat:.4f}.png"), series["time"].values,
+        series["lst"].values, series["qa"].values,
+        title=f"{name}  {point.label()}  (x {float(series.x):.0f}, y {float(series.y):.0f}"
+              f" {_crs_name(cube)})", landsat=landsat, modis=modis)
+
+
+def range_gif(cube, name: str, start: np.datetime64, end: np.datetime64, out: Path | None, *,
+              fps: float = 4.0) -> Path:
+    """An animated GIF of the daily maps ``start..end`` (inclusive).
+
+    Raises
+    ------
+    SelectionError
+        If the range is reversed, outside the cube or longer than :data:`MAX_FRAMES` days.
+    """
+    from lst_pipeline import explore
+    from lst_pipeline.errors import SelectionError
+
+    if end < start:
+        raise SelectionError(f"--animate: END {end} is before START {start}")
+    explore.check_day(cube, start, option="--animate")
+    explore.check_day(cube, end, option="--animate")
+    days = np.arange(start, end + 1)
+    if len(days) > MAX_FRAMES:
+        raise SelectionError(f"--animate: {len(days)} days asked; at most {MAX_FRAMES} "
+                             "frames, choose a shorter range")
+    lst = cube["lst"].sel(time=slice(str(start), str(end))).load()
+    frames = [(str(t.astype("datetime64[D]")), lst.sel(time=t).values)
+              for t in lst["time"].values]
+    return animation_gif(out or Path(f"lst_{start}_{end}.gif"), frames, extent=_extent(cube),
+                         title=f"{name}  ", fps=fps)
+
+
+def truth_comparison_png(cube_path: Path, truth_path: Path, stack_path: Path, coarse_factor: int,
+                         path: Path) -> Path:
+    """Truth, MODIS, fused and error maps of the day with the most fused pixels."""
+    from lst_pipeline.io.cube import Flag, open_cube
+    from lst_pipeline.io.stack import open_stack
+    from lst_pipeline.io.truth import open_truth
+    from lst_pipeline.resample import upsample_nearest
+
+    cube = open_cube(cube_path)
+    t = int(np.argmax(Flag.fused(cube["qa"]).mean(("y", "x")).values))
+    day = cube.time.values[t]
+    fused = cube["lst"].isel(time=t).values
+    truth = open_truth(truth_path)["lst"].sel(time=day).values
+    modis = open_stack(stack_path)["modis_lst"].sel(time_modis=day).values
+    return comparison_png(path, str(np.datetime64(day, "D")),
+                          {"truth": truth, "MODIS (coarse)": upsample_nearest(modis, coarse_factor),
+                           "fused": fused}, error=fused - truth)

@@ -23,7 +23,7 @@ import datetime as dt
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -271,6 +271,65 @@ def _padded_truth(truth: np.ndarray, fine: GeoBox) -> tuple[np.ndarray, GeoBox]:
     return padded, fine.pad(p)
 
 
+#: The two overlapping scenes (rows of one WRS-2 path) each date is cut into: (start, end)
+#: as fractions of the grid's rows.
+_SCENE_ROWS = {"084": (0.0, 0.6), "085": (0.4, 1.0)}
+#: Fill pixels around each scene.
+_SCENE_MARGIN = 8
+
+
+def _landsat_scenes(out: Path, fine: Any, day: np.datetime64, true: np.ndarray, qa: np.ndarray,
+                    lst: np.ndarray) -> list[Path]:
+    """One date's two scene directories; clouds and shadows are colder than the truth."""
+    usable = landsat.usable_mask(qa)
+    cloud = (qa & np.uint16(1 << landsat.QA_CLOUD)) > 0
+    shadow = (qa & np.uint16(1 << landsat.QA_CLOUD_SHADOW)) > 0
+    kelvin = np.where(usable, lst, true - 3.0)       # dilated cloud edge / cirrus
+    kelvin = np.where(shadow, true - 6.0, kelvin)
+    kelvin = np.where(cloud, true - 25.0, kelvin)    # cold cloud tops
+    date = dt.date.fromisoformat(str(day))
+    ny, m = fine.shape[0], _SCENE_MARGIN
+    written = []
+    for k, (path_row, (f0, f1)) in enumerate(_SCENE_ROWS.items()):
+        r0, r1 = int(f0 * ny), int(f1 * ny)
+        box = fine[r0:r1, :].pad(m)
+        dn = np.zeros(box.shape, np.uint16)
+        qa_out = np.full(box.shape, landsat.QA_VALUE_FILL, np.uint16)
+        dn[m:-m, m:-m] = st_dn(kelvin[r0:r1])
+        qa_out[m:-m, m:-m] = qa[r0:r1]
+        st_qa = np.where(qa_out == landsat.QA_VALUE_FILL, landsat.ST_QA_FILL_DN,
+                         np.where(cloud_ring(qa_out), 450, 120)).astype(np.int16)
+        acquired = dt.datetime.combine(date, dt.time(0, 5, 11 + 24 * k), dt.UTC)
+        product_id = (f"LC08_L2SP_093{path_row}_{date:%Y%m%d}_"
+                      f"{date + dt.timedelta(days=9):%Y%m%d}_02_T1")
+        written.append(write_landsat_scene(out, product_id, acquired, box, dn, qa_out, st_qa))
+    return written
+
+
+def _modis_layers(tile: Any, roi: tuple[slice, slice], grid: Any, true: np.ndarray,
+                  qc_coarse: np.ndarray, bias_k: float, noise_k: np.ndarray
+                  ) -> dict[str, np.ndarray]:
+    """A day's whole-tile LST, QC and view-time layers; outside ``roi`` not produced."""
+    from lst_pipeline.io.raster import GeoRaster, to_grid_mean, to_grid_nearest
+
+    not_produced = modis.make_qc(modis.MANDATORY_NOT_PRODUCED)
+    ys, xs = roi
+    crop = tile[ys, xs]
+    padded, padded_box = _padded_truth(true, grid.fine)
+    mean, frac = to_grid_mean(GeoRaster(padded, padded_box), crop)
+    qc = to_grid_nearest(GeoRaster(qc_coarse, grid.coarse), crop, nodata=int(not_produced))
+    kelvin = mean + bias_k + noise_k
+    ok = (frac > 0.999) & modis.usable_mask(qc, max_lst_error_class=3)
+    lst_dn = np.where(ok, np.round(kelvin / modis.LST_SCALE_K), 0).astype(np.uint16)
+    qc = np.where(ok | (qc_field_mandatory(qc) >= modis.MANDATORY_CLOUD), qc,
+                  not_produced).astype(np.uint8)
+    view = np.where(ok, 105, 255).astype(np.uint8)
+    full = {name: np.full(tile.shape, fill, dtype) for name, fill, dtype in
+            (("lst", 0, np.uint16), ("qc", not_produced, np.uint8), ("view", 255, np.uint8))}
+    full["lst"][ys, xs], full["qc"][ys, xs], full["view"][ys, xs] = lst_dn, qc, view
+    return full
+
+
 def write_scene_files(config: PipelineConfig, out_dir: Path | str, *,
                       modis_format: str = "hdf", seed: int = 0,
                       progress: bool = True) -> dict[str, list[Path]]:
@@ -301,7 +360,7 @@ def write_scene_files(config: PipelineConfig, out_dir: Path | str, *,
     from tqdm.auto import tqdm
 
     from lst_pipeline.grid import TargetGrid
-    from lst_pipeline.io.raster import GeoRaster, overlap_roi, to_grid_mean, to_grid_nearest
+    from lst_pipeline.io.raster import overlap_roi
     from lst_pipeline.io.stack import LANDSAT_LST, LANDSAT_QA, MODIS_QC, StackReader
     from lst_pipeline.io.zarr_store import open_group
     from lst_pipeline.simulate import modis_bias
@@ -318,72 +377,34 @@ def write_scene_files(config: PipelineConfig, out_dir: Path | str, *,
     truth_days = np.asarray(reader.modis_dates)
     written: dict[str, list[Path]] = {"landsat": [], "modis": []}
 
-    # Landsat: two overlapping scenes (rows of one path) per date, 8 px of fill around.
     fine = grid.fine
-    ny = grid.shape[0]
-    margin = 8
-    rows = {"084": (0, int(0.6 * ny)), "085": (int(0.4 * ny), ny)}
     n_files = len(reader.landsat_dates) + len(truth_days)
     bar = tqdm(total=n_files, unit="file", desc="write files", disable=not progress)
     for i, day in enumerate(reader.landsat_dates):
         t = int(np.searchsorted(truth_days, day))
-        true = truth["lst"][t]
-        qa = stack[LANDSAT_QA][i]
-        lst = stack[LANDSAT_LST][i]
-        usable = landsat.usable_mask(qa)
-        cloud = (qa & np.uint16(1 << landsat.QA_CLOUD)) > 0
-        shadow = (qa & np.uint16(1 << landsat.QA_CLOUD_SHADOW)) > 0
-        kelvin = np.where(usable, lst, true - 3.0)       # dilated cloud edge / cirrus
-        kelvin = np.where(shadow, true - 6.0, kelvin)
-        kelvin = np.where(cloud, true - 25.0, kelvin)    # cold cloud tops
-        date = dt.date.fromisoformat(str(day))
-        for k, (path_row, (r0, r1)) in enumerate(rows.items()):
-            box = fine[r0:r1, :].pad(margin)
-            dn = np.zeros(box.shape, np.uint16)
-            qa_out = np.full(box.shape, landsat.QA_VALUE_FILL, np.uint16)
-            dn[margin:-margin, margin:-margin] = st_dn(kelvin[r0:r1])
-            qa_out[margin:-margin, margin:-margin] = qa[r0:r1]
-            st_qa = np.where(qa_out == landsat.QA_VALUE_FILL, landsat.ST_QA_FILL_DN,
-                             np.where(cloud_ring(qa_out), 450, 120)).astype(np.int16)
-            acquired = dt.datetime.combine(date, dt.time(0, 5, 11 + 24 * k), dt.UTC)
-            product_id = (f"LC08_L2SP_093{path_row}_{date:%Y%m%d}_"
-                          f"{date + dt.timedelta(days=9):%Y%m%d}_02_T1")
-            written["landsat"].append(write_landsat_scene(
-                out / "landsat", product_id, acquired, box, dn, qa_out, st_qa))
+        written["landsat"] += _landsat_scenes(out / "landsat", fine, day, truth["lst"][t],
+                                              stack[LANDSAT_QA][i], stack[LANDSAT_LST][i])
         bar.update(1)
 
     # MODIS: true LST averaged over each sinusoidal pixel, + offset + noise, clouds and QC
     # of the simulated day (nearest coarse cell).
     h, v = tile_of(fine)
     tile = modis_tile(h, v)
-    ys, xs = overlap_roi(tile, fine, padding=2)
-    crop = tile[ys, xs]
+    roi = overlap_roi(tile, fine, padding=2)
+    assert roi is not None  # the tile holds the grid's centre, so they overlap
     bias = modis_bias(truth_days, config.simulation.modis_offset_k)
     rng = np.random.default_rng(seed)
     for t, day in enumerate(truth_days):
-        padded, padded_box = _padded_truth(truth["lst"][t], fine)
-        mean, frac = to_grid_mean(GeoRaster(padded, padded_box), crop)
-        qc_coarse = stack[MODIS_QC][t]
-        qc = to_grid_nearest(GeoRaster(qc_coarse, grid.coarse), crop,
-                             nodata=int(modis.make_qc(modis.MANDATORY_NOT_PRODUCED)))
-        noise = config.simulation.modis_noise_k * rng.standard_normal(mean.shape)
-        kelvin = mean + bias[t] + noise
-        ok = (frac > 0.999) & modis.usable_mask(qc, max_lst_error_class=3)
-        lst_dn = np.where(ok, np.round(kelvin / modis.LST_SCALE_K), 0).astype(np.uint16)
-        qc = np.where(ok | (qc_field_mandatory(qc) >= modis.MANDATORY_CLOUD), qc,
-                      modis.make_qc(modis.MANDATORY_NOT_PRODUCED)).astype(np.uint8)
-        view = np.where(ok, 105, 255).astype(np.uint8)
-        full = {name: np.full(tile.shape, fill, dtype) for name, fill, dtype in
-                (("lst", 0, np.uint16), ("qc", modis.make_qc(modis.MANDATORY_NOT_PRODUCED),
-                                         np.uint8), ("view", 255, np.uint8))}
-        full["lst"][ys, xs], full["qc"][ys, xs], full["view"][ys, xs] = lst_dn, qc, view
+        noise = config.simulation.modis_noise_k * rng.standard_normal(tile[roi].shape)
+        layers = _modis_layers(tile, roi, grid, truth["lst"][t], stack[MODIS_QC][t], bias[t],
+                               noise)
         date = dt.date.fromisoformat(str(day))
         if modis_format == "hdf":
             path = write_mod11a1_hdf(out / "modis" / granule_name("MOD11A1", date, h, v),
-                                     tile, full["lst"], full["qc"], full["view"])
+                                     tile, layers["lst"], layers["qc"], layers["view"])
         else:
-            path = write_mod11a1_geotiff(out / "modis", "MOD11A1", date, tile, full["lst"],
-                                         full["qc"], full["view"])
+            path = write_mod11a1_geotiff(out / "modis", "MOD11A1", date, tile, layers["lst"],
+                                         layers["qc"], layers["view"])
         written["modis"].append(path)
         bar.update(1)
     bar.close()

@@ -26,8 +26,10 @@ def random_lst_inputs(n: int = 2, h: int = 64, w: int = 96, seed: int = 0
 
 
 def randomised_model(spec: ModelSpec = TINY_SPEC, seed: int = 1) -> DLSTFM:
-    """A DLSTFM whose weights (TCM output included) are perturbed away from initialisation,
-    so tests see a network that departs from ``reference + coarse change``."""
+    """A DLSTFM whose weights (TCM output included) are perturbed from initialisation.
+
+    Tests then see a network that departs from ``reference + coarse change``.
+    """
     torch.manual_seed(seed)
     model = DLSTFM(spec)
     g = torch.Generator().manual_seed(seed)

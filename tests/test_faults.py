@@ -409,7 +409,7 @@ def test_mtl_date_disagreeing_with_the_product_id_is_refused(region, tmp_path, c
 
 def test_commit_interrupted_then_an_ingest_of_other_inputs_finishes_it(
         region, tmp_path, capsys, monkeypatch):
-    from lst_pipeline.io.stack import StackWriter
+    from lst_pipeline.io.stack_writer import StackWriter
 
     hdfs = sorted((region / "files" / "modis").glob("*.hdf"))
     parts = [{"modis": {"paths": [str(p) for p in hdfs[:20]]}},

@@ -3,9 +3,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lst_pipeline.chunks import ChunkPlan, plan_chunks
 from lst_pipeline.config import GridConfig
 from lst_pipeline.errors import ConfigError, GridError
-from lst_pipeline.grid import ChunkPlan, TargetGrid, Window, plan_chunks
+from lst_pipeline.grid import TargetGrid, Window
 
 
 def make_grid(ny=128, nx=192, res=30.0, factor=16):
@@ -175,7 +176,7 @@ def chunk_requests(draw):
 def test_chosen_chunks_are_aligned_fit_the_budget_and_feed_the_workers(request, workers):
     import math
 
-    from lst_pipeline.grid import MAX_SPATIAL_CHUNK, TASK_MEMORY_BUDGET, choose_chunks
+    from lst_pipeline.chunks import MAX_SPATIAL_CHUNK, TASK_MEMORY_BUDGET, choose_chunks
 
     grid, align, halo, days = request
     choice = choose_chunks(grid, days, halo=halo, alignment=align, n_workers=workers)
@@ -196,7 +197,7 @@ def test_chosen_chunks_are_aligned_fit_the_budget_and_feed_the_workers(request, 
 
 
 def test_small_grids_are_one_tile_and_large_ones_keep_the_halo_small():
-    from lst_pipeline.grid import choose_chunks
+    from lst_pipeline.chunks import choose_chunks
 
     demo = choose_chunks(make_grid(512, 512, factor=32), 365, halo=127, alignment=32, n_workers=2)
     assert demo.chunks[1:] == (512, 512) and demo.computed_ratio == 1.0

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from lst_pipeline.rechunk import execute_rechunk, plan_rechunk
+from lst_pipeline.io.rechunk import execute_rechunk, plan_rechunk
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_cube.ipynb"
 

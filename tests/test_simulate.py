@@ -18,7 +18,8 @@ from lst_pipeline import simulate
 from lst_pipeline.config import PipelineConfig, load_pipeline
 from lst_pipeline.errors import ConfigError, InputError, StoreError
 from lst_pipeline.io import landsat, modis
-from lst_pipeline.io.stack import StackReader, StackWriter
+from lst_pipeline.io.stack import StackReader
+from lst_pipeline.io.stack_writer import StackWriter
 from lst_pipeline.simulate import (
     BARE,
     CLASS_NAMES,
@@ -277,7 +278,7 @@ def test_same_seed_same_batching_independent_other_seed_differs(run, tmp_path, m
         batch_sizes.append(len(day_indices))
         return real(scene, weather, dates, day_indices, **climate)
 
-    monkeypatch.setattr(simulate, "truth_batch", spy)
+    monkeypatch.setattr(simulate.driver, "truth_batch", spy)  # the driver calls it
     again = make_config(tmp_path / "again", day_batch=7)
     simulate_region(again, progress=False)
     assert max(batch_sizes) == 7 and sum(batch_sizes) == len(truth["lst"])

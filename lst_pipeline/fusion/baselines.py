@@ -23,10 +23,16 @@ ubESTARFM: a local unbiased ESTARFM for LST fusion. Remote Sensing of Environmen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from lst_pipeline.errors import InputError, MissingDependencyError
+from lst_pipeline.fusion.registry import StarfmParams, UbestarfmParams
+
+#: The defaults of the kernels are the configuration's (one place: the registry).
+_STARFM, _UBESTARFM = StarfmParams(), UbestarfmParams()
 
 
 def _numba():
@@ -38,12 +44,12 @@ def _numba():
     return numba
 
 
-_KERNELS: dict[str, object] = {}
+_KERNELS: dict[str, Callable[..., Any]] = {}
 #: fast-math without ``nnan``/``ninf``: NaN and inf keep their IEEE meaning in the kernels
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-def _kernels() -> dict[str, object]:
+def _kernels() -> dict[str, Callable[..., Any]]:
     """Compile (once per process, cached on disk) the numba loops."""
     if _KERNELS:
         return _KERNELS
@@ -137,7 +143,7 @@ def _kernels() -> dict[str, object]:
     @njit(parallel=True, cache=True, fastmath=_FAST, error_model="numpy")
     def ubestarfm_pixels(f1, f2, c1, c2, c0, th1, th2, inv_d, half, regression, min_k,
                          max_k):  # pragma: no cover - compiled
-        """ubESTARFM per pixel (Yu et al. 2023, after the authors' R code), row-parallel."""
+        """UbESTARFM per pixel (Yu et al. 2023, after the authors' R code), row-parallel."""
         ny, nx = f1.shape
         out = np.full((ny, nx), np.nan, dtype=np.float32)
         for y in prange(ny):
@@ -270,8 +276,9 @@ def _as_pairs(a: np.ndarray, name: str) -> np.ndarray:
 
 
 def starfm(fine_ref: np.ndarray, coarse_ref: np.ndarray, coarse_target: np.ndarray, *,
-           window: int = 31, classes: int = 4, landsat_uncertainty_k: float = 0.5,
-           modis_uncertainty_k: float = 1.0) -> np.ndarray:
+           window: int = _STARFM.window, classes: int = _STARFM.classes,
+           landsat_uncertainty_k: float = _STARFM.landsat_uncertainty_k,
+           modis_uncertainty_k: float = _STARFM.modis_uncertainty_k) -> np.ndarray:
     """Predict fine LST with STARFM (Gao et al. 2006) from one or more reference pairs.
 
     For each central pixel and each pair ``k``, neighbours in the window are candidates when
@@ -349,9 +356,10 @@ def starfm(fine_ref: np.ndarray, coarse_ref: np.ndarray, coarse_target: np.ndarr
 
 
 def ubestarfm(fine_before: np.ndarray, coarse_before: np.ndarray, fine_after: np.ndarray,
-              coarse_after: np.ndarray, coarse_target: np.ndarray, *, window: int = 31,
-              classes: int = 2, conversion: str = "regression", min_k: float = 250.0,
-              max_k: float = 350.0) -> np.ndarray:
+              coarse_after: np.ndarray, coarse_target: np.ndarray, *,
+              window: int = _UBESTARFM.window, classes: int = _UBESTARFM.classes,
+              conversion: str = _UBESTARFM.conversion, min_k: float = _UBESTARFM.min_k,
+              max_k: float = _UBESTARFM.max_k) -> np.ndarray:
     """Predict fine LST with ubESTARFM from a reference pair before and one after the day.
 
     ESTARFM (Zhu et al., 2010) with the local bias correction of ubESTARFM (Yu et al.,
@@ -375,7 +383,7 @@ def ubestarfm(fine_before: np.ndarray, coarse_before: np.ndarray, fine_after: np
     coarse_target
         ``(Y, X)`` target-day coarse LST on the fine grid.
     window, classes, conversion, min_k, max_k
-        See :class:`~lst_pipeline.config.UbestarfmConfig`.
+        See :class:`~lst_pipeline.fusion.registry.UbestarfmParams`.
 
     Returns
     -------

@@ -14,15 +14,18 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lst_pipeline.errors import InputError
 from lst_pipeline.grid import Window
 
+if TYPE_CHECKING:
+    from lst_pipeline.fusion.registry import FusionMethodName
+
 #: What ``fusion.method: auto`` chooses among.
-AUTO_CANDIDATES = ("dlstfm", "starfm", "reference_change")
+AUTO_CANDIDATES: tuple[FusionMethodName, ...] = ("dlstfm", "starfm", "reference_change")
 #: ``auto`` scores at most this many held-out dates, on at most this many square windows
 #: of at most :data:`AUTO_WINDOW` px (spread over the grid), so choosing stays cheap on a
 #: whole Landsat scene.
@@ -69,6 +72,29 @@ def spread_windows(shape: tuple[int, int], alignment: int, *, size: int = AUTO_W
             for y in starts(ny, edge_y) for x in starts(nx, edge_x)][:most]
 
 
+def most_common_day(days: np.ndarray) -> int:
+    """The most frequent value of ``days`` (the smallest on a tie); -1 when empty."""
+    if not days.size:
+        return -1
+    found, counts = np.unique(days, return_counts=True)
+    return int(found[np.argmax(counts)])
+
+
+def _dates_to_hold_out(config: Any, reader: Any, days: np.ndarray, min_clear_fraction: float,
+                       max_dates: int | None) -> np.ndarray:
+    """Indices of the Landsat dates within ``days`` clear enough to hold out, spread out."""
+    ldays = reader.landsat_dates.astype("datetime64[D]")
+    in_range = (ldays >= days[0]) & (ldays <= days[-1])
+    chosen = np.nonzero(in_range & (reader.landsat_clear_fraction >= min_clear_fraction))[0]
+    if max_dates is not None and len(chosen) > max_dates:
+        chosen = chosen[np.linspace(0, len(chosen) - 1, max_dates).round().astype(int)]
+    if not len(chosen):
+        raise InputError(f"{config.inputs.stack}: no Landsat date between {days[0]} and "
+                         f"{days[-1]} is at least {min_clear_fraction:.0%} clear; "
+                         "nothing to hold out (lower the clear fraction or widen dates)")
+    return chosen
+
+
 def predict_held_out(config: Any, methods: tuple[str, ...], *,
                      min_clear_fraction: float = 0.3, max_dates: int | None = None,
                      windows: list[Window] | None = None, log=print) -> HeldOut:
@@ -95,7 +121,8 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     InputError
         If no Landsat date qualifies.
     """
-    from lst_pipeline.fusion.engine import fuse_inputs, plan_run, read_block_inputs
+    from lst_pipeline.fusion.block import fuse_inputs, read_block_inputs
+    from lst_pipeline.fusion.plan import plan_run
     from lst_pipeline.io.cube import Flag
     from lst_pipeline.io.stack import StackReader
 
@@ -105,21 +132,13 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     first = next(iter(plans.values()))
     reader = StackReader(config.inputs.stack)
     ldays = reader.landsat_dates.astype("datetime64[D]")
-    in_range = (ldays >= first.days[0]) & (ldays <= first.days[-1])
-    chosen = np.nonzero(in_range & (reader.landsat_clear_fraction >= min_clear_fraction))[0]
-    if max_dates is not None and len(chosen) > max_dates:
-        chosen = chosen[np.linspace(0, len(chosen) - 1, max_dates).round().astype(int)]
-    if not len(chosen):
-        raise InputError(f"{config.inputs.stack}: no Landsat date between {first.days[0]} and "
-                         f"{first.days[-1]} is at least {min_clear_fraction:.0%} clear; "
-                         "nothing to hold out (lower the clear fraction or widen dates)")
+    chosen = _dates_to_hold_out(config, reader, first.days, min_clear_fraction, max_dates)
     ny, nx = first.grid.shape
     windows = windows or [Window(0, ny, 0, nx)]
     align = math.lcm(*(p.chunks.alignment for p in plans.values()))
     halo = -(-max(p.chunks.halo_aligned for p in plans.values()) // align) * align
     rows = len(chosen) * len(windows)
-    wy, wx = max(w.shape[0] for w in windows), max(w.shape[1] for w in windows)
-    shape = (rows, wy, wx)
+    shape = (rows, max(w.shape[0] for w in windows), max(w.shape[1] for w in windows))
     truth = np.full(shape, np.nan, np.float32)
     preds = {m: np.full(shape, np.nan, np.float32) for m in methods}
     age = np.full(shape, np.nan, np.float32)
@@ -147,10 +166,7 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
                     day = plan.task.first_day + t
                     age[row, :hy, :hx] = np.where(fused, np.abs(day - block.reference_day[0]),
                                                   np.nan)
-                    values = block.reference_day[0][fused]
-                    if values.size:
-                        found, counts = np.unique(values, return_counts=True)
-                        main_ref[row] = int(found[np.argmax(counts)])
+                    main_ref[row] = most_common_day(block.reference_day[0][fused])
         log(f"held out {ldays[index]} ({i + 1}/{len(chosen)})")
     mask = np.isfinite(truth)
     for p in preds.values():
@@ -163,23 +179,25 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
 class MethodChoice:
     """What ``fusion.method: auto`` chose and why."""
 
-    method: str
+    method: FusionMethodName
     scores: dict[str, dict[str, float]]
     dates: list[str]
     windows: list[list[int]]
 
     def describe(self) -> str:
+        """The choice and the ranking, in one line."""
         ranked = sorted(self.scores.items(), key=lambda kv: kv[1]["mae_k"])
         text = ", ".join(f"{m} {s['mae_k']:.3f} K" for m, s in ranked)
         return (f"fusion.method auto: {self.method} (leave-one-date-out MAE on "
                 f"{len(self.dates)} held-out Landsat date(s): {text})")
 
     def as_attrs(self) -> dict[str, Any]:
+        """The choice as cube attributes (plain JSON data)."""
         return {"chosen": self.method, "scores": self.scores, "held_out_dates": self.dates,
                 "windows": self.windows}
 
 
-def choose_method(config: Any, candidates: tuple[str, ...] = AUTO_CANDIDATES, *,
+def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_CANDIDATES, *,
                   log=print) -> MethodChoice:
     """The candidate with the lowest leave-one-date-out MAE on the stack's clear dates.
 
@@ -198,7 +216,7 @@ def choose_method(config: Any, candidates: tuple[str, ...] = AUTO_CANDIDATES, *,
     held = predict_held_out(config, candidates, min_clear_fraction=AUTO_MIN_CLEAR,
                             max_dates=AUTO_MAX_DATES, windows=windows,
                             log=lambda _: None)
-    scores = {}
+    scores: dict[str, dict[str, float]] = {}
     for m in candidates:
         e = (held.predictions[m] - held.truth)[held.mask].astype(np.float64)
         n = max(e.size, 1)

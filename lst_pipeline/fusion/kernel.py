@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
-from lst_pipeline.fusion.pairs import candidate_references
+from lst_pipeline.fusion.pairs import Side, candidate_references
 from lst_pipeline.resample import coarse_cell_fraction, upsample_bilinear, upsample_nearest
 
 if TYPE_CHECKING:
@@ -95,25 +95,13 @@ class FusedBlock:
     reference_day: np.ndarray
 
 
-def fuse_block(
-    landsat_lst: np.ndarray,
-    landsat_days: np.ndarray,
-    landsat_modis: np.ndarray,
-    target_modis: np.ndarray,
-    target_days: np.ndarray,
-    *,
-    method: FusionMethod,
-    coarse_factor: int,
-    out_window: Window,
-    max_gap_days: int,
-    min_clear_fraction: float,
-    max_references: int,
-    two_references: bool = False,
-    max_disagreement_k: float = 3.0,
-    keep_observations: bool = True,
-    target_modis_filled: np.ndarray | None = None,
-    alignment: int | None = None,
-) -> FusedBlock:
+def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis: np.ndarray,
+               target_modis: np.ndarray, target_days: np.ndarray, *, method: FusionMethod,
+               coarse_factor: int, out_window: Window, max_gap_days: int,
+               min_clear_fraction: float, max_references: int, two_references: bool = False,
+               max_disagreement_k: float = 3.0, keep_observations: bool = True,
+               target_modis_filled: np.ndarray | None = None, alignment: int | None = None,
+               ) -> FusedBlock:
     """Fuse every target day of one block.
 
     Parameters
@@ -167,125 +155,176 @@ def fuse_block(
     day itself is kept as observed. Everything is decided per pixel or per coarse cell, never
     per block, so the result does not depend on how the cube is chunked.
     """
-    f = coarse_factor
-    align = alignment or _method_alignment(method, f)
-    landsat_lst, landsat_modis, target_modis, target_modis_filled = pad_to_alignment(
-        align, f, landsat_lst, landsat_modis, target_modis, target_modis_filled)
-    n_days = len(target_days)
-    ys, xs = out_window.slices
-    shape = (n_days, *out_window.shape)
-    lst = np.full(shape, np.nan, dtype=np.float32)
-    qa = np.full(shape, Flag.NO_DATA, dtype=np.uint8)
-    ref_day = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
-    landsat_days = np.asarray(landsat_days, dtype=np.int64)
-    target_days = np.asarray(target_days, dtype=np.int64)
+    block = _Block(landsat_lst, landsat_days, landsat_modis, target_modis, target_days,
+                   method=method, coarse_factor=coarse_factor, out_window=out_window,
+                   min_clear_fraction=min_clear_fraction, target_modis_filled=target_modis_filled,
+                   alignment=alignment)
+    if keep_observations:
+        block.observe()
+    selection = (max_gap_days, max_references)
+    if method.pairs == 2:
+        # Two-pair methods (ubESTARFM, two-pair STARFM) see both references at once; a
+        # pixel-day without a usable reference on each side stays a gap.
+        block.fuse_pairs(*selection)
+    elif not two_references:
+        pred, ref = block.chain("both", *selection)
+        block.take(np.isfinite(pred), pred, Flag.FUSED, ref)
+    else:
+        block.blend(block.chain("before", *selection), block.chain("after", *selection),
+                    max_disagreement_k)
+    return block.result()
 
-    clear = np.isfinite(landsat_lst)
-    # Observed: a usable Landsat pixel on the target day itself.
-    same_day = np.nonzero(target_days[:, None] == landsat_days[None, :])
-    for t, r in zip(*same_day) if keep_observations else ():
-        obs = clear[r, ys, xs]
-        lst[t][obs] = landsat_lst[r, ys, xs][obs]
-        qa[t][obs] = Flag.OBSERVED
-        ref_day[t][obs] = landsat_days[r]
 
-    # Usable reference pixels over the whole read window (the network needs their context).
-    landsat_modis_up = upsample_bilinear(landsat_modis, f)
-    usable = (clear & (coarse_cell_fraction(clear, f) >= min_clear_fraction)
-              & np.isfinite(landsat_modis_up))
-    target_seen = np.isfinite(target_modis).any(axis=(-2, -1))
-    pending = np.isnan(lst)  # not observed
+class _Block:
+    """The state of one :func:`fuse_block` call: inputs padded, outputs being filled."""
 
-    def composite(side: str) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
-        """Per pixel, the nearest usable reference on ``side`` (falling back to the next one),
-        composited into one reference image per day that can be fused."""
-        ranked = candidate_references(target_days, landsat_days, max_gap_days=max_gap_days,
-                                      max_references=max_references, side=side)
-        days = [t for t in range(n_days) if ranked[t, 0] >= 0 and target_seen[t]
+    def __init__(self, landsat_lst: np.ndarray, landsat_days: np.ndarray,
+                 landsat_modis: np.ndarray, target_modis: np.ndarray, target_days: np.ndarray,
+                 *, method: FusionMethod, coarse_factor: int, out_window: Window,
+                 min_clear_fraction: float, target_modis_filled: np.ndarray | None,
+                 alignment: int | None) -> None:
+        f = self.f = coarse_factor
+        self.method = method
+        align = alignment or _method_alignment(method, f)
+        padded_lst, padded_modis, padded_target, self.filled = pad_to_alignment(
+            align, f, landsat_lst, landsat_modis, target_modis, target_modis_filled)
+        # pad_to_alignment returns None only for a None input
+        assert padded_lst is not None and padded_modis is not None and padded_target is not None
+        self.landsat_lst, self.target_modis = padded_lst, padded_target
+        self.landsat_days = np.asarray(landsat_days, dtype=np.int64)
+        self.target_days = np.asarray(target_days, dtype=np.int64)
+        self.ys, self.xs = out_window.slices
+        self.shape = (len(target_days), *out_window.shape)
+        self.lst = np.full(self.shape, np.nan, dtype=np.float32)
+        self.qa = np.full(self.shape, Flag.NO_DATA, dtype=np.uint8)
+        self.ref_day = np.full(self.shape, REFERENCE_DATE_FILL, dtype=np.int32)
+        self.clear = np.isfinite(self.landsat_lst)
+        # usable reference pixels over the whole read window (the network needs the context)
+        self.landsat_modis_up = upsample_bilinear(padded_modis, f)
+        self.usable = (self.clear & (coarse_cell_fraction(self.clear, f) >= min_clear_fraction)
+                       & np.isfinite(self.landsat_modis_up))
+        self.target_seen = np.isfinite(self.target_modis).any(axis=(-2, -1))
+
+    def observe(self) -> None:
+        """Keep a usable Landsat pixel of the target day itself as observed."""
+        ys, xs = self.ys, self.xs
+        same_day = np.nonzero(self.target_days[:, None] == self.landsat_days[None, :])
+        for t, r in zip(*same_day):
+            obs = self.clear[r, ys, xs]
+            self.lst[t][obs] = self.landsat_lst[r, ys, xs][obs]
+            self.qa[t][obs] = Flag.OBSERVED
+            self.ref_day[t][obs] = self.landsat_days[r]
+
+    @property
+    def pending(self) -> np.ndarray:
+        """Pixel-days without a value yet (not observed)."""
+        return np.isnan(self.lst)
+
+    def composite(self, side: Side, max_gap_days: int, max_references: int
+                  ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+        """Per pixel, the nearest usable reference on ``side``, one composite image per day.
+
+        Where the nearest is unusable the next one is taken.
+        """
+        ranked = candidate_references(self.target_days, self.landsat_days,
+                                      max_gap_days=max_gap_days, max_references=max_references,
+                                      side=side)
+        pending = self.pending
+        days = [t for t in range(self.shape[0]) if ranked[t, 0] >= 0 and self.target_seen[t]
                 and pending[t].any()]
-        fine = np.full((len(days), *landsat_lst.shape[1:]), np.nan, dtype=np.float32)
+        fine = np.full((len(days), *self.landsat_lst.shape[1:]), np.nan, dtype=np.float32)
         coarse_up = np.full_like(fine, np.nan)
         used = np.full(fine.shape, -1, dtype=np.int16)  # index of the reference (< 32768)
         for k, t in enumerate(days):
             for r in ranked[t]:
                 if r < 0:
                     break
-                take = (used[k] < 0) & usable[r]
-                fine[k][take] = landsat_lst[r][take]
-                coarse_up[k][take] = landsat_modis_up[r][take]
+                take = (used[k] < 0) & self.usable[r]
+                fine[k][take] = self.landsat_lst[r][take]
+                coarse_up[k][take] = self.landsat_modis_up[r][take]
                 used[k][take] = r
         return days, fine, coarse_up, used
 
-    def chain(side: str) -> tuple[np.ndarray, np.ndarray]:
+    def chain(self, side: Side, max_gap_days: int, max_references: int
+              ) -> tuple[np.ndarray, np.ndarray]:
         """Fuse every day from its composite reference on ``side`` in one pass."""
-        days, fine, coarse_up, used = composite(side)
-        pred_out = np.full(shape, np.nan, dtype=np.float32)
-        ref_out = np.full(shape, REFERENCE_DATE_FILL, dtype=np.int32)
+        days, fine, coarse_up, used = self.composite(side, max_gap_days, max_references)
+        pred_out = np.full(self.shape, np.nan, dtype=np.float32)
+        ref_out = np.full(self.shape, REFERENCE_DATE_FILL, dtype=np.int32)
         if not days:
             return pred_out, ref_out
-        pred = method.predict(fine, coarse_up, target_modis[days], coarse_factor=f)
+        ys, xs = self.ys, self.xs
+        pred = self.method.predict(fine, coarse_up, self.target_modis[days],
+                                   coarse_factor=self.f)
+        pending = self.pending
         for k, t in enumerate(days):
             r = used[k][ys, xs]
             take = pending[t] & (r >= 0) & np.isfinite(pred[k][ys, xs])
             pred_out[t][take] = pred[k][ys, xs][take]
-            ref_out[t][take] = landsat_days[r[take]]
+            ref_out[t][take] = self.landsat_days[r[take]]
         return pred_out, ref_out
 
-    if getattr(method, "pairs", 1) == 2:
-        # Two-pair methods (ubESTARFM, two-pair STARFM) see both references at once; a
-        # pixel-day without a usable reference on each side stays a gap.
-        days_b, fine_b, coarse_b, used_b = composite("before")
-        days_a, fine_a, coarse_a, used_a = composite("after")
+    def fuse_pairs(self, max_gap_days: int, max_references: int) -> None:
+        """Predict each day from its references before and after at once (two-pair methods)."""
+        days_b, fine_b, coarse_b, used_b = self.composite("before", max_gap_days, max_references)
+        days_a, fine_a, coarse_a, used_a = self.composite("after", max_gap_days, max_references)
         common = sorted(set(days_b) & set(days_a))
-        if common:
-            ib = [days_b.index(t) for t in common]
-            ia = [days_a.index(t) for t in common]
-            pred = method.predict_pairs(
-                np.stack([fine_b[ib], fine_a[ia]], axis=1),
-                np.stack([coarse_b[ib], coarse_a[ia]], axis=1),
-                target_modis[common], coarse_factor=f)
-            for k, t in enumerate(common):
-                rb, ra = used_b[ib[k]][ys, xs], used_a[ia[k]][ys, xs]
-                take = (pending[t] & (rb >= 0) & (ra >= 0) & np.isfinite(pred[k][ys, xs]))
-                day_b, day_a = landsat_days[rb[take]], landsat_days[ra[take]]
-                lst[t][take] = pred[k][ys, xs][take]
-                qa[t][take] = Flag.FUSED_TWO
-                ref_day[t][take] = np.where(target_days[t] - day_b <= day_a - target_days[t],
-                                            day_b, day_a)
-        return _flag_gap_filled(FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day),
-                                target_modis_filled, f, ys, xs)
+        if not common:
+            return
+        ib = [days_b.index(t) for t in common]
+        ia = [days_a.index(t) for t in common]
+        pred = self.method.predict_pairs(
+            np.stack([fine_b[ib], fine_a[ia]], axis=1),
+            np.stack([coarse_b[ib], coarse_a[ia]], axis=1),
+            self.target_modis[common], coarse_factor=self.f)
+        ys, xs = self.ys, self.xs
+        pending = self.pending
+        for k, t in enumerate(common):
+            rb, ra = used_b[ib[k]][ys, xs], used_a[ia[k]][ys, xs]
+            take = pending[t] & (rb >= 0) & (ra >= 0) & np.isfinite(pred[k][ys, xs])
+            day_b, day_a = self.landsat_days[rb[take]], self.landsat_days[ra[take]]
+            self.lst[t][take] = pred[k][ys, xs][take]
+            self.qa[t][take] = Flag.FUSED_TWO
+            target = self.target_days[t]
+            self.ref_day[t][take] = np.where(target - day_b <= day_a - target, day_b, day_a)
 
-    if not two_references:
-        pred, ref = chain("both")
-        take = np.isfinite(pred)
-        lst[take], qa[take], ref_day[take] = pred[take], Flag.FUSED, ref[take]
-        return _flag_gap_filled(FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day),
-                                target_modis_filled, f, ys, xs)
+    def take(self, where: np.ndarray, values: np.ndarray, flag, reference: np.ndarray) -> None:
+        """Set the outputs where ``where`` (flag may be an array)."""
+        self.lst[where] = values[where]
+        self.qa[where] = flag[where] if isinstance(flag, np.ndarray) else flag
+        self.ref_day[where] = reference[where]
 
-    before, ref_before = chain("before")
-    after, ref_after = chain("after")
-    day = target_days[:, None, None].astype(np.float32)
-    gap_before = np.abs(day - ref_before)
-    gap_after = np.abs(ref_after - day)
-    has_before, has_after = np.isfinite(before), np.isfinite(after)
-    use_before = has_before & (~has_after | (gap_before <= gap_after))
-    nearest = np.where(use_before, before, after)
-    both = has_before & has_after & (np.abs(before - after) <= max_disagreement_k)
-    with np.errstate(invalid="ignore"):
-        weight_before = gap_after / (gap_before + gap_after)  # the nearer weighs more
-    blended = weight_before * before + (1 - weight_before) * after
-    take = has_before | has_after
-    lst[take] = np.where(both, blended, nearest)[take]
-    qa[take] = np.where(both, Flag.FUSED_TWO, Flag.FUSED)[take]
-    ref_day[take] = np.where(use_before, ref_before, ref_after)[take]
-    return _flag_gap_filled(FusedBlock(lst_k=lst, qa=qa, reference_day=ref_day),
-                            target_modis_filled, f, ys, xs)
+    def blend(self, before: tuple[np.ndarray, np.ndarray],
+              after: tuple[np.ndarray, np.ndarray], max_disagreement_k: float) -> None:
+        """Blend the predictions from before and after by temporal distance.
+
+        Only where they agree (``FUSED_TWO``); elsewhere the nearer one is kept.
+        """
+        (pred_b, ref_b), (pred_a, ref_a) = before, after
+        day = self.target_days[:, None, None].astype(np.float32)
+        gap_before, gap_after = np.abs(day - ref_b), np.abs(ref_a - day)
+        has_before, has_after = np.isfinite(pred_b), np.isfinite(pred_a)
+        use_before = has_before & (~has_after | (gap_before <= gap_after))
+        nearest = np.where(use_before, pred_b, pred_a)
+        both = has_before & has_after & (np.abs(pred_b - pred_a) <= max_disagreement_k)
+        with np.errstate(invalid="ignore"):
+            weight_before = gap_after / (gap_before + gap_after)  # the nearer weighs more
+        blended = weight_before * pred_b + (1 - weight_before) * pred_a
+        self.take(has_before | has_after, np.where(both, blended, nearest),
+                  np.where(both, Flag.FUSED_TWO, Flag.FUSED),
+                  np.where(use_before, ref_b, ref_a))
+
+    def result(self) -> FusedBlock:
+        """The outputs, fused values over interpolated MODIS flagged ``MODIS_GAP_FILLED``."""
+        return _flag_gap_filled(FusedBlock(lst_k=self.lst, qa=self.qa,
+                                           reference_day=self.ref_day),
+                                self.filled, self.f, self.ys, self.xs)
 
 
 def _method_alignment(method: FusionMethod, coarse_factor: int) -> int:
     import math
 
-    return math.lcm(coarse_factor, int(getattr(method, "alignment", 1)))
+    return math.lcm(coarse_factor, int(method.alignment))
 
 
 def pad_to_alignment(alignment: int, coarse_factor: int, fine: np.ndarray,

@@ -1,10 +1,9 @@
-"""Fusion methods: predict fine LST of a target day from one reference pair.
+"""Fusion methods: predict fine LST of a target day from one (or two) reference pairs.
 
-A method is any object with a ``name``, a ``halo(coarse_factor)`` (fine pixels of context
-it needs around each output pixel), an ``alignment`` (read windows must start on multiples
-of it) and a vectorised ``predict``. The engine and
-:func:`~lst_pipeline.fusion.kernel.fuse_block` do everything else, so a new method plugs in by
-implementing this protocol and registering in :data:`METHODS`.
+Every method implements :class:`FusionMethod`; the engine and
+:func:`~lst_pipeline.fusion.kernel.fuse_block` do everything else. What a method is
+(name, parameters, pairs, halo) is declared once, in :mod:`lst_pipeline.fusion.registry`;
+this module holds the computations.
 
 Methods are built once per process by :func:`get_method` (cached on its arguments), so a
 Dask worker loads the DLSTFM checkpoint once and reuses it for every task.
@@ -12,25 +11,50 @@ Dask worker loads the DLSTFM checkpoint once and reuses it for every task.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import math
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from lst_pipeline.errors import ConfigError, InputError
+from lst_pipeline.errors import InputError
+from lst_pipeline.fusion.registry import (
+    StarfmParams,
+    UbestarfmParams,
+    method_geometry,
+    method_info,
+)
 from lst_pipeline.fusion.timing import timed
-from lst_pipeline.grid import TaskCost
 from lst_pipeline.resample import upsample_bilinear
 
 
 class FusionMethod(Protocol):
-    """What the engine needs from a fusion method."""
+    """Everything callers use of a fusion method.
+
+    Attributes
+    ----------
+    name
+        Its registry name.
+    alignment
+        Read windows start on multiples of this on the fine grid (with the coarse factor).
+    pairs
+        1: each reference predicts alone (:meth:`predict`); 2: a reference before and one
+        after the day enter one prediction (:meth:`predict_pairs`).
+    seconds
+        Cumulative seconds spent in a network (0 for methods without one).
+    """
 
     name: str
-    alignment: int
+    pairs: int
+    seconds: float
+
+    @property
+    def alignment(self) -> int:
+        """Read windows start on multiples of this (read-only: a class value or a property)."""
 
     def halo(self, coarse_factor: int) -> int:
         """Fine pixels of context needed on each side of an output block."""
@@ -45,11 +69,46 @@ class FusionMethod(Protocol):
         NaN marks unusable pixels on input and pixels without a prediction on output.
         """
 
+    def predict_pairs(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                      target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """Predict ``(N, Y, X)`` from ``(N, P, Y, X)`` references (``P`` pairs each)."""
+
     def describe(self) -> dict:
         """Provenance attributes for the output cube."""
 
 
-class ReferenceChange:
+class _Method:
+    """Defaults shared by the methods: one pair, no network time, halo from the registry."""
+
+    name = ""
+    alignment = 1
+    pairs = 1
+    seconds = 0.0
+    params: Any = None
+
+    def halo(self, coarse_factor: int) -> int:
+        """Fine pixels of context needed on each side (:func:`method_geometry`)."""
+        return method_geometry(self.name, coarse_factor, params=self.params)[0]
+
+    def predict_pairs(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                      target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """Single-pair methods predict from the first pair only."""
+        return self.predict(reference_fine[:, 0], reference_coarse_up[:, 0], target_coarse,
+                            coarse_factor=coarse_factor)
+
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """The method's name (and parameters) for the cube's provenance."""
+        out: dict[str, Any] = {"lst_pipeline:method": self.name}
+        if self.params is not None:
+            out["lst_pipeline:method_params"] = dataclasses.asdict(self.params)
+        return out
+
+
+class ReferenceChangeMethod(_Method):
     """Reference Landsat plus the MODIS change since the reference date.
 
     ``F2 = F1 + up(C2) - up(C1)``, with ``up`` the NaN-aware bilinear upsampling of
@@ -59,21 +118,15 @@ class ReferenceChange:
     """
 
     name = "reference_change"
-    alignment = 1
-
-    def halo(self, coarse_factor: int) -> int:
-        return coarse_factor  # bilinear upsampling reaches one coarse pixel away
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """Reference plus the MODIS change, upsampled bilinearly."""
         target_up = upsample_bilinear(target_coarse, coarse_factor)
         return (reference_fine + (target_up - reference_coarse_up)).astype(np.float32)
 
-    def describe(self) -> dict:
-        return {"lst_pipeline:method": self.name}
 
-
-class ModisOnly:
+class ModisOnlyMethod(_Method):
     """The target day's MODIS upsampled (bilinear, NaN-aware) onto the fine grid.
 
     The floor every fusion method must beat: no fine detail at all. It is computed only
@@ -82,44 +135,31 @@ class ModisOnly:
     """
 
     name = "modis_only"
-    alignment = 1
-
-    def halo(self, coarse_factor: int) -> int:
-        return coarse_factor
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """The target day's MODIS upsampled bilinearly, where the reference is usable."""
         target_up = upsample_bilinear(target_coarse, coarse_factor)
         return np.where(np.isfinite(reference_fine), target_up, np.float32(np.nan))
 
-    def describe(self) -> dict:
-        return {"lst_pipeline:method": self.name}
 
-
-class Starfm:
+class STARFMMethod(_Method):
     """STARFM (Gao et al., 2006); see :func:`~lst_pipeline.fusion.baselines.starfm`.
 
     With ``pairs=2`` the nearest usable references before and after the day enter one
     weighted sum (:meth:`predict_pairs`); with ``pairs=1`` each reference predicts alone.
+    Parameters as :class:`~lst_pipeline.fusion.registry.StarfmParams`.
     """
 
     name = "starfm"
-    alignment = 1
 
-    def __init__(self, window: int = 31, classes: int = 4, landsat_uncertainty_k: float = 0.5,
-                 modis_uncertainty_k: float = 1.0, pairs: int = 1) -> None:
-        self.params = {"window": window, "classes": classes,
-                       "landsat_uncertainty_k": landsat_uncertainty_k,
-                       "modis_uncertainty_k": modis_uncertainty_k}
-        self.pairs = pairs
-
-    def halo(self, coarse_factor: int) -> int:
-        # the window's neighbours need their upsampled coarse values, which reach one
-        # coarse pixel further
-        return self.params["window"] // 2 + coarse_factor
+    def __init__(self, **params: Any) -> None:
+        self.params = StarfmParams(**params)
+        self.pairs = self.params.pairs
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """STARFM from the single reference pair."""
         return self.predict_pairs(reference_fine[:, None], reference_coarse_up[:, None],
                                   target_coarse, coarse_factor=coarse_factor)
 
@@ -128,36 +168,29 @@ class Starfm:
         """``(N, P, Y, X)`` references (``P`` pairs per prediction) -> ``(N, Y, X)``."""
         from lst_pipeline.fusion.baselines import starfm
 
+        kernel = {k: v for k, v in dataclasses.asdict(self.params).items() if k != "pairs"}
         target_up = upsample_bilinear(target_coarse, coarse_factor)
         return np.stack([starfm(reference_fine[i], reference_coarse_up[i], target_up[i],
-                                **self.params) for i in range(len(target_up))])
-
-    def describe(self) -> dict:
-        return {"lst_pipeline:method": self.name,
-                "lst_pipeline:method_params": {**self.params, "pairs": self.pairs}}
+                                **kernel) for i in range(len(target_up))])
 
 
-class Ubestarfm:
+class UBESTARFMMethod(_Method):
     """ESTARFM with ubESTARFM's local bias correction, from a reference before and after.
 
     See :func:`~lst_pipeline.fusion.baselines.ubestarfm`. Only :meth:`predict_pairs` is
-    meaningful; :meth:`predict` (one reference) raises.
+    meaningful; :meth:`predict` (one reference) raises. Parameters as
+    :class:`~lst_pipeline.fusion.registry.UbestarfmParams`.
     """
 
     name = "ubestarfm"
-    alignment = 1
     pairs = 2
 
-    def __init__(self, window: int = 31, classes: int = 2, conversion: str = "regression",
-                 min_k: float = 250.0, max_k: float = 350.0) -> None:
-        self.params = {"window": window, "classes": classes, "conversion": conversion,
-                       "min_k": min_k, "max_k": max_k}
-
-    def halo(self, coarse_factor: int) -> int:
-        return self.params["window"] // 2 + coarse_factor
+    def __init__(self, **params: Any) -> None:
+        self.params = UbestarfmParams(**params)
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """Refused: ubESTARFM needs two reference pairs (see :meth:`predict_pairs`)."""
         raise InputError("ubestarfm needs a reference pair before and one after the target "
                          "day, got one reference; use predict_pairs (the engine does so "
                          "with fusion.two_references: true)")
@@ -171,16 +204,14 @@ class Ubestarfm:
             raise InputError("ubestarfm needs exactly two reference pairs (before, after) per "
                              f"prediction, got references of shape {reference_fine.shape}")
         target_up = upsample_bilinear(target_coarse, coarse_factor)
+        kernel = dataclasses.asdict(self.params)
         return np.stack([ubestarfm(reference_fine[i, 0], reference_coarse_up[i, 0],
                                    reference_fine[i, 1], reference_coarse_up[i, 1],
-                                   target_up[i], **self.params)
+                                   target_up[i], **kernel)
                          for i in range(len(target_up))])
 
-    def describe(self) -> dict:
-        return {"lst_pipeline:method": self.name, "lst_pipeline:method_params": self.params}
 
-
-class DLSTFMMethod:
+class DLSTFMMethod(_Method):
     """The DLSTFM network as a fusion method.
 
     The checkpoint is loaded once when the method is built (once per worker process, see
@@ -220,7 +251,8 @@ class DLSTFMMethod:
         path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
         self.model, self.meta = load_checkpoint(path, map_location=self.device)
         DLSTFMMethod.loads += 1
-        self.model.to(memory_format=torch.channels_last)
+        # Module.to accepts memory_format at runtime; torch's overload stubs omit it
+        self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.checkpoint = path
         self.checkpoint_sha256 = file_sha256(path)
         self.mixed_precision = bool(mixed_precision) and self.device == "cuda"
@@ -228,24 +260,17 @@ class DLSTFMMethod:
         self.seconds = 0.0  # cumulative time in the network (host<->device included)
 
     @property
-    def alignment(self) -> int:
+    def alignment(self) -> int:  # type: ignore[override]
         """The fine path's alignment; the context branch follows the coarse grid itself."""
         return self.model.fine_alignment
 
-    @property
-    def cost(self) -> TaskCost:
-        """Memory of a task (fitted by ``benchmarks/bench_chunks.py``): about 0.8 kB of
-        activations per pixel of a forward pass dominates."""
-        return TaskCost(per_pixel_day=66.0, per_forward_pixel=800.0,
-                        forward_pixels=self.batch_pixels, fixed=420 * 2**20)
-
     def halo(self, coarse_factor: int) -> int:
-        # The network's receptive radius at this factor, plus one coarse pixel because the
-        # upsampled coarse images are only exact one coarse pixel inside the read window.
-        return self.model.receptive_radius_at(coarse_factor) + coarse_factor
+        """The network's receptive radius at this factor plus one coarse pixel."""
+        return method_geometry(self.name, coarse_factor, checkpoint=str(self.checkpoint))[0]
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
                 target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+        """The network's prediction, in batches of ``batch_pixels`` on the pinned device."""
         import torch
 
         c1 = reference_coarse_up
@@ -277,17 +302,11 @@ class DLSTFMMethod:
         return out
 
     def describe(self) -> dict:
+        """Name, checkpoint and its hash, receptive radius."""
         return {"lst_pipeline:method": self.name,
                 "lst_pipeline:checkpoint": str(self.checkpoint),
                 "lst_pipeline:checkpoint_sha256": self.checkpoint_sha256,
                 "lst_pipeline:model_receptive_radius": self.model.receptive_radius}
-
-
-METHODS: dict[str, type] = {ReferenceChange.name: ReferenceChange,
-                            DLSTFMMethod.name: DLSTFMMethod,
-                            ModisOnly.name: ModisOnly,
-                            Starfm.name: Starfm,
-                            Ubestarfm.name: Ubestarfm}
 
 
 @lru_cache(maxsize=8)
@@ -299,18 +318,18 @@ def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
 
     ``params`` are the method's own parameters as ``(name, value)`` pairs (see
     :meth:`~lst_pipeline.config.FusionConfig.method_params`).
+
+    Raises
+    ------
+    ConfigError
+        Unknown method (naming the available ones).
     """
-    if name not in METHODS:
-        raise ConfigError(
-            f"fusion.method: unknown method {name!r}; available: {', '.join(METHODS)}")
+    info = method_info(name)
+    module, cls = info.implementation.split(":")
+    method = getattr(importlib.import_module(module), cls)
     if name == DLSTFMMethod.name:
         return DLSTFMMethod(checkpoint, device, mixed_precision, batch_pixels, threads)
-    return METHODS[name](**dict(params))
-
-
-def method_pairs(method: FusionMethod) -> int:
-    """Reference pairs per prediction: 1, or 2 for methods with ``predict_pairs``."""
-    return int(getattr(method, "pairs", 1))
+    return method(**dict(params))
 
 
 def method_alignment(method: FusionMethod, coarse_factor: int) -> int:

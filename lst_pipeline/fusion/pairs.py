@@ -9,6 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+#: Which Landsat dates a target day may take: any, only earlier or only later ones.
+Side = Literal["both", "before", "after"]
 
 def candidate_references(
     target_days: np.ndarray,
@@ -17,7 +19,7 @@ def candidate_references(
     max_gap_days: int,
     max_references: int,
     include_same_day: bool = False,
-    side: Literal["both", "before", "after"] = "both",
+    side: Side = "both",
 ) -> np.ndarray:
     """Rank the Landsat dates each target day may use as reference.
 

@@ -36,5 +36,5 @@ def timed(stage: str) -> Iterator[None]:
 
 
 def snapshot() -> dict[str, float]:
-    """This thread's cumulative seconds per stage (subtract two snapshots for a task)."""
+    """The calling thread's cumulative seconds per stage (subtract two snapshots for a task)."""
     return dict(_counters())

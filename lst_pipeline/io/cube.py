@@ -29,16 +29,12 @@ from lst_pipeline.errors import InputError, StoreError
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
-    PRIVATE_GROUP,
     STATUS_ATTR,
-    StoreLock,
     create_store,
     grid_attrs,
     open_group,
-    private_dir,
-    read_json,
     spatial_coords,
-    write_json,
+    store_status,
 )
 
 if TYPE_CHECKING:
@@ -110,10 +106,10 @@ def create_cube(
 
     days = np.asarray(days, dtype="datetime64[D]")
     shape = (len(days), *grid.shape)
-    chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
+    clipped = tuple(min(c, n) for c, n in zip(chunks, shape))
 
     def lazy(dtype_):
-        return da.zeros(shape, chunks=chunks, dtype=dtype_)
+        return da.zeros(shape, chunks=clipped, dtype=dtype_)
 
     lst_attrs = {"standard_name": "surface_temperature", "long_name":
                  "daily land surface temperature", "units": "K", "grid_mapping": "spatial_ref"}
@@ -140,10 +136,10 @@ def create_cube(
         lst_encoding = {"dtype": "float32", "_FillValue": np.float32("nan")}
     else:
         raise StoreError(f"output.dtype: {dtype!r} is not int16 or float32")
-    encoding = {
-        LST: {**lst_encoding, "chunks": chunks},
-        QA: {"chunks": chunks, "_FillValue": None, "fill_value": Flag.NO_DATA},
-        REFERENCE_DATE: {"chunks": chunks, "_FillValue": REFERENCE_DATE_FILL,
+    encoding: dict[str, dict[str, object]] = {
+        LST: {**lst_encoding, "chunks": clipped},
+        QA: {"chunks": clipped, "_FillValue": None, "fill_value": Flag.NO_DATA},
+        REFERENCE_DATE: {"chunks": clipped, "_FillValue": REFERENCE_DATE_FILL,
                          "fill_value": REFERENCE_DATE_FILL},
     }
     create_store(path, ds, encoding, kind="cube")
@@ -171,39 +167,14 @@ class CubeWriter:
         self._group[REFERENCE_DATE][ts, ys, xs] = reference_day.astype(np.int32)
 
     def set_status(self, status: str) -> None:
+        """Record the cube as ``writing`` or ``complete``."""
         self._group.attrs[STATUS_ATTR] = status
 
-
-def remove_partial_writes(path: Path | str) -> int:
-    """Delete the temporary files of chunk writes that never finished; returns how many.
-
-    Zarr writes a chunk to ``<key>.<uuid>.partial`` and renames it into place, so a worker
-    killed in the middle of a write leaves such a file behind (never a damaged chunk). Run
-    once every chunk is recorded, the sweep leaves exactly the chunks of an uninterrupted
-    run.
-    """
-    import os
-
-    removed = 0
-    stack = [os.path.join(str(path), name) for name in (LST, QA, REFERENCE_DATE)]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif entry.name.endswith(".partial"):
-                os.unlink(entry.path)
-                removed += 1
-    return removed
 
 
 def cube_status(path: Path | str) -> str | None:
     """The ``lst_pipeline:status`` of a cube (``writing`` or ``complete``), None if absent."""
-    return open_group(path).attrs.get(STATUS_ATTR)
+    return store_status(path)
 
 
 #: Boolean helper variables added by :func:`open_cube`, derived from ``qa`` (never stored).
@@ -287,79 +258,9 @@ def open_cube(path: Path | str, *, flags: bool = True) -> xr.Dataset:
     return cube
 
 
-class RunRecord:
-    """Completion records, the input record and the writer lock of one cube, in the store.
+# The cube's own records live in lst_pipeline.io.cube_store; these names are re-exported.
+from lst_pipeline.io.cube_store import CubeStore, RunRecord, remove_partial_writes  # noqa: E402
 
-    ``<cube>/_lst_pipeline/`` is a Zarr group (so Zarr and xarray ignore it quietly) holding
-    ``done/<it>-<iy>-<ix>``: one empty file per output chunk, written *after* the chunk's
-    region write, so "chunk recorded" means "chunk completely written" (a chunk file that
-    merely exists proves nothing: Zarr skips all-fill chunks); ``inputs.json``: the content
-    digest of every input-stack date the cube was computed from (what a resume compares);
-    and ``lock``: the process writing the cube (:class:`~lst_pipeline.io.zarr_store.StoreLock`).
-    """
-
-    INPUTS = "inputs.json"
-
-    def __init__(self, cube: Path | str) -> None:
-        self.cube = Path(cube)
-        self.root = self.cube / PRIVATE_GROUP
-        self.done_dir = self.root / "done"
-        self.lock = StoreLock(self.cube, "another run is writing this cube")
-        self.lock_path = self.lock.path
-
-    def ensure(self) -> None:
-        """Create the record group (idempotent)."""
-        private_dir(self.cube)
-        self.done_dir.mkdir(parents=True, exist_ok=True)
-
-    def mark_done(self, index: tuple[int, int, int]) -> None:
-        (self.done_dir / "-".join(map(str, index))).touch()
-
-    def done(self) -> set[tuple[int, int, int]]:
-        if not self.done_dir.is_dir():
-            return set()
-        return {tuple(int(v) for v in p.name.split("-")) for p in self.done_dir.iterdir()}
-
-    def forget(self, indices: set[tuple[int, int, int]]) -> None:
-        """Drop the completion records of chunks that must be computed again."""
-        for index in indices:
-            (self.done_dir / "-".join(map(str, index))).unlink(missing_ok=True)
-
-    def inputs(self) -> dict | None:
-        """The input digests recorded by :meth:`set_inputs` (None: none recorded)."""
-        return read_json(self.cube, self.INPUTS)
-
-    def set_inputs(self, content: dict | None) -> None:
-        write_json(self.cube, self.INPUTS, content)
-
-    def write_log(self, name: str, text: str) -> str:
-        """Keep ``text`` as ``_lst_pipeline/logs/<name>-<time>.log``; returns where it went.
-
-        If the cube cannot take it (a full disk), the log goes to the temporary directory.
-        """
-        import tempfile
-        import time
-
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for folder in (self.root / "logs", Path(tempfile.gettempdir())):
-            path = folder / f"{name}-{stamp}.log"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-                return str(path)
-            except OSError:
-                continue
-        return "(no log: neither the cube nor the temporary directory can be written)"
-
-    def acquire_lock(self) -> None:
-        """Take the writer lock, or refuse if a live run holds it; a dead run's lock is stale.
-
-        Raises
-        ------
-        StoreError
-            Naming the process that holds the lock.
-        """
-        self.lock.acquire()
-
-    def release_lock(self) -> None:
-        self.lock.release()
+__all__ = ["LST", "QA", "REFERENCE_DATE", "CubeStore", "CubeWriter", "Flag", "RunRecord",
+           "create_cube", "cube_status", "decode_lst", "encode_lst", "flag_category",
+           "flag_helpers", "open_cube", "remove_partial_writes"]

@@ -40,7 +40,7 @@ def qc_field(qc: np.ndarray, shift: int) -> np.ndarray:
     return (np.asarray(qc).astype(np.uint8, copy=False) >> np.uint8(shift)) & np.uint8(0b11)
 
 
-def make_qc(mandatory: np.ndarray, lst_error: np.ndarray | int = 0,
+def make_qc(mandatory: np.ndarray | int, lst_error: np.ndarray | int = 0,
             emissivity_error: np.ndarray | int = 0, data_quality: np.ndarray | int = 0
             ) -> np.ndarray:
     """Pack QC bit fields into uint8 QC_Day values (inverse of :func:`qc_field`)."""
@@ -124,10 +124,12 @@ class Granule:
 
     @property
     def platform(self) -> str:
+        """``Terra`` or ``Aqua``."""
         return PRODUCTS[self.product]
 
     @property
     def name(self) -> str:
+        """The granule's file name."""
         return Path(self.path).name
 
 
@@ -292,7 +294,7 @@ def hdf_grid(path: Path | str, struct_metadata: str) -> GeoBox:
     return GeoBox((ny, nx), transform, SINUSOIDAL)
 
 
-def decode_lst(dn: np.ndarray) -> np.ndarray:
+def decode_lst_dn(dn: np.ndarray) -> np.ndarray:
     """LST DN -> Kelvin (float32); fill and DN below the valid range as NaN."""
     dn = np.asarray(dn)
     kelvin = dn.astype(np.float32) * np.float32(LST_SCALE_K)
@@ -308,7 +310,7 @@ def read_layers(granule: Granule, overpass: str = "day", target: GeoBox | None =
     """
     if granule.layers is None:
         return _read_hdf_layers(granule, overpass, target)
-    return _read_tiff_layers(granule, target)
+    return _read_tiff_layers(granule, granule.layers, target)
 
 
 def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
@@ -356,26 +358,26 @@ def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
     return out, box[ys, xs]
 
 
-def _read_tiff_layers(granule: Granule, target: GeoBox | None
+def _read_tiff_layers(granule: Granule, layers: dict[str, str], target: GeoBox | None
                       ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
     import rasterio
 
     from lst_pipeline.io.raster import read_tiff
 
-    lst = read_tiff(granule.layers["lst"], target=target)
+    lst = read_tiff(layers["lst"], target=target)
     if lst is None:
         return None
     out = {"lst": lst.data}
-    with rasterio.open(granule.layers["lst"]) as src:
+    with rasterio.open(layers["lst"]) as src:
         scale = float(src.tags().get("scale_factor", 1.0 if src.dtypes[0].startswith("float")
                                      else LST_SCALE_K))
     if scale != LST_SCALE_K:  # e.g. an export already in Kelvin: back to DN
         out["lst"] = np.where(lst.data > 0, np.round(lst.data * (scale / LST_SCALE_K)), 0)
     for key in ("qc", "view_time"):
-        if key in granule.layers:
-            layer = read_tiff(granule.layers[key], target=target)
+        if key in layers:
+            layer = read_tiff(layers[key], target=target)
             if layer is None or layer.data.shape != lst.data.shape:
-                raise InputError(f"{granule.layers[key]}: does not cover the same pixels as "
+                raise InputError(f"{layers[key]}: does not cover the same pixels as "
                                  f"{granule.name}; the layers come from different exports")
             out[key] = layer.data
     # AppEEARS writes QC fill as -999: not produced.
@@ -425,7 +427,7 @@ def read_granule(granule: Granule, target: GeoBox, *, overpass: str = "day",
     layers, box = read
     dn = layers["lst"]
     usable = usable_mask(layers["qc"], max_lst_error_class=max_lst_error_class)
-    kelvin = np.where(usable, decode_lst(dn), np.nan)
+    kelvin = np.where(usable, decode_lst_dn(dn), np.nan)
     lst, frac = to_grid_mean(GeoRaster(kelvin.astype(np.float32), box), target)
     lst = np.where(frac >= min_valid_fraction, lst, np.nan).astype(np.float32)
     qc = to_grid_nearest(GeoRaster(layers["qc"].astype(np.uint8), box), target,

@@ -53,6 +53,7 @@ def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, 
     from lst_pipeline.io.raster import read_tiff, same_grid
 
     raster = read_tiff(path)
+    assert raster is not None  # read_tiff returns None only when it misses a target grid
     grids = (grid, *alternatives)
     which = next((i for i, g in enumerate(grids) if same_grid(raster.geobox, g)), None)
     if which is None:

@@ -53,7 +53,7 @@ def overlap_roi(source: GeoBox, target: GeoBox, *, padding: int = 2
     return ys, xs
 
 
-def read_tiff(path: Path, *, band: int = 1, target: GeoBox | None = None,
+def read_tiff(path: Path | str, *, band: int = 1, target: GeoBox | None = None,
               georeference: GeoBox | None = None, expect_shape: tuple[int, int] | None = None,
               described_by: str = "its metadata",
               no_georeference: str = "use the original GeoTIFF from the provider"

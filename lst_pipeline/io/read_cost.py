@@ -36,12 +36,14 @@ class CountingStore(WrapperStore):
                 self.bytes_by_key[key] = self.bytes_by_key.get(key, 0) + len(buf)
 
     async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        """Read a key, counting its bytes."""
         buf = await self._store.get(key, prototype, byte_range)
         self._count(key, buf)
         return buf
 
     async def get_partial_values(self, prototype: Any,
                                  key_ranges: Iterable[tuple[str, Any]]) -> list[Any]:
+        """Read byte ranges, counting their bytes."""
         key_ranges = list(key_ranges)
         bufs = await self._store.get_partial_values(prototype, key_ranges)
         for (key, _), buf in zip(key_ranges, bufs):
@@ -49,6 +51,7 @@ class CountingStore(WrapperStore):
         return bufs
 
     def reset(self) -> None:
+        """Forget the bytes counted so far."""
         with self._lock:
             self.bytes_by_key.clear()
 
@@ -68,6 +71,7 @@ class ReadCost:
 
     @property
     def total_bytes(self) -> int:
+        """Chunk bytes plus metadata bytes read."""
         return self.chunk_bytes + self.open_bytes
 
 

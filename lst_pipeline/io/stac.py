@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from lst_pipeline.errors import InputError, MissingDependencyError
 from lst_pipeline.io import landsat, modis
@@ -30,6 +30,7 @@ def load_items(config: StacSourceConfig) -> list[Any]:
         raise MissingDependencyError("STAC input needs pystac: "
                                      "pip install 'lst_pipeline[stac]'") from exc
     source = config.catalog or config.items
+    assert source is not None  # StacSourceConfig requires exactly one of catalog or items
     if not Path(source).is_file():
         raise InputError(f"{source}: STAC {'catalog' if config.catalog else 'items'} file "
                          "not found")
@@ -44,6 +45,14 @@ def load_items(config: StacSourceConfig) -> list[Any]:
     for item in items:
         item.make_asset_hrefs_absolute()
     return items
+
+
+@overload
+def _asset(item: Any, *keys: str, required: Literal[True] = ...) -> str: ...
+
+
+@overload
+def _asset(item: Any, *keys: str, required: bool) -> str | None: ...
 
 
 def _asset(item: Any, *keys: str, required: bool = True) -> str | None:
@@ -99,9 +108,9 @@ def modis_granule(item: Any, overpass: str = "day") -> modis.Granule:
     parts = item.id.split(".")
     version = parts[3] if len(parts) > 3 else "061"
     names = modis.layer_names(overpass)
-    layers = {key: _asset(item, name, required=key != "view_time")
-              for key, name in names.items()}
-    layers = {k: v for k, v in layers.items() if v is not None}
+    found = {key: _asset(item, name, required=key != "view_time")
+             for key, name in names.items()}
+    layers = {k: v for k, v in found.items() if v is not None}
     return modis.Granule(layers["lst"], product, _item_time(item).date(), version, layers)
 
 

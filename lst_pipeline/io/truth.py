@@ -88,8 +88,9 @@ def create_truth(path: Path, grid: TargetGrid, days: np.ndarray, *, class_names:
                                        "time": days.astype("datetime64[ns]")},
                     attrs={**(attrs or {}), GRID_ATTR: grid_attrs(grid), STATUS_ATTR: "writing",
                            "title": "lst_pipeline simulated truth"})
-    encoding = {LST: {"chunks": (ct, cy, cx), "_FillValue": np.float32("nan")},
-                **{name: {"chunks": (cy, cx), "_FillValue": None} for name in layers}}
+    encoding: dict[str, dict[str, object]] = {
+        LST: {"chunks": (ct, cy, cx), "_FillValue": np.float32("nan")},
+        **{name: {"chunks": (cy, cx), "_FillValue": None} for name in layers}}
     create_store(path, ds, encoding, kind="truth")
 
 
@@ -105,6 +106,7 @@ class TruthWriter:
         self._group[LST][start:start + len(lst_k)] = lst_k.astype(np.float32)
 
     def write_static(self, name: str, values: np.ndarray) -> None:
+        """Write a static layer (land cover, elevation ...)."""
         self._group[name][:] = values
 
     def finish(self) -> None:

@@ -11,8 +11,6 @@ dates, each predicted from its nearest training date.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -23,6 +21,12 @@ from typing import Any
 import numpy as np
 
 from lst_pipeline.errors import InputError
+from lst_pipeline.model.data import (
+    RegionData,
+    make_pairs,
+    region_patch,
+    sample_patches,
+)
 
 #: Held-out blocks: the dates are cut into blocks of this many days, every third is held out.
 BLOCK_DAYS = 24
@@ -77,35 +81,34 @@ def time_block_split(days: np.ndarray, usable: np.ndarray, *, block_days: int = 
     return index[~held], index[held]
 
 
-def _content_fingerprint(stack: Path) -> str | None:
-    from lst_pipeline.io.stack import read_content
+def _window(shape: tuple[int, int], unit: int) -> tuple[slice, slice]:
+    """A centred window of at most :data:`VALIDATION_WINDOW` px, in multiples of ``unit``.
 
-    content = read_content(stack)
-    if content is None:
-        return None
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    ``unit`` is the network's alignment (a multiple of the coarse factor), so the window
+    starts on coarse pixel edges and the network accepts it as a tile.
+    """
 
+    def span(n: int) -> slice:
+        size = unit * max(1, min(n, VALIDATION_WINDOW) // unit)
+        start = unit * (((n - size) // 2) // unit)
+        return slice(start, start + size)
 
-def _window(shape: tuple[int, int], factor: int) -> tuple[slice, slice]:
-    """A centred window of at most :data:`VALIDATION_WINDOW` px, on coarse pixel edges."""
-    out = []
-    for n in shape:
-        size = min(n, factor * (VALIDATION_WINDOW // factor))
-        start = factor * (((n - size) // 2) // factor)
-        out.append(slice(start, start + size))
-    return tuple(out)
+    ny, nx = shape
+    return span(ny), span(nx)
 
 
 def _validation_scores(models: dict[str, Any], region, pairs: list[tuple[int, int, int]],
                        device: str, starfm_params: dict | None) -> tuple[dict, int]:
-    """MAE and RMSE of each model (and of the classical methods unless ``starfm_params`` is
-    None) on the same clear pixels of the held-out dates."""
+    """MAE and RMSE of each model on the same clear pixels of the held-out dates.
+
+    The classical methods are scored too unless ``starfm_params`` is None.
+    """
     import torch
 
     from lst_pipeline.fusion.baselines import starfm
 
     f = region.coarse_factor
-    ys, xs = _window(region.fine.shape[1:], f)
+    ys, xs = _window(region.fine.shape[1:], next(iter(models.values())).alignment_at(f))
     classical = ("reference_change", "starfm") if starfm_params is not None else ()
     sums = {name: np.zeros(3) for name in (*models, *classical)}
     pixels = 0
@@ -113,8 +116,9 @@ def _validation_scores(models: dict[str, Any], region, pairs: list[tuple[int, in
         f1, c1, c2 = (a[ys, xs] for a in (region.fine[i], region.coarse_up[i],
                                          region.coarse_up[j]))
         target = region.fine[j][ys, xs]
-        preds = {"reference_change": f1 + c2 - c1,
-                 "starfm": starfm(f1, c1, c2, **starfm_params)} if classical else {}
+        preds = ({"reference_change": f1 + c2 - c1,
+                  "starfm": starfm(f1, c1, c2, **starfm_params)}
+                 if starfm_params is not None else {})  # the classical methods too
         with torch.inference_mode():
             tensors = [torch.from_numpy(np.ascontiguousarray(a))[None, None].to(device)
                        for a in (f1, c1, c2)]
@@ -144,105 +148,68 @@ def _nearest_pairs(days: np.ndarray, train: np.ndarray, targets: np.ndarray,
     return pairs
 
 
-def adapt_checkpoint(config, *, steps: int = 400, out: Path | str | None = None,
-                     checkpoint: Path | str | None = None, batch_size: int = 4,
-                     patch: int = 192, learning_rate: float = 4e-4, seed: int = 0,
-                     min_clear_fraction: float = 0.2, evaluations: int = 4,
-                     progress: bool = True, log=print) -> AdaptResult:
-    """Fine-tune DLSTFM on the input stack of ``config``; write and score the result.
+@dataclass
+class _Split:
+    """The region's Landsat dates cut for adaptation: a training subset and held-out pairs."""
 
-    Parameters
-    ----------
-    config
-        A :class:`~lst_pipeline.config.PipelineConfig`; its ``inputs.stack`` supplies the
-        samples, its ``fusion`` the starting checkpoint, the largest reference gap and the
-        STARFM parameters.
-    steps
-        Optimiser steps.
-    out
-        Checkpoint to write (default: ``<stack>.adapted.pt`` beside the stack).
-    checkpoint
-        Starting checkpoint (default: ``fusion.checkpoint``, else the shipped one).
-    batch_size, patch, learning_rate, seed
-        Optimisation (patch edge rounded to whole coarse pixels).
-    min_clear_fraction
-        Landsat dates less clear than this are not used.
-    evaluations
-        Validation passes during training (the best state is kept).
-    progress, log
-        Progress bar; where messages go.
+    train_idx: np.ndarray
+    sub: RegionData
+    train_pairs: list[tuple[int, int, int]]
+    val_pairs: list[tuple[int, int, int]]
 
-    Raises
-    ------
-    InputError
-        If the stack has too few clear Landsat dates to train and validate on.
+
+def _split(region: RegionData, *, max_gap_days: int, min_clear_fraction: float) -> _Split:
+    """Hold out blocks of time; refuse a region with too few clear dates for both."""
+    usable = region.clear >= min_clear_fraction
+    train_idx, val_idx = time_block_split(region.days, usable)
+    sub = region.select_dates(train_idx)
+    train_pairs, _ = make_pairs([sub], max_gap_days=max_gap_days, min_clear=min_clear_fraction,
+                                validation_fraction=0.0)
+    val_pairs = _nearest_pairs(region.days, train_idx, val_idx, max_gap_days)
+    if not train_pairs or not val_pairs:
+        raise InputError(
+            f"{region.name}: {int(usable.sum())} Landsat date(s) at least "
+            f"{min_clear_fraction:.0%} clear; adapt needs at least 3 within {max_gap_days} days "
+            "of each other to train on some and validate on others (ingest more scenes, or "
+            "lower --min-clear)")
+    return _Split(train_idx, sub, train_pairs, val_pairs)
+
+
+def _fine_tune(model, region: RegionData, split: _Split, *, device: str, steps: int,
+               batch_size: int, patch: int, learning_rate: float, seed: int,
+               evaluations: int, progress: bool, log) -> dict[str, Any]:
+    """Optimise ``model`` in place on the training pairs; load its best held-out state.
+
+    Returns the patch edge used, the best step and the validation history.
     """
     import torch
     from tqdm.auto import tqdm
-
-    from lst_pipeline.devices import resolve_device
-    from lst_pipeline.model.checkpoint import (
-        DEFAULT_CHECKPOINT,
-        file_sha256,
-        load_checkpoint,
-        save_checkpoint,
-    )
-    from lst_pipeline.model.train import load_region, make_pairs, region_patch, sample_patches
-
-    stack = Path(config.inputs.stack)
-    start_path = Path(checkpoint or config.fusion.checkpoint or DEFAULT_CHECKPOINT)
-    out = Path(out) if out is not None else stack.with_name(stack.name + ".adapted.pt")
-    device = resolve_device(config.fusion.device)
-    region = load_region(stack, stack.name)
-    usable = region.clear >= min_clear_fraction
-    train_idx, val_idx = time_block_split(region.days, usable)
-    gap = config.fusion.max_reference_gap_days
-    sub = dataclasses.replace(region, fine=region.fine[train_idx],
-                              coarse_up=region.coarse_up[train_idx], days=region.days[train_idx],
-                              clear=region.clear[train_idx])
-    train_pairs, _ = make_pairs([sub], max_gap_days=gap, min_clear=min_clear_fraction,
-                                validation_fraction=0.0)
-    val_pairs = _nearest_pairs(region.days, train_idx, val_idx, gap)
-    if not train_pairs or not val_pairs:
-        raise InputError(
-            f"{stack}: {int(usable.sum())} Landsat date(s) at least {min_clear_fraction:.0%} "
-            f"clear; adapt needs at least 3 within {gap} days of each other to train on some "
-            "and validate on others (ingest more scenes, or lower --min-clear)")
-    log(f"adapting {start_path.name} on {stack}: {len(train_idx)} training dates "
-        f"({len(train_pairs)} pairs), {len(val_pairs)} held-out dates in blocks of "
-        f"{BLOCK_DAYS} days")
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if device == "cpu":
         torch.use_deterministic_algorithms(True)
-    start_model, meta = load_checkpoint(start_path, map_location=device)
-    model, _ = load_checkpoint(start_path, map_location=device)
-    starfm_params = dict(config.fusion.method_params()) if config.fusion.method == "starfm" \
-        else dataclasses.asdict(config.fusion.starfm)
-    starfm_params.pop("pairs", None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / steps)))
-    edge = region_patch(sub, patch)
     f = region.coarse_factor
+    edge = region_patch(split.sub, patch, model.alignment_at(f))
     margin = min(16, edge // 8)
 
-    def validate(current) -> float:
-        current.eval()
-        table, _ = _validation_scores({"m": current}, region, val_pairs, device, None)
+    def validate() -> float:
+        model.eval()
+        table, _ = _validation_scores({"m": model}, region, split.val_pairs, device, None)
         return table["m"]["mae_k"]
 
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    best_mae, best_step = validate(model), 0
+    best_mae, best_step = validate(), 0
     history = [{"step": 0, "validation_mae_k": best_mae}]
     every = max(1, steps // max(evaluations, 1))
-    started = time.perf_counter()
     for step in tqdm(range(1, steps + 1), desc="adapt", unit="step", disable=not progress):
         model.train()
-        ref, ref_c, tgt_c, tgt = (torch.from_numpy(np.ascontiguousarray(a)).to(device)
-                                  for a in sample_patches(rng, [sub], train_pairs, batch_size,
-                                                          edge))
+        ref, ref_c, tgt_c, tgt = (
+            torch.from_numpy(np.ascontiguousarray(a)).to(device)
+            for a in sample_patches(rng, [split.sub], split.train_pairs, batch_size, edge))
         pred = model(ref, ref_c, tgt_c, coarse_factor=f)[..., margin:-margin, margin:-margin]
         tgt = tgt[..., margin:-margin, margin:-margin]
         ok = torch.isfinite(pred) & torch.isfinite(tgt)
@@ -254,7 +221,7 @@ def adapt_checkpoint(config, *, steps: int = 400, out: Path | str | None = None,
             optimizer.step()
         schedule.step()
         if step % every == 0 or step == steps:
-            mae = validate(model)
+            mae = validate()
             history.append({"step": step, "validation_mae_k": mae})
             log(f"step {step}: held-out MAE {mae:.3f} K (best {best_mae:.3f} K)")
             if mae < best_mae:
@@ -262,21 +229,80 @@ def adapt_checkpoint(config, *, steps: int = 400, out: Path | str | None = None,
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     model.eval()
+    return {"patch": edge, "best_step": best_step, "history": history}
+
+
+def _date(day) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+def adapt_checkpoint(region: RegionData, *, start: Path | str, out: Path | str,
+                     max_gap_days: int, device: str = "auto",
+                     starfm_params: dict | None = None, source: dict | None = None,
+                     steps: int = 400, batch_size: int = 4, patch: int = 192,
+                     learning_rate: float = 4e-4, seed: int = 0,
+                     min_clear_fraction: float = 0.2, evaluations: int = 4,
+                     progress: bool = True, log=print) -> AdaptResult:
+    """Fine-tune the checkpoint ``start`` on ``region``; write it to ``out`` and score it.
+
+    Parameters
+    ----------
+    region
+        The user's Landsat dates and their MODIS (see
+        :func:`lst_pipeline.training.load_region`).
+    start, out
+        Starting checkpoint; checkpoint to write.
+    max_gap_days
+        Largest reference-to-target gap of a training or validation pair.
+    device
+        Torch device (``auto`` picks CUDA when there is one).
+    starfm_params
+        STARFM parameters for the classical scores of the final table (defaults if None).
+    source
+        Provenance of the region recorded in the checkpoint (e.g. the stack and its content
+        digest).
+    steps, batch_size, patch, learning_rate, seed
+        Optimisation (patch edge rounded to whole coarse pixels).
+    min_clear_fraction
+        Landsat dates less clear than this are not used.
+    evaluations
+        Validation passes during training (the best state is kept).
+    progress, log
+        Progress bar; where messages go.
+
+    Raises
+    ------
+    InputError
+        If the region has too few clear Landsat dates to train and validate on.
+    """
+    from lst_pipeline.devices import resolve_device
+    from lst_pipeline.model.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+
+    start, out = Path(start), Path(out)
+    device = resolve_device(device)
+    split = _split(region, max_gap_days=max_gap_days, min_clear_fraction=min_clear_fraction)
+    log(f"adapting {start.name} on {region.name}: {len(split.train_idx)} training dates "
+        f"({len(split.train_pairs)} pairs), {len(split.val_pairs)} held-out dates in blocks of "
+        f"{BLOCK_DAYS} days")
+    start_model, meta = load_checkpoint(start, map_location=device)
+    model, _ = load_checkpoint(start, map_location=device)
+    started = time.perf_counter()
+    tuned = _fine_tune(model, region, split, device=device, steps=steps, batch_size=batch_size,
+                       patch=patch, learning_rate=learning_rate, seed=seed,
+                       evaluations=evaluations, progress=progress, log=log)
     table, pixels = _validation_scores({"dlstfm adapted": model, "dlstfm start": start_model},
-                                       region, val_pairs, device, starfm_params)
+                                       region, split.val_pairs, device, starfm_params or {})
+    base = meta.get("training", {}).get("name")
     record = {
-        "name": f"{meta.get('training', {}).get('name', 'dlstfm')}-adapted",
-        "adapted_from": str(start_path), "adapted_from_sha256": file_sha256(start_path),
-        "stack": str(stack), "stack_content_sha256": _content_fingerprint(stack),
-        "steps": steps, "best_step": best_step, "learning_rate": learning_rate,
-        "batch_size": batch_size, "patch": edge, "seed": seed,
-        "train_dates": [str(np.datetime64(int(d), "D")) for d in region.days[train_idx]],
-        "validation_dates": [str(np.datetime64(int(region.days[j]), "D"))
-                             for _, _, j in val_pairs],
-        "validation_pairs": len(val_pairs), "validation_pixels": pixels,
-        "validation": table, "history": history,
-        "wall_seconds": time.perf_counter() - started,
-        "base_training": meta.get("training", {}).get("name"),
+        "name": f"{base or 'dlstfm'}-adapted", "adapted_from": str(start),
+        "adapted_from_sha256": file_sha256(start), **(source or {}),
+        "steps": steps, "best_step": tuned["best_step"], "learning_rate": learning_rate,
+        "batch_size": batch_size, "patch": tuned["patch"], "seed": seed,
+        "train_dates": [_date(d) for d in region.days[split.train_idx]],
+        "validation_dates": [_date(region.days[j]) for _, _, j in split.val_pairs],
+        "validation_pairs": len(split.val_pairs), "validation_pixels": pixels,
+        "validation": table, "history": tuned["history"],
+        "wall_seconds": time.perf_counter() - started, "base_training": base,
     }
     record = json.loads(json.dumps(record, default=float))  # plain data only (weights_only)
     save_checkpoint(out, model, training=record)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lst_pipeline.model.spec import safm_alignment, safm_radius
+
 
 class ChannelNorm(nn.Module):
     """Layer normalisation over channels at each pixel (no spatial statistics)."""
@@ -24,6 +26,7 @@ class ChannelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise over channels, ``(N, C, H, W)`` in and out."""
         # (N, C, H, W) -> (N, H, W, C) is a free view for channels_last tensors.
         y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
@@ -74,16 +77,15 @@ class SAFM(nn.Module):
     @property
     def alignment(self) -> int:
         """Tiles must start on multiples of this (1: any shift)."""
-        return max(self.scales) if self.mode == "strided" else 1
+        return safm_alignment(self.scales, self.mode)
 
     @property
     def receptive_radius(self) -> int:
         """Pixels of context on each side an output pixel depends on."""
-        if self.mode == "strided":
-            return 2 * max(self.scales) - 1
-        return max(s + s // 2 if s > 1 else 1 for s in self.scales)
+        return safm_radius(self.scales, self.mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Modulate each channel group by its multi-scale context."""
         groups = x.chunk(len(self.scales), dim=1)
         out = []
         for scale, conv, g in zip(self.scales, self.filters, groups):
@@ -135,6 +137,7 @@ class ConvFFN(nn.Module):
     receptive_radius = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Expand, mix spatially, project back."""
         return self.project(F.gelu(self.spatial(self.expand(x))))
 
 
@@ -151,9 +154,11 @@ class SAFMBlock(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
+        """Pixels of context one block adds on each side."""
         return self.safm.receptive_radius + self.ffn.receptive_radius
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-norm residual SAFM then feed-forward."""
         x = x + self.safm(self.norm1(x))
         return x + self.ffn(self.norm2(x))
 
@@ -187,6 +192,7 @@ class TemperatureCorrection(nn.Module):
         super().__init__()
         self.hidden = nn.Conv2d(channels + 2, hidden, 1)
         self.out = nn.Conv2d(hidden, 4, 1)
+        assert self.out.bias is not None  # Conv2d has a bias unless built with bias=False
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.offset_scale_k = offset_scale_k
@@ -198,6 +204,7 @@ class TemperatureCorrection(nn.Module):
                 anomaly_norm: torch.Tensor, reference_k: torch.Tensor,
                 reference_coarse_k: torch.Tensor, target_coarse_k: torch.Tensor
                 ) -> torch.Tensor:
+        """The corrected fine LST in K from the features and the inputs."""
         h = F.gelu(self.hidden(torch.cat([features, reference_norm, anomaly_norm], 1)))
         raw_gain, raw_offset, raw_gate, raw_detail = self.out(h).unbind(1)
         gain = 1.0 + raw_gain[:, None]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lst_pipeline import __version__
+from lst_pipeline._version import __version__
 from lst_pipeline.errors import InputError
 from lst_pipeline.model.dlstfm import DLSTFM, ModelSpec
 
@@ -79,6 +80,52 @@ def load_checkpoint(path: Path | str | None = None, *,
         Missing, unreadable or truncated file; unknown format; another architecture.
     """
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    payload = _read_payload(path, map_location)
+    try:
+        spec = ModelSpec.from_dict(payload["spec"])
+        model = DLSTFM(spec)
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(
+            f"{path}: checkpoint does not match the DLSTFM architecture it declares: {exc}"
+        ) from exc
+    if payload.get("receptive_radius") != model.receptive_radius:
+        raise InputError(
+            f"{path}: stored receptive radius {payload.get('receptive_radius')} differs from "
+            f"the architecture's {model.receptive_radius}; the checkpoint is inconsistent"
+        )
+    model.to(map_location).eval()
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model, meta
+
+
+@lru_cache(maxsize=16)
+def _cached_spec(path: str, mtime_ns: int) -> ModelSpec:
+    payload = _read_payload(Path(path), "cpu")
+    try:
+        return ModelSpec.from_dict(payload["spec"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: checkpoint has no valid architecture ({exc})") from exc
+
+
+def read_spec(path: Path | str | None = None) -> ModelSpec:
+    """The architecture a checkpoint declares, validated without building the network.
+
+    Planning needs only this: the receptive radius and the alignment.
+
+    Raises
+    ------
+    InputError
+        As :func:`load_checkpoint`.
+    """
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    return _cached_spec(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+def _read_payload(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """The checkpoint's contents, loaded safely (tensors and plain data only) and checked."""
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
     try:
@@ -96,22 +143,7 @@ def load_checkpoint(path: Path | str | None = None, *,
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise InputError(f"{path}: not a DLSTFM checkpoint of format {FORMAT} (found {found!r})")
-    try:
-        spec = ModelSpec.from_dict(payload["spec"])
-        model = DLSTFM(spec)
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise InputError(
-            f"{path}: checkpoint does not match the DLSTFM architecture it declares: {exc}"
-        ) from exc
-    if payload.get("receptive_radius") != model.receptive_radius:
-        raise InputError(
-            f"{path}: stored receptive radius {payload.get('receptive_radius')} differs from "
-            f"the architecture's {model.receptive_radius}; the checkpoint is inconsistent"
-        )
-    model.to(map_location).eval()
-    meta = {k: v for k, v in payload.items() if k != "state_dict"}
-    return model, meta
+    return payload
 
 
 def file_sha256(path: Path | str) -> str:

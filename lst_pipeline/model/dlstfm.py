@@ -27,7 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lst_pipeline.model.blocks import SAFMBlock, TemperatureCorrection
-from lst_pipeline.model.spec import ArchitectureConfig, ModelSpec, Normalisation
+from lst_pipeline.model.spec import (
+    ArchitectureConfig,
+    ModelSpec,
+    Normalisation,
+    network_geometry,
+)
 
 __all__ = ["DLSTFM", "ArchitectureConfig", "ModelSpec", "Normalisation"]
 
@@ -69,21 +74,18 @@ class DLSTFM(nn.Module):
     @property
     def fine_alignment(self) -> int:
         """Tiles must start on multiples of this for the fine path (SAFM pooling grid)."""
-        return math.lcm(1, *(block.safm.alignment for block in self.body))
+        return network_geometry(self.spec.architecture, 1)[1]
 
     def alignment_at(self, coarse_factor: int | None = None) -> int:
-        """Tiles must start on multiples of this at ``coarse_factor`` (the coarse grid and
-        the SAFM pooling grid)."""
-        return math.lcm(self.fine_alignment, self._factor(coarse_factor) or 1)
+        """Tiles must start on multiples of this at ``coarse_factor``.
+
+        It aligns both the coarse grid and the SAFM pooling grid.
+        """
+        return network_geometry(self.spec.architecture, coarse_factor)[1]
 
     def receptive_radius_at(self, coarse_factor: int | None = None) -> int:
         """Fine pixels of context an output pixel depends on, on each side, at a factor."""
-        a = self.spec.architecture
-        stems = max(2, a.anomaly_radius + 2)
-        fine = stems + sum(block.receptive_radius for block in self.body)
-        # context: own pooled cell, one cell of 3x3 convolution, one of bilinear upsampling
-        f = self._factor(coarse_factor)
-        return max(fine, 3 * f - 1 if f else 0)
+        return network_geometry(self.spec.architecture, coarse_factor)[0]
 
     @property
     def alignment(self) -> int:

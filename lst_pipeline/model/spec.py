@@ -6,6 +6,7 @@ validated without importing torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -69,6 +70,42 @@ class ArchitectureConfig:
                               "and context_channels >= 1")
 
 
+def safm_alignment(scales: tuple[int, ...], mode: str) -> int:
+    """Tiles must start on multiples of this for SAFM blocks (1: any shift)."""
+    return max(scales) if mode == "strided" else 1
+
+
+def safm_radius(scales: tuple[int, ...], mode: str) -> int:
+    """Pixels of context on each side one SAFM layer's output depends on."""
+    if mode == "strided":
+        return 2 * max(scales) - 1
+    return max(s + s // 2 if s > 1 else 1 for s in scales)
+
+
+def network_geometry(arch: ArchitectureConfig, coarse_factor: int | None = None
+                     ) -> tuple[int, int]:
+    """``(receptive radius, alignment)`` of a DLSTFM at a coarse factor, from its shape alone.
+
+    The network's own properties use this, so planning a run (halo, alignment) needs the
+    checkpoint's metadata only, never the network.
+
+    Parameters
+    ----------
+    arch
+        The architecture.
+    coarse_factor
+        Fine pixels per MODIS pixel (default: the training factor ``context_scale``).
+    """
+    factor = 0 if not arch.context_scale else int(coarse_factor or arch.context_scale)
+    stems = max(2, arch.anomaly_radius + 2)
+    # a SAFM block: SAFM, then a 3x3 depthwise convolution in its feed-forward layer
+    fine = stems + arch.blocks * (safm_radius(arch.scales, arch.safm) + 1)
+    # context: own pooled cell, one cell of 3x3 convolution, one of bilinear upsampling
+    radius = max(fine, 3 * factor - 1 if factor else 0)
+    align = safm_alignment(arch.scales, arch.safm) if arch.blocks else 1
+    return radius, math.lcm(align, factor or 1)
+
+
 @dataclass(frozen=True)
 class Normalisation:
     """Explicit temperature normalisation (saved with the checkpoint).
@@ -89,12 +126,14 @@ class ModelSpec:
     normalisation: Normalisation = field(default_factory=Normalisation)
 
     def to_dict(self) -> dict:
+        """The spec as plain data (stored in checkpoints)."""
         return {"architecture": {**asdict(self.architecture),
                                  "scales": list(self.architecture.scales)},
                 "normalisation": asdict(self.normalisation)}
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelSpec:
+        """A spec from :meth:`to_dict` data, older checkpoints included."""
         arch = dict(data["architecture"])
         arch["scales"] = tuple(arch["scales"])
         arch.setdefault("safm", "strided")  # checkpoints from before the option

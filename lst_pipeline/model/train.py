@@ -1,11 +1,12 @@
-"""Training DLSTFM: ``lst-pipeline train CONFIG``.
+"""Training DLSTFM: the configuration and the loop behind ``lst-pipeline train CONFIG``.
 
 Samples are (reference date, target date) pairs with Landsat on both, cut into random
-patches from input stacks (simulated on demand, or any existing stack: the command does not
-care where a stack came from). The input of a sample is exactly what the fusion kernel gives
-the network in production: reference Landsat, and the MODIS images of both dates upsampled
-by :func:`~lst_pipeline.resample.upsample_bilinear`. The loss is the L1 error against
-the target date's Landsat, over clear target pixels only.
+patches (:mod:`lst_pipeline.model.data`) of regions handed to :func:`train` as arrays;
+:mod:`lst_pipeline.training` assembles them from input stacks (simulated on demand, or any
+existing stack: the command does not care where a stack came from). The input of a sample is
+exactly what the fusion kernel gives the network in production: reference Landsat, and the
+MODIS images of both dates upsampled by :func:`~lst_pipeline.resample.upsample_bilinear`.
+The loss is the L1 error against the target date's Landsat, over clear target pixels only.
 
 Validation is split by date (the last part of every training region's series is never
 trained on) and by region (held-out simulated regions). The best checkpoint by validation
@@ -25,9 +26,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lst_pipeline.config import from_mapping
+from lst_pipeline.config import load_yaml_config
 from lst_pipeline.devices import resolve_device
 from lst_pipeline.errors import ConfigError, InputError
+from lst_pipeline.model.data import (
+    RegionData,
+    make_pairs,
+    sample_region_batch,
+    subset,
+)
 from lst_pipeline.model.spec import ArchitectureConfig
 
 
@@ -60,8 +67,10 @@ class RegionSpec:
 
 
 def realise(region: RegionSpec) -> tuple[RegionSpec, dict[str, Any]]:
-    """The region as simulated: its spec (factor and size drawn if randomised) and the
-    ``simulation`` parameters besides the seed."""
+    """The region as simulated: its spec and its ``simulation`` parameters.
+
+    Factor and size are drawn if the region is randomised; the seed is the spec's.
+    """
     base = {"landsat_cloud_fraction": region.landsat_cloud_fraction,
             "modis_cloud_fraction": region.modis_cloud_fraction,
             "modis_noise_k": region.modis_noise_k}
@@ -151,19 +160,7 @@ class TrainConfig:
 
 def load_train_config(source: Path | str | dict) -> TrainConfig:
     """Read a training YAML (``yaml.safe_load``) into a validated :class:`TrainConfig`."""
-    import yaml
-
-    if isinstance(source, dict):
-        return _validated(from_mapping(TrainConfig, source))
-    path = Path(source)
-    if not path.is_file():
-        raise ConfigError(f"{path}: training configuration file not found")
-    try:
-        return _validated(from_mapping(TrainConfig, yaml.safe_load(path.read_text())))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load_yaml_config(source, TrainConfig, "training configuration", validate=_validated)
 
 
 def _validated(config: TrainConfig) -> TrainConfig:
@@ -176,146 +173,6 @@ def _validated(config: TrainConfig) -> TrainConfig:
 
 # --------------------------------------------------------------------------------------
 # Data: whole regions in memory (a few tens of MB each), pairs, random patches.
-
-
-@dataclass
-class RegionData:
-    """Landsat dates of one region with the MODIS images of the same dates, upsampled."""
-
-    name: str
-    fine: np.ndarray  # (R, H, W) K, NaN unusable
-    coarse_up: np.ndarray  # (R, H, W) K, NaN gaps
-    days: np.ndarray  # (R,) days since 1970-01-01
-    clear: np.ndarray  # (R,) clear fraction
-    coarse_factor: int
-
-
-def simulate_training_region(region: RegionSpec, workdir: Path) -> Path:
-    """Simulate ``region`` under ``workdir`` (once; reused if complete) and return its stack."""
-    from lst_pipeline.io.zarr_store import STATUS_ATTR, open_group
-    from lst_pipeline.simulate import simulate_region, synthetic_pipeline
-
-    random = region.randomise
-    region, simulation = realise(region)
-    root = Path(workdir) / (f"region-seed{region.seed}-{region.size}px"
-                            + (f"-f{region.coarse_factor}-random" if random else ""))
-    config = synthetic_pipeline(
-        root, seed=region.seed, size=region.size, start=region.start.isoformat(),
-        days=(region.end - region.start).days + 1,
-        origin=(300_000.0 + 10_000.0 * (region.seed % 50), 6_100_000.0),
-        resolution=region.resolution, coarse_factor=region.coarse_factor, **simulation)
-    stack = config.inputs.stack
-    if stack.exists() and open_group(stack).attrs.get(STATUS_ATTR) == "complete":
-        return stack
-    simulate_region(config, overwrite=True, progress=False)
-    return stack
-
-
-def load_region(stack: Path, name: str | None = None) -> RegionData:
-    """Read every Landsat date of a stack and the MODIS of those dates (upsampled)."""
-    from lst_pipeline.grid import Window
-    from lst_pipeline.io.stack import StackReader
-    from lst_pipeline.resample import upsample_bilinear
-
-    reader = StackReader(stack)
-    ny, nx = reader.grid.shape
-    whole = Window(0, ny, 0, nx)
-    idx = np.arange(len(reader.landsat_dates))
-    fine = reader.read_landsat(idx, whole)
-    coarse = reader.read_modis(reader.landsat_dates, whole.coarse(reader.grid.coarse_factor))
-    return RegionData(
-        name=name or str(stack), fine=fine,
-        coarse_up=upsample_bilinear(coarse, reader.grid.coarse_factor),
-        days=reader.landsat_dates.astype(np.int64), clear=reader.landsat_clear_fraction,
-        coarse_factor=reader.grid.coarse_factor,
-    )
-
-
-def make_pairs(regions: list[RegionData], *, max_gap_days: int, min_clear: float,
-               validation_fraction: float, all_validation: bool = False
-               ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
-    """(region, reference, target) index triples for training and validation.
-
-    Dates in the last ``validation_fraction`` of a region's series are validation targets;
-    training pairs touch none of them (neither as reference nor as target).
-    """
-    train, val = [], []
-    for k, r in enumerate(regions):
-        ok = r.clear >= min_clear
-        cut = r.days.min() + (1 - validation_fraction) * (r.days.max() - r.days.min() + 1)
-        for i in np.nonzero(ok)[0]:
-            for j in np.nonzero(ok)[0]:
-                if i == j or abs(int(r.days[i]) - int(r.days[j])) > max_gap_days:
-                    continue
-                if all_validation or r.days[j] >= cut:
-                    val.append((k, int(i), int(j)))
-                elif r.days[i] < cut:
-                    train.append((k, int(i), int(j)))
-    return train, val
-
-
-def region_patch(region: RegionData, patch: int) -> int:
-    """The patch edge used for a region: about ``patch``, whole coarse pixels, inside it."""
-    f = region.coarse_factor
-    edge = f * max(2, round(patch / f))
-    return min(edge, f * (min(region.fine.shape[1:]) // f))
-
-
-def sample_region_batch(rng: np.random.Generator, regions: list[RegionData],
-                        pairs: list[tuple[int, int, int]], batch_size: int, patch: int, *,
-                        temperature_shift_k: float = 0.0
-                        ) -> tuple[tuple[np.ndarray, ...], int]:
-    """A batch from one region (one coarse factor per forward pass), and that factor.
-
-    The region is that of a random pair; the batch's pairs are drawn from its pairs, its
-    patch edge is :func:`region_patch`.
-    """
-    k = pairs[rng.integers(len(pairs))][0]
-    own = [p for p in pairs if p[0] == k]
-    edge = region_patch(regions[k], patch)
-    return (sample_patches(rng, regions, own, batch_size, edge,
-                           temperature_shift_k=temperature_shift_k), regions[k].coarse_factor)
-
-
-def sample_batch(rng: np.random.Generator, regions: list[RegionData],
-                 pairs: list[tuple[int, int, int]], batch_size: int, patch: int
-                 ) -> tuple[np.ndarray, ...]:
-    """Random patches of random pairs of one region, randomly flipped/rotated.
-
-    Patch origins fall on coarse pixel edges, as tiles do in production, so the network's
-    coarse-context pooling sees whole MODIS pixels.
-
-    Returns ``reference, reference_coarse, target_coarse, target`` each ``(B, 1, P, P)``.
-    """
-    return sample_region_batch(rng, regions, pairs, batch_size, patch)[0]
-
-
-def sample_patches(rng: np.random.Generator, regions: list[RegionData],
-                   pairs: list[tuple[int, int, int]], batch_size: int, patch: int, *,
-                   temperature_shift_k: float = 0.0) -> tuple[np.ndarray, ...]:
-    """``batch_size`` random ``patch`` x ``patch`` samples of ``pairs`` (flipped, rotated).
-
-    ``temperature_shift_k``: each sample is warmed or cooled as a whole by up to this much
-    (all four images alike), so the network meets other climates than the regions' own.
-    """
-    out = np.empty((4, batch_size, 1, patch, patch), dtype=np.float32)
-    for b in range(batch_size):
-        k, i, j = pairs[rng.integers(len(pairs))]
-        r = regions[k]
-        ny, nx = r.fine.shape[1:]
-        f = r.coarse_factor
-        y0 = f * rng.integers((ny - patch) // f + 1)
-        x0 = f * rng.integers((nx - patch) // f + 1)
-        ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
-        stack = np.stack([r.fine[i, ys, xs], r.coarse_up[i, ys, xs], r.coarse_up[j, ys, xs],
-                          r.fine[j, ys, xs]])
-        stack = np.rot90(stack, rng.integers(4), axes=(1, 2))
-        if rng.random() < 0.5:
-            stack = stack[:, :, ::-1]
-        out[:, b, 0] = stack
-        if temperature_shift_k:
-            out[:, b] += np.float32(rng.uniform(-temperature_shift_k, temperature_shift_k))
-    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------
@@ -344,14 +201,19 @@ def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int,
     return {"mae_k": err_model / n, "reference_change_mae_k": err_base / n, "pixels": n}
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
-          stop_at_step: int | None = None, log=print) -> dict[str, Any]:
-    """Train DLSTFM as configured; returns the training record saved in the checkpoint.
+def train(config: TrainConfig, regions: list[RegionData], held_out: list[RegionData], *,
+          resume: bool = False, progress: bool = True, stop_at_step: int | None = None,
+          log=print) -> dict[str, Any]:
+    """Train DLSTFM on the regions handed to it; returns the record saved in the checkpoint.
 
     Parameters
     ----------
     config
-        The training configuration.
+        The training configuration (model, optimisation, where checkpoints go).
+    regions
+        Training regions (the last ``validation_date_fraction`` of each series validates).
+    held_out
+        Validation regions, never trained on.
     resume
         Continue from the training state last saved in ``config.workdir``.
     progress
@@ -362,126 +224,172 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
     log
         Where progress messages go.
     """
-    import torch
     from tqdm.auto import tqdm
 
-    from lst_pipeline.model.checkpoint import load_checkpoint, save_checkpoint
-    from lst_pipeline.model.dlstfm import DLSTFM, ModelSpec
-    from lst_pipeline.model.runtime import tune_allocator
-
     o = config.optim
-    device = resolve_device(config.device)
-    tune_allocator()
-    torch.manual_seed(o.seed)
-    rng = np.random.default_rng(o.seed)
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True)
-
-    log(f"preparing {len(config.regions)} training and {len(config.validation_regions)} "
-        f"validation regions under {config.workdir}")
-    regions = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}")
-               for r in config.regions]
-    regions += [load_region(Path(s)) for s in config.stacks]
-    held_out = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}")
-                for r in config.validation_regions]
-    train_pairs, val_dates = make_pairs(regions, max_gap_days=o.max_gap_days,
-                                        min_clear=o.min_clear_fraction,
-                                        validation_fraction=config.validation_date_fraction)
-    _, val_regions = make_pairs(held_out, max_gap_days=o.max_gap_days,
-                                min_clear=o.min_clear_fraction, validation_fraction=0.0,
-                                all_validation=True)
-    if not train_pairs:
-        raise InputError("no training pairs: no two clear Landsat dates within "
-                         f"{o.max_gap_days} days in the training regions")
-    pick = np.random.default_rng(o.seed + 1)
-    val_dates = _subset(pick, val_dates, o.validation_pairs)
-    val_regions = _subset(pick, val_regions, o.validation_pairs)
-    log(f"{len(train_pairs)} training pairs; validation: {len(val_dates)} pairs by date, "
-        f"{len(val_regions)} pairs in held-out regions")
-
-    spec = ModelSpec(config.model)
-    model = DLSTFM(spec).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.learning_rate,
-                                  weight_decay=o.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / o.steps)))
-    state_path = Path(config.workdir) / f"{config.name}.state.pt"
-    history: list[dict[str, Any]] = []
-    best = math.inf
-    step = 0
+    run = _TrainingRun(config, regions, held_out, log)
     if resume:
-        if not state_path.is_file():
-            raise InputError(f"{state_path}: no training state to resume from")
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        best_model, _ = load_checkpoint(state_path.with_suffix(".last.pt"), map_location=device)
-        model.load_state_dict(best_model.state_dict())
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(state["torch_rng"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        step, best, history = int(state["step"]), float(state["best"]), json.loads(state["history"])
-        log(f"resumed at step {step} (best validation MAE {best:.3f} K)")
-
-    record = {
-        "name": config.name,
-        "regions": [dataclasses.asdict(realise(r)[0]) | {
-            "start": str(realise(r)[0].start), "end": str(realise(r)[0].end),
-            "simulation": realise(r)[1], "randomised": r.randomise} for r in config.regions],
-        "validation_regions": [r.seed for r in config.validation_regions],
-        "stacks": [str(s) for s in config.stacks],
-        "optim": dataclasses.asdict(o),
-        "device": device,
-    }
-    start = time.perf_counter()
-    bar = tqdm(total=o.steps, initial=step, unit="step", desc="training", disable=not progress)
-    amp = device == "cuda" and config.mixed_precision
+        run.resume()
     last = o.steps if stop_at_step is None else min(o.steps, stop_at_step)
-    while step < last:
-        model.train()
-        arrays, factor = sample_region_batch(rng, regions, train_pairs, o.batch_size, o.patch,
-                                             temperature_shift_k=o.temperature_shift_k)
+    bar = tqdm(total=o.steps, initial=run.step, unit="step", desc="training",
+               disable=not progress)
+    while run.step < last:
+        loss = run.optimise()
+        if loss is None:
+            continue
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.3f}")
+        if run.step % o.validate_every == 0 or run.step == last:
+            run.validate_and_save(loss)
+    bar.close()
+    return {**run.record, "history": run.history, "best_validation_mae_k": run.best}
+
+
+class _TrainingRun:
+    """The state of one training run: model, optimiser, samples, history, checkpoints."""
+
+    def __init__(self, config: TrainConfig, regions: list[RegionData],
+                 held_out: list[RegionData], log) -> None:
+        import torch
+
+        from lst_pipeline.model.dlstfm import DLSTFM, ModelSpec
+        from lst_pipeline.model.runtime import tune_allocator
+
+        o = config.optim
+        self.config, self.regions, self.held_out, self.log = config, regions, held_out, log
+        self.device = resolve_device(config.device)
+        tune_allocator()
+        torch.manual_seed(o.seed)
+        self.rng = np.random.default_rng(o.seed)
+        if self.device == "cpu":
+            torch.use_deterministic_algorithms(True)
+        self.train_pairs, val_dates = make_pairs(
+            regions, max_gap_days=o.max_gap_days, min_clear=o.min_clear_fraction,
+            validation_fraction=config.validation_date_fraction)
+        _, val_regions = make_pairs(held_out, max_gap_days=o.max_gap_days,
+                                    min_clear=o.min_clear_fraction, validation_fraction=0.0,
+                                    all_validation=True)
+        if not self.train_pairs:
+            raise InputError("no training pairs: no two clear Landsat dates within "
+                             f"{o.max_gap_days} days in the training regions")
+        pick = np.random.default_rng(o.seed + 1)
+        self.val_dates = subset(pick, val_dates, o.validation_pairs)
+        self.val_regions = subset(pick, val_regions, o.validation_pairs)
+        log(f"{len(self.train_pairs)} training pairs; validation: {len(self.val_dates)} pairs "
+            f"by date, {len(self.val_regions)} pairs in held-out regions")
+        # Module.to accepts memory_format at runtime; torch's overload stubs omit it
+        self.model: DLSTFM = DLSTFM(ModelSpec(config.model)).to(  # type: ignore[call-overload]
+            self.device, memory_format=torch.channels_last)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.learning_rate,
+                                           weight_decay=o.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / o.steps)))
+        self.state_path = Path(config.workdir) / f"{config.name}.state.pt"
+        self.history: list[dict[str, Any]] = []
+        self.best = math.inf
+        self.step = 0
+        self.record = training_record(config, self.device)
+        self.started = time.perf_counter()
+
+    def resume(self) -> None:
+        """Continue from the state saved by the last validation of an earlier run."""
+        import torch
+
+        from lst_pipeline.model.checkpoint import load_checkpoint
+
+        if not self.state_path.is_file():
+            raise InputError(f"{self.state_path}: no training state to resume from")
+        state = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        last_model, _ = load_checkpoint(self.state_path.with_suffix(".last.pt"),
+                                        map_location=self.device)
+        self.model.load_state_dict(last_model.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        self.step, self.best = int(state["step"]), float(state["best"])
+        self.history = json.loads(state["history"])
+        self.log(f"resumed at step {self.step} (best validation MAE {self.best:.3f} K)")
+
+    def optimise(self) -> float | None:
+        """One optimiser step on a random batch; its L1 loss (None: no valid target pixel)."""
+        import torch
+
+        o = self.config.optim
+        self.model.train()
+        arrays, factor = sample_region_batch(self.rng, self.regions, self.train_pairs,
+                                             o.batch_size, o.patch,
+                                             temperature_shift_k=o.temperature_shift_k,
+                                             alignment=self.model.alignment_at)
         ref, ref_c, tgt_c, tgt = (
-            torch.from_numpy(np.ascontiguousarray(a)).to(device)
+            torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
             .contiguous(memory_format=torch.channels_last) for a in arrays)
+        amp = self.device == "cuda" and self.config.mixed_precision
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-            pred = model(ref, ref_c, tgt_c, coarse_factor=factor)
+            pred = self.model(ref, ref_c, tgt_c, coarse_factor=factor)
         mgn = min(o.loss_margin, ref.shape[-1] // 4)
         pred, tgt = pred[..., mgn:-mgn, mgn:-mgn].float(), tgt[..., mgn:-mgn, mgn:-mgn]
         ok = torch.isfinite(pred) & torch.isfinite(tgt)
         if not ok.any():
-            continue
+            return None
         loss = (pred[ok] - tgt[ok]).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        step += 1
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % o.validate_every == 0 or step == last:
-            metrics = {"step": step, "train_loss_k": float(loss.item()),
-                       "validation_dates": evaluate_pairs(model, regions, val_dates, device),
-                       "validation_regions": evaluate_pairs(model, held_out, val_regions, device)}
-            history.append(metrics)
-            score = _validation_score(metrics)
-            log(f"step {step}: loss {loss.item():.3f} K, validation MAE by date "
-                f"{metrics['validation_dates']['mae_k']:.3f} K "
-                f"(reference+change {metrics['validation_dates']['reference_change_mae_k']:.3f}), "
-                f"held-out regions {metrics['validation_regions']['mae_k']:.3f} K "
-                f"(reference+change {metrics['validation_regions']['reference_change_mae_k']:.3f})")
-            record_now = {**record, "history": history, "steps": step,
-                          "wall_seconds": time.perf_counter() - start}
-            if score < best:
-                best = score
-                save_checkpoint(config.checkpoint, model, training={**record_now, "best": metrics})
-            save_checkpoint(state_path.with_suffix(".last.pt"), model, training=record_now)
-            torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                        "torch_rng": torch.get_rng_state(),
-                        "numpy_rng": json.dumps(rng.bit_generator.state), "step": step,
-                        "best": best, "history": json.dumps(history)}, state_path)
-    bar.close()
-    return {**record, "history": history, "best_validation_mae_k": best}
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        self.step += 1
+        return float(loss.item())
+
+    def validate_and_save(self, loss: float) -> None:
+        """Score both validations; keep the best checkpoint and the state to resume from."""
+        import torch
+
+        from lst_pipeline.model.checkpoint import save_checkpoint
+
+        by_date = evaluate_pairs(self.model, self.regions, self.val_dates, self.device)
+        by_region = evaluate_pairs(self.model, self.held_out, self.val_regions, self.device)
+        metrics = {"step": self.step, "train_loss_k": loss,
+                   "validation_dates": by_date, "validation_regions": by_region}
+        self.history.append(metrics)
+        self.log(f"step {self.step}: loss {loss:.3f} K, validation MAE by date "
+                 f"{by_date['mae_k']:.3f} K (reference+change "
+                 f"{by_date['reference_change_mae_k']:.3f}), held-out regions "
+                 f"{by_region['mae_k']:.3f} K (reference+change "
+                 f"{by_region['reference_change_mae_k']:.3f})")
+        record_now = {**self.record, "history": self.history, "steps": self.step,
+                      "wall_seconds": time.perf_counter() - self.started}
+        score = _validation_score(metrics)
+        if score < self.best:
+            self.best = score
+            save_checkpoint(self.config.checkpoint, self.model,
+                            training={**record_now, "best": metrics})
+        save_checkpoint(self.state_path.with_suffix(".last.pt"), self.model,
+                        training=record_now)
+        torch.save({"optimizer": self.optimizer.state_dict(),
+                    "schedule": self.schedule.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": json.dumps(self.rng.bit_generator.state), "step": self.step,
+                    "best": self.best, "history": json.dumps(self.history)}, self.state_path)
+
+
+def training_record(config: TrainConfig, device: str) -> dict[str, Any]:
+    """What a checkpoint records of its training: regions as realised, optimisation, device."""
+    regions = []
+    for r in config.regions:
+        spec, simulation = realise(r)
+        regions.append(dataclasses.asdict(spec) | {
+            "start": str(spec.start), "end": str(spec.end), "simulation": simulation,
+            "randomised": r.randomise})
+    return {
+        "name": config.name,
+        "regions": regions,
+        "validation_regions": [r.seed for r in config.validation_regions],
+        "stacks": [str(s) for s in config.stacks],
+        "optim": dataclasses.asdict(config.optim),
+        "device": device,
+    }
 
 
 def _validation_score(metrics: dict[str, Any]) -> float:
@@ -490,7 +398,3 @@ def _validation_score(metrics: dict[str, Any]) -> float:
     return float(np.mean(parts)) if parts else metrics["train_loss_k"]
 
 
-def _subset(rng: np.random.Generator, items: list, n: int) -> list:
-    if len(items) <= n:
-        return items
-    return [items[i] for i in sorted(rng.choice(len(items), n, replace=False))]

@@ -93,6 +93,7 @@ class Landscape:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the working grid."""
         return self.cover.shape
 
 
@@ -129,52 +130,14 @@ def make_landscape(rng: np.random.Generator, shape: tuple[int, int], resolution_
     """
     ny, nx = shape
     px = 1.0 / resolution_m
-    hills = power_law_field(rng, shape, 3.4, cutoff_px=10.0)  # no relief below ~300 m
-    ridge_dir = rng.uniform(0, np.pi)
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
-    tilt = (np.cos(ridge_dir) * xx + np.sin(ridge_dir) * yy) / max(ny, nx)
-    elevation = base_m + relief_m * (0.6 * (hills - hills.min()) / np.ptp(hills) + 0.4 * tilt)
-    river = _river(rng, shape, rng.uniform(60.0, 150.0) * px)
-    elevation = np.where(river, elevation - 15.0, elevation)
-    gy, gx = np.gradient(ndimage.gaussian_filter(elevation, 2.0), resolution_m)
-    slope = np.arctan(np.hypot(gx, gy)).astype(np.float32)
-    # the slope faces downhill: the gradient points uphill; rows run south
-    aspect = np.mod(np.arctan2(-gx, gy), 2 * np.pi).astype(np.float32)
-
-    low = elevation <= np.quantile(elevation, rng.uniform(0.015, 0.04))
-    lake = ndimage.binary_opening(low, iterations=2)
-    water = river | lake
-
-    # town: a disc on gentle ground, streets every 150-250 m inside it
-    gentle = (np.degrees(slope) < 5) & ~water
-    candidates = np.argwhere(gentle[ny // 5:4 * ny // 5, nx // 5:4 * nx // 5])
-    cy, cx = candidates[rng.integers(len(candidates))] + (ny // 5, nx // 5) \
-        if len(candidates) else (ny // 2, nx // 2)
-    r = np.hypot(yy - cy, xx - cx) * resolution_m
-    ragged = r * (1 + 0.25 * power_law_field(rng, shape, 2.5, cutoff_px=8.0))
-    town = (ragged < town_radius_m) & ~water
-    spacing = rng.uniform(150.0, 250.0) * px
-    streets = ((np.mod(yy, spacing) < 1.0) | (np.mod(xx, spacing) < 1.0)) & town
-    impervious = np.clip(np.exp(-np.maximum(ragged - 0.6 * town_radius_m, 0) / 300.0)
-                         * (0.55 + 0.25 * power_law_field(rng, shape, 2.0)), 0, 1)
-    impervious = np.where(town, impervious, impervious * 0.15).astype(np.float32)
-    impervious[streets] = 1.0
-
-    # fields: Voronoi cells on the low, gentle land
+    elevation, slope, aspect, water = _terrain(rng, yy, xx, resolution_m, relief_m=relief_m,
+                                               base_m=base_m)
+    town, impervious = _town(rng, yy, xx, resolution_m, slope, water, town_radius_m)
     farmland = (np.degrees(slope) < 7) & ~water & ~town \
         & (elevation < np.quantile(elevation, rng.uniform(0.55, 0.75)))
-    n_fields = max(8, int(farmland.sum() * resolution_m**2 / rng.uniform(3e5, 1.2e6)))
-    seeds = np.column_stack([rng.uniform(0, ny, n_fields), rng.uniform(0, nx, n_fields)])
-    from scipy.spatial import cKDTree
-
-    _, nearest = cKDTree(seeds).query(np.column_stack([yy.ravel(), xx.ravel()]))
-    field = np.where(farmland, nearest.reshape(shape) + 1, 0).astype(np.int32)
-    kind = rng.random(n_fields + 1)
-    irrigated = kind < 0.3
-    is_crop = kind < 0.8  # the rest of the farmland is meadow
-    sowing = rng.integers(-30, max(n_days // 2, 1), n_fields + 1)
-    season = rng.integers(70, 130, n_fields + 1)
-
+    field, irrigated, is_crop, sowing, season = _fields(rng, yy, xx, farmland, resolution_m,
+                                                        n_days)
     rock = elevation >= np.quantile(elevation, rng.uniform(0.95, 0.985))
     forest_score = np.degrees(slope) / 10 + (elevation - elevation.mean()) / relief_m \
         + 0.6 * power_law_field(rng, shape, 2.8, cutoff_px=4.0)
@@ -203,3 +166,63 @@ def make_landscape(rng: np.random.Generator, shape: tuple[int, int], resolution_
                      sowing.astype(np.int32), season.astype(np.int32),
                      irrigated & is_crop, sand.astype(np.float32), impervious, burn_day,
                      pre_burn)
+
+
+def _terrain(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, resolution_m: float,
+             *, relief_m: float, base_m: float) -> tuple[np.ndarray, ...]:
+    """Elevation, slope, aspect (radians) and water (a river and lakes in hollows)."""
+    shape = yy.shape
+    ny, nx = shape
+    hills = power_law_field(rng, shape, 3.4, cutoff_px=10.0)  # no relief below ~300 m
+    ridge_dir = rng.uniform(0, np.pi)
+    tilt = (np.cos(ridge_dir) * xx + np.sin(ridge_dir) * yy) / max(ny, nx)
+    elevation = base_m + relief_m * (0.6 * (hills - hills.min()) / np.ptp(hills) + 0.4 * tilt)
+    river = _river(rng, shape, rng.uniform(60.0, 150.0) * (1.0 / resolution_m))
+    elevation = np.where(river, elevation - 15.0, elevation)
+    gy, gx = np.gradient(ndimage.gaussian_filter(elevation, 2.0), resolution_m)
+    slope = np.arctan(np.hypot(gx, gy)).astype(np.float32)
+    # the slope faces downhill: the gradient points uphill; rows run south
+    aspect = np.mod(np.arctan2(-gx, gy), 2 * np.pi).astype(np.float32)
+    low = elevation <= np.quantile(elevation, rng.uniform(0.015, 0.04))
+    lake = ndimage.binary_opening(low, iterations=2)
+    return elevation, slope, aspect, river | lake
+
+
+def _town(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, resolution_m: float,
+          slope: np.ndarray, water: np.ndarray, town_radius_m: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """A disc on gentle ground with streets every 150-250 m; the impervious fraction."""
+    shape = yy.shape
+    ny, nx = shape
+    gentle = (np.degrees(slope) < 5) & ~water
+    candidates = np.argwhere(gentle[ny // 5:4 * ny // 5, nx // 5:4 * nx // 5])
+    cy, cx = candidates[rng.integers(len(candidates))] + (ny // 5, nx // 5) \
+        if len(candidates) else (ny // 2, nx // 2)
+    r = np.hypot(yy - cy, xx - cx) * resolution_m
+    ragged = r * (1 + 0.25 * power_law_field(rng, shape, 2.5, cutoff_px=8.0))
+    town = (ragged < town_radius_m) & ~water
+    spacing = rng.uniform(150.0, 250.0) * (1.0 / resolution_m)
+    streets = ((np.mod(yy, spacing) < 1.0) | (np.mod(xx, spacing) < 1.0)) & town
+    impervious = np.clip(np.exp(-np.maximum(ragged - 0.6 * town_radius_m, 0) / 300.0)
+                         * (0.55 + 0.25 * power_law_field(rng, shape, 2.0)), 0, 1)
+    impervious = np.where(town, impervious, impervious * 0.15).astype(np.float32)
+    impervious[streets] = 1.0
+    return town, impervious
+
+
+def _fields(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, farmland: np.ndarray,
+            resolution_m: float, n_days: int) -> tuple[np.ndarray, ...]:
+    """Voronoi fields on the farmland: ids, irrigated and crop per id, crop calendars."""
+    from scipy.spatial import cKDTree
+
+    ny, nx = yy.shape
+    n_fields = max(8, int(farmland.sum() * resolution_m**2 / rng.uniform(3e5, 1.2e6)))
+    seeds = np.column_stack([rng.uniform(0, ny, n_fields), rng.uniform(0, nx, n_fields)])
+    _, nearest = cKDTree(seeds).query(np.column_stack([yy.ravel(), xx.ravel()]))
+    field = np.where(farmland, nearest.reshape(yy.shape) + 1, 0).astype(np.int32)
+    kind = rng.random(n_fields + 1)
+    irrigated = kind < 0.3
+    is_crop = kind < 0.8  # the rest of the farmland is meadow
+    sowing = rng.integers(-30, max(n_days // 2, 1), n_fields + 1)
+    season = rng.integers(70, 130, n_fields + 1)
+    return field, irrigated, is_crop, sowing, season

@@ -18,8 +18,12 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
 
 from lst_pipeline.worlds.landscape import CLASS_NAMES, URBAN, WATER, make_landscape
 from lst_pipeline.worlds.physics import Climate, Surface, make_forcing, solar_position
@@ -186,12 +190,6 @@ def generate_region(spec: WorldSpec, out_dir: Path | str, *, progress: bool = Fa
     from tqdm.auto import tqdm
 
     from lst_pipeline.io.truth import TruthWriter, create_truth
-    from lst_pipeline.simulate_files import (
-        granule_name,
-        modis_tile,
-        write_landsat_scene,
-        write_mod11a1_hdf,
-    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,14 +210,7 @@ def generate_region(spec: WorldSpec, out_dir: Path | str, *, progress: bool = Fa
     class_offset = class_bias[land.cover].astype(np.float32)
     water = land.cover == WATER
 
-    tiles = {}
-    for h, v in _tiles(working):
-        tile = modis_tile(h, v)
-        from lst_pipeline.io.raster import overlap_roi
-
-        roi = overlap_roi(tile, working, padding=0)
-        if roi is not None:
-            tiles[(h, v)] = (tile, roi, _sample_positions(tile[roi], working))
+    tiles = _modis_tiles(working)
     landsat_phase = int(rng.integers(8))
     truth_path = out / "truth.zarr"
     create_truth(truth_path, grid, np.array(days, "datetime64[D]"), class_names=CLASS_NAMES,
@@ -234,65 +225,100 @@ def generate_region(spec: WorldSpec, out_dir: Path | str, *, progress: bool = Fa
     landsat_dir, modis_dir = out / "files" / "landsat", out / "files" / "modis"
     batch: list[np.ndarray] = []
     for t in tqdm(range(spec.days), desc=f"world {spec.name}", disable=not progress):
-        day = days[t]
         surface.advance(t)
         at_landsat = tirs_footprint(surface.temperature(t, LANDSAT_HOUR), spec.resolution_m)
         batch.append(at_landsat[inner])
         if len(batch) == TRUTH_BATCH or t == spec.days - 1:
             truth.write_days(t + 1 - len(batch), np.stack(batch))
             batch.clear()
-
-        orbit = rng.uniform(-1.0, 1.0)
-        view = ModisView(hour=10.5 + MODIS_HOUR_SPREAD * orbit, zenith_deg=48.0 * abs(orbit),
-                         shift_m=tuple(rng.normal(0.0, spec.geolocation_sd_m, 2)),
-                         offset_k=float(rng.normal(0.0, spec.modis_offset_sd_k)),
-                         cloud_fraction=_cloud_cover(rng, spec.modis_cloud_fraction,
-                                                     forcing.rain_mm[t] > 0))
-        at_modis = surface.temperature(t, view.hour)
-        emissivity = surface.emissivity(t)
-        for (h, v), (tile, (ys, xs), (rows, cols)) in tiles.items():
-            dn, qc = modis_day(at_modis, emissivity, class_offset, spec.resolution_m, rows,
-                               cols, rng, view, noise_k=spec.modis_noise_k)
-            full_dn = np.zeros(tile.shape, np.uint16)
-            full_qc = np.full(tile.shape, 0b11, np.uint8)
-            full_vt = np.full(tile.shape, 255, np.uint8)
-            full_dn[ys, xs], full_qc[ys, xs] = dn, qc
-            full_vt[ys, xs] = np.where(dn > 0, round(view.hour * 10), 255)
-            write_mod11a1_hdf(modis_dir / granule_name("MOD11A1", day, h, v), tile, full_dn,
-                              full_qc, full_vt)
-
+        _write_modis_day(modis_dir, spec, surface, forcing, t, days[t], rng, tiles,
+                         class_offset)
         if (t - landsat_phase) % 8 == 0:
             satellite = 8 if ((t - landsat_phase) // 8) % 2 == 0 else 9
-            elevation, azimuth = solar_position(forcing.doy[t], LANDSAT_HOUR,
-                                                spec.climate.latitude_deg)
-            clouds = _cloud_cover(rng, spec.landsat_cloud_fraction, forcing.rain_mm[t] > 0)
-            lview = LandsatView(elevation, azimuth, float(rng.normal(0, spec.landsat_offset_sd_k)),
-                                clouds, float(rng.uniform(0.0, 0.15)),
-                                float(rng.uniform(0.1, 0.45)) if rng.random() < 0.35 else None)
-            dn, qa, st_qa = landsat_date(at_landsat, surface.air_at(t, LANDSAT_HOUR), water,
-                                         surface.swe_mm > 5.0, spec.resolution_m, rng, lview,
-                                         noise_k=spec.landsat_noise_k)
-            utc = LANDSAT_HOUR - spec.longitude / 15.0
-            acquired = dt.datetime.combine(day, dt.time(0), dt.UTC) + dt.timedelta(hours=utc)
-            product = (f"LC0{satellite}_L2SP_{195 + spec.seed % 7:03d}{28 + spec.seed % 5:03d}_"
-                       f"{day:%Y%m%d}_{day + dt.timedelta(days=12):%Y%m%d}_02_T1")
-            write_landsat_scene(landsat_dir, product, acquired, working, dn, qa, st_qa)
+            _write_landsat_date(landsat_dir, spec, surface, forcing, t, days[t], rng, working,
+                                at_landsat, water, satellite)
     truth.finish()
+    path = out / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(_pipeline(spec, grid_config, out, days[-1]),
+                                   sort_keys=False))
+    return path
 
-    pipeline = {
+
+def _modis_tiles(working: GeoBox) -> dict[tuple[int, int], tuple]:
+    """The MODIS tiles over the working grid: tile, its overlapping window, sample positions."""
+    from lst_pipeline.io.raster import overlap_roi
+    from lst_pipeline.simulate_files import modis_tile
+
+    tiles = {}
+    for h, v in _tiles(working):
+        tile = modis_tile(h, v)
+        roi = overlap_roi(tile, working, padding=0)
+        if roi is not None:
+            tiles[(h, v)] = (tile, roi, _sample_positions(tile[roi], working))
+    return tiles
+
+
+def _write_modis_day(modis_dir: Path, spec: WorldSpec, surface: Surface, forcing: Any, t: int,
+                     day: dt.date, rng: np.random.Generator, tiles: dict,
+                     class_offset: np.ndarray) -> None:
+    """Draw the day's MODIS overpass and write a MOD11A1 granule per tile."""
+    from lst_pipeline.simulate_files import granule_name, write_mod11a1_hdf
+
+    orbit = rng.uniform(-1.0, 1.0)
+    view = ModisView(hour=10.5 + MODIS_HOUR_SPREAD * orbit, zenith_deg=48.0 * abs(orbit),
+                     shift_m=tuple(rng.normal(0.0, spec.geolocation_sd_m, 2)),
+                     offset_k=float(rng.normal(0.0, spec.modis_offset_sd_k)),
+                     cloud_fraction=_cloud_cover(rng, spec.modis_cloud_fraction,
+                                                 forcing.rain_mm[t] > 0))
+    at_modis = surface.temperature(t, view.hour)
+    emissivity = surface.emissivity(t)
+    for (h, v), (tile, (ys, xs), (rows, cols)) in tiles.items():
+        dn, qc = modis_day(at_modis, emissivity, class_offset, spec.resolution_m, rows,
+                           cols, rng, view, noise_k=spec.modis_noise_k)
+        full_dn = np.zeros(tile.shape, np.uint16)
+        full_qc = np.full(tile.shape, 0b11, np.uint8)
+        full_vt = np.full(tile.shape, 255, np.uint8)
+        full_dn[ys, xs], full_qc[ys, xs] = dn, qc
+        full_vt[ys, xs] = np.where(dn > 0, round(view.hour * 10), 255)
+        write_mod11a1_hdf(modis_dir / granule_name("MOD11A1", day, h, v), tile, full_dn,
+                          full_qc, full_vt)
+
+
+def _write_landsat_date(landsat_dir: Path, spec: WorldSpec, surface: Surface, forcing: Any,
+                        t: int, day: dt.date, rng: np.random.Generator, working: GeoBox,
+                        at_landsat: np.ndarray, water: np.ndarray, satellite: int) -> None:
+    """Draw the date's Landsat view (clouds, offset, swath edge) and write its scene."""
+    from lst_pipeline.simulate_files import write_landsat_scene
+
+    elevation, azimuth = solar_position(forcing.doy[t], LANDSAT_HOUR, spec.climate.latitude_deg)
+    clouds = _cloud_cover(rng, spec.landsat_cloud_fraction, forcing.rain_mm[t] > 0)
+    lview = LandsatView(elevation, azimuth, float(rng.normal(0, spec.landsat_offset_sd_k)),
+                        clouds, float(rng.uniform(0.0, 0.15)),
+                        float(rng.uniform(0.1, 0.45)) if rng.random() < 0.35 else None)
+    dn, qa, st_qa = landsat_date(at_landsat, surface.air_at(t, LANDSAT_HOUR), water,
+                                 surface.swe_mm > 5.0, spec.resolution_m, rng, lview,
+                                 noise_k=spec.landsat_noise_k)
+    utc = LANDSAT_HOUR - spec.longitude / 15.0
+    acquired = dt.datetime.combine(day, dt.time(0), dt.UTC) + dt.timedelta(hours=utc)
+    product = (f"LC0{satellite}_L2SP_{195 + spec.seed % 7:03d}{28 + spec.seed % 5:03d}_"
+               f"{day:%Y%m%d}_{day + dt.timedelta(days=12):%Y%m%d}_02_T1")
+    write_landsat_scene(landsat_dir, product, acquired, working, dn, qa, st_qa)
+
+
+def _pipeline(spec: WorldSpec, grid_config: Any, out: Path, last_day: dt.date) -> dict:
+    """The pipeline YAML a user would write for the region's files."""
+    landsat_dir, modis_dir = out / "files" / "landsat", out / "files" / "modis"
+    return {
         "name": f"world-{spec.name}",
         "grid": {"crs": grid_config.crs, "resolution": spec.resolution_m,
                  "bounds": [float(b) for b in grid_config.bounds],
                  "coarse_factor": spec.coarse_factor},
-        "dates": {"start": spec.start, "end": str(days[-1])},
+        "dates": {"start": spec.start, "end": str(last_day)},
         "inputs": {"stack": str(out / "stack.zarr")},
         "output": {"cube": str(out / "cube.zarr")},
         "ingest": {"landsat": {"paths": [str(landsat_dir / "*")]},
                    "modis": {"paths": [str(modis_dir / "*.hdf")]}},
     }
-    path = out / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
-    return path
 
 
 def urban_fraction(land_cover: np.ndarray) -> float:

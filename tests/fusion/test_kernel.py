@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from lst_pipeline.chunks import ChunkPlan
 from lst_pipeline.errors import ConfigError
 from lst_pipeline.fusion.kernel import (
     coarse_cell_fraction,
@@ -8,8 +9,8 @@ from lst_pipeline.fusion.kernel import (
     interpolate_modis_gaps,
     upsample_bilinear,
 )
-from lst_pipeline.fusion.methods import ReferenceChange, get_method
-from lst_pipeline.grid import ChunkPlan, Window
+from lst_pipeline.fusion.methods import ReferenceChangeMethod, get_method
+from lst_pipeline.grid import Window
 from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
 
 F = 8
@@ -70,7 +71,7 @@ def run_block(inputs, out_window, read_window=None, **kw):
         landsat, lmodis, tmodis = landsat[:, ys, xs], lmodis[:, cy, cx], tmodis[:, cy, cx]
         out_window = out_window.relative_to(read_window)
     params = {"max_gap_days": 16, "min_clear_fraction": 0.3, "max_references": 3, **kw}
-    return fuse_block(landsat, ldays, lmodis, tmodis, tdays, method=ReferenceChange(),
+    return fuse_block(landsat, ldays, lmodis, tmodis, tdays, method=ReferenceChangeMethod(),
                       coarse_factor=F, out_window=out_window, **params)
 
 
@@ -80,7 +81,7 @@ def test_chunked_equals_whole_scene():
     n_days = len(inputs[4])
     whole = run_block(inputs, Window(0, 64, 0, 96))
     plan = ChunkPlan(shape=(n_days, 64, 96), chunks=(n_days, 16, 32),
-                     halo=ReferenceChange().halo(F), alignment=F)
+                     halo=ReferenceChangeMethod().halo(F), alignment=F)
     lst = np.full_like(whole.lst_k, -1.0)
     qa = np.full_like(whole.qa, 99)
     for chunk in plan:
@@ -174,7 +175,7 @@ def test_two_references_chunked_equals_whole_scene():
     kw = {"two_references": True}
     whole = run_block(inputs, Window(0, 64, 0, 96), **kw)
     plan = ChunkPlan(shape=(len(inputs[4]), 64, 96), chunks=(5, 32, 32),
-                     halo=ReferenceChange().halo(F), alignment=F)
+                     halo=ReferenceChangeMethod().halo(F), alignment=F)
     lst = np.full_like(whole.lst_k, -1.0)
     for chunk in plan:
         ts = slice(chunk.t0, chunk.t1)

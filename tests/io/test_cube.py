@@ -79,7 +79,7 @@ def test_existing_cube_not_replaced_without_overwrite(tmp_path):
     create_cube(tmp_path / "c.zarr", grid, DAYS, (4, 32, 32))
     with pytest.raises(StoreError, match="already exists; pass --overwrite"):
         create_cube(tmp_path / "c.zarr", grid, DAYS, (4, 32, 32))
-    from lst_pipeline.io.zarr_store import remove_store
+    from lst_pipeline.io.ownership import remove_store
 
     remove_store(tmp_path / "c.zarr", "cube", field="output.cube")  # provably a cube: removed
     create_cube(tmp_path / "c.zarr", grid, DAYS, (4, 32, 32))

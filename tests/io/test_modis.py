@@ -33,7 +33,7 @@ def test_real_hdf_tile_decodes_to_kelvin_with_its_qc():
     assert box.affine.c == pytest.approx(-20015109.354 + 11 * 1111950.5197, abs=1.0)
     assert box.affine.f == pytest.approx(10007554.677 - 5 * 1111950.5197, abs=1.0)
     assert box.shape == (1200, 1200) and abs(box.affine.a) == pytest.approx(926.625433, abs=1e-3)
-    kelvin = modis.decode_lst(layers["lst"])
+    kelvin = modis.decode_lst_dn(layers["lst"])
     assert np.isnan(kelvin).mean() == pytest.approx(0.9562, abs=5e-4)
     assert 283.0 < np.nanmin(kelvin) and np.nanmax(kelvin) < 311.0
     mandatory = modis.qc_field(layers["qc"], modis.QC_MANDATORY_SHIFT)
@@ -63,7 +63,7 @@ def test_appeears_geotiff_pair_decodes_the_same_way():
     assert g.date == dt.date(2020, 5, 12) and g.version == "006"
     layers, box = modis.read_layers(g)
     assert box.crs.epsg == 4326 and box.shape == (40, 70)
-    kelvin = modis.decode_lst(layers["lst"])
+    kelvin = modis.decode_lst_dn(layers["lst"])
     assert np.isnan(kelvin).sum() == 106
     assert 278.0 < np.nanmin(kelvin) and np.nanmax(kelvin) < 293.0
     mandatory = modis.qc_field(layers["qc"], modis.QC_MANDATORY_SHIFT)

@@ -7,7 +7,8 @@ from lst_pipeline.errors import InputError
 from lst_pipeline.grid import Window
 from lst_pipeline.io import landsat
 from lst_pipeline.io.modis import MANDATORY_CLOUD, make_qc
-from lst_pipeline.io.stack import StackReader, StackWriter, create_stack, open_stack
+from lst_pipeline.io.stack import StackReader, create_stack, open_stack
+from lst_pipeline.io.stack_writer import StackWriter
 
 LDATES = np.array(["2021-01-03", "2021-01-19"], dtype="datetime64[D]")
 MDATES = np.arange(np.datetime64("2021-01-01"), np.datetime64("2021-01-31"))

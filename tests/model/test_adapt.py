@@ -69,3 +69,41 @@ def test_adapt_refuses_a_stack_with_too_few_dates(simulated_tiny, tmp_path, caps
     path.write_text(yaml.safe_dump(data))
     code = main(["adapt", str(path), "--steps", "2", "--min-clear", "0.99", "--no-progress"])
     assert code == 2 and "adapt needs at least 3" in capsys.readouterr().err
+
+
+def test_adapt_a_strided_network_on_a_grid_that_is_not_a_multiple_of_its_alignment(
+        tmp_path, capsys):
+    """The shipped network pools on strided windows: its tiles are whole multiples of 8
+    coarse pixels. Validation windows and training patches must be cut to that, not only
+    to whole coarse pixels (a 620 px grid at factor 31 crashed adapt before)."""
+    import dataclasses
+
+    from conftest import tiny_config
+    from lst_pipeline.model.checkpoint import save_checkpoint
+    from lst_pipeline.model.dlstfm import DLSTFM
+    from lst_pipeline.simulate import simulate_region
+    from lst_pipeline.testing import TINY_SPEC
+
+    strided = dataclasses.replace(TINY_SPEC, architecture=dataclasses.replace(
+        TINY_SPEC.architecture, safm="strided"))
+    network = DLSTFM(strided)
+    align = network.alignment_at(10)
+    assert align == 40 and 150 % align  # 15 coarse pixels of 10: not a whole tile
+    start = save_checkpoint(tmp_path / "strided.pt", network, training={"name": "strided"})
+    edge = 150 * 30
+    grid = {"bounds": [400000, 6200000, 400000 + edge, 6200000 + edge], "coarse_factor": 10}
+    config = tiny_config(tmp_path, grid=grid,
+                         simulation={"landsat_revisit_days": 8, "seed": 21},
+                         fusion={"method": "dlstfm", "device": "cpu",
+                                 "checkpoint": str(start)})
+    simulate_region(config, progress=False)
+    data = config_dict(tmp_path, grid=grid,
+                       fusion={"method": "dlstfm", "device": "cpu", "checkpoint": str(start)})
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "adapted.pt"
+    assert main(["adapt", str(path), "--steps", "3", "--out", str(out), "--no-progress"]) == 0
+    record = torch.load(out, weights_only=True)["training"]
+    assert record["patch"] % align == 0
+    assert record["validation_pixels"] > 0
+    assert record["validation"]["dlstfm adapted"]["mae_k"] < 20.0

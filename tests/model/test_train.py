@@ -6,16 +6,11 @@ import torch
 
 from lst_pipeline.errors import ConfigError
 from lst_pipeline.model.checkpoint import load_checkpoint
+from lst_pipeline.model.data import make_pairs, sample_batch
 from lst_pipeline.model.dlstfm import DLSTFM
-from lst_pipeline.model.train import (
-    load_region,
-    load_train_config,
-    make_pairs,
-    sample_batch,
-    simulate_training_region,
-    train,
-)
+from lst_pipeline.model.train import load_train_config
 from lst_pipeline.testing import TINY_SPEC
+from lst_pipeline.training import load_region, run_training, simulate_training_region
 
 REGION = {"seed": 11, "size": 128, "end": "2021-04-30"}
 
@@ -90,7 +85,7 @@ def test_a_few_steps_reduce_the_loss(workdir):
 
 def test_training_is_deterministic_keeps_best_and_resumes_exactly(workdir):
     config = tiny_train_config(workdir)
-    record = train(config, progress=False, log=lambda *_: None)
+    record = run_training(config, progress=False, log=lambda *_: None)
     assert [h["step"] for h in record["history"]] == [6, 12]
     _, meta = load_checkpoint(config.checkpoint)
     assert meta["training"]["name"] == "tiny"
@@ -98,8 +93,8 @@ def test_training_is_deterministic_keeps_best_and_resumes_exactly(workdir):
     last_a, _ = load_checkpoint(workdir / "tiny.state.last.pt")
 
     # the same run, stopped after step 6 and resumed, ends with identical weights
-    train(config, progress=False, stop_at_step=6, log=lambda *_: None)
-    train(config, progress=False, resume=True, log=lambda *_: None)
+    run_training(config, progress=False, stop_at_step=6, log=lambda *_: None)
+    run_training(config, progress=False, resume=True, log=lambda *_: None)
     last_b, _ = load_checkpoint(workdir / "tiny.state.last.pt")
     for (k, va), (_, vb) in zip(last_a.state_dict().items(), last_b.state_dict().items()):
         assert torch.equal(va, vb), k

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lst_pipeline.inspect import record_gaps
+from lst_pipeline.io.describe import record_gaps
 
 
 def test_record_gaps_between_usable_dates_longest_first():

@@ -18,7 +18,11 @@ from lst_pipeline.io.stack import (
     IngestRecord,
     stack_dates,
 )
-from lst_pipeline.io.zarr_store import STATUS_ATTR, grid_from_attrs, open_group
+from lst_pipeline.io.zarr_store import (
+    STATUS_ATTR,
+    grid_from_attrs,
+    open_group,
+)
 
 #: A Landsat date with at least this clear fraction counts as a usable reference in gaps.
 USABLE_CLEAR_FRACTION = 0.2

@@ -13,21 +13,26 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, SupportsInt
 
-from lst_pipeline.errors import InputError, StoreError
+from lst_pipeline.errors import ConfigError, InputError, StoreError
 from lst_pipeline.io.cube import LST
-from lst_pipeline.io.zarr_store import (
-    KIND_ATTR,
-    LOCK_FILES,
-    STATUS_ATTR,
-    check_replaceable,
+from lst_pipeline.io.lock import (
     discard_unborn,
     lock_store,
-    open_group,
+)
+from lst_pipeline.io.ownership import (
+    LOCK_FILES,
+    check_replaceable,
     remove_store,
+)
+from lst_pipeline.io.zarr_store import (
+    KIND_ATTR,
+    STATUS_ATTR,
+    open_group,
 )
 
 if TYPE_CHECKING:
@@ -54,9 +59,11 @@ class RechunkPlan:
 
     @property
     def n_chunks(self) -> int:
+        """Chunks of the copy's ``lst``."""
         return math.prod(-(-n // c) for n, c in zip(self.shape, self.chunks))
 
     def describe(self) -> str:
+        """The plan in a few lines: shapes, chunks and the rechunk method."""
         nt, ny, nx = self.shape
         ct, cy, cx = self.chunks
         st, sy, sx = self.source_chunks
@@ -68,9 +75,11 @@ class RechunkPlan:
 def time_series_chunks(shape: tuple[int, int, int], *, itemsize: int = 2,
                        target_mib: float = 32.0, time_chunk: int | None = None,
                        multiple: int = 8) -> tuple[int, int, int]:
-    """Chunks for time-series reads: ``time_chunk`` days (default all) x a square side that
-    keeps one ``lst`` chunk near ``target_mib`` MiB uncompressed (a multiple of ``multiple``
-    px, at least ``multiple``, at most the grid)."""
+    """Chunks for time-series reads: ``time_chunk`` days (default all) x a square.
+
+    The square keeps one ``lst`` chunk near ``target_mib`` MiB uncompressed; its side is a
+    multiple of ``multiple`` px, at least ``multiple``, at most the grid.
+    """
     nt, ny, nx = shape
     ct = nt if time_chunk in (None, -1) else max(1, min(int(time_chunk), nt))
     side = int(math.sqrt(target_mib * 2**20 / (ct * itemsize)))
@@ -78,8 +87,24 @@ def time_series_chunks(shape: tuple[int, int, int], *, itemsize: int = 2,
     return ct, min(side, ny), min(side, nx)
 
 
+def parse_chunks(text: str | None) -> tuple[int, ...] | None:
+    """``T,Y,X`` integers (``--chunks``); None stays None (the default chunks).
+
+    Raises
+    ------
+    ConfigError
+        If the text is not comma-separated integers.
+    """
+    if not text:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--chunks: {text!r} is not T,Y,X integers") from None
+
+
 def plan_rechunk(source: Path | str, target: Path | str, *,
-                 chunks: tuple[int, int, int] | None = None, target_mib: float = 32.0,
+                 chunks: tuple[int, ...] | None = None, target_mib: float = 32.0,
                  method: str = "p2p", overwrite: bool = False) -> RechunkPlan:
     """Check a rechunk request and decide the target chunks (reads metadata only).
 
@@ -126,17 +151,23 @@ def plan_rechunk(source: Path | str, target: Path | str, *,
     if exists and not overwrite:
         raise StoreError(f"{target}: already exists; pass --overwrite to replace it")
     lst = group[LST]
-    shape = tuple(int(n) for n in lst.shape)
+    shape = _cube_sizes(lst.shape)
     if chunks is None:
         new = time_series_chunks(shape, itemsize=lst.dtype.itemsize, target_mib=target_mib)
     else:
         if len(chunks) != 3 or any(c == 0 or c < -1 for c in chunks):
             raise StoreError(f"--chunks: {chunks} is not three positive sizes time,y,x "
                              "(-1 for a whole dimension)")
-        new = tuple(n if c == -1 else min(int(c), n) for c, n in zip(chunks, shape))
+        new = _cube_sizes(n if c == -1 else min(int(c), n) for c, n in zip(chunks, shape))
     return RechunkPlan(source=source, target=target, shape=shape,
-                       source_chunks=tuple(int(c) for c in lst.chunks), chunks=new,
+                       source_chunks=_cube_sizes(lst.chunks), chunks=new,
                        method=method, overwrite=overwrite)
+
+
+def _cube_sizes(values: Iterable[SupportsInt]) -> tuple[int, int, int]:
+    """``(time, y, x)`` sizes as ints (the cube's arrays are three-dimensional)."""
+    nt, ny, nx = (int(v) for v in values)
+    return nt, ny, nx
 
 
 def build_rechunk(plan: RechunkPlan) -> Delayed:
@@ -191,7 +222,6 @@ def execute_rechunk(plan: RechunkPlan, client: Client | None = None, *,
     progress
         Show dask's progress bar.
     """
-
     if plan.method == "p2p" and client is None:
         raise StoreError("rechunk: the p2p method needs a distributed cluster (client)")
     start = time.perf_counter()

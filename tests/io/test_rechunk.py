@@ -11,7 +11,7 @@ from lst_pipeline.cli import main
 from lst_pipeline.errors import StoreError
 from lst_pipeline.io.cube import open_cube
 from lst_pipeline.io.read_cost import measure_read
-from lst_pipeline.rechunk import (
+from lst_pipeline.io.rechunk import (
     RECHUNKED_FROM_ATTR,
     build_rechunk,
     execute_rechunk,

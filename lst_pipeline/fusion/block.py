@@ -1,0 +1,118 @@
+"""Fusing one block of a stack: read its window plus halo and the dates it needs, fuse.
+
+The one public way a block is fused from an input stack (:func:`read_and_fuse`, or
+:func:`read_block_inputs` then :func:`fuse_inputs`): the executor's tasks, the whole-scene
+reference :func:`fuse_scene`, the leave-one-date-out of :mod:`lst_pipeline.fusion.holdout`
+and ``evaluate`` all go through it, so every path computes the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lst_pipeline.errors import InputError, LSTPipelineError
+from lst_pipeline.fusion.kernel import FusedBlock, fuse_block, interpolate_modis_gaps
+from lst_pipeline.grid import Window
+from lst_pipeline.io.stack import StackReader
+
+if TYPE_CHECKING:
+    from lst_pipeline.fusion.methods import FusionMethod
+    from lst_pipeline.fusion.plan import FusionTask, RunPlan
+
+
+@lru_cache(maxsize=4)
+def _reader(path: str) -> StackReader:
+    """One stack reader per worker process and store (metadata read once)."""
+    return StackReader(Path(path))
+
+
+@dataclass(frozen=True)
+class BlockInputs:
+    """What one block reads: candidate references and MODIS over its read window."""
+
+    landsat_lst: np.ndarray
+    landsat_days: np.ndarray
+    landsat_modis: np.ndarray
+    target_modis: np.ndarray
+    target_days: np.ndarray
+    target_modis_filled: np.ndarray | None = None
+
+
+def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -> BlockInputs:
+    """Read the inputs of output days ``[t0, t1)`` over ``read_window`` (needed dates only).
+
+    Raises
+    ------
+    InputError
+        Naming the stack, if a chunk file is corrupt or unreadable.
+    """
+    try:
+        reader = _reader(task.stack)
+        target_days = task.first_day + np.arange(t0, t1, dtype=np.int64)
+        ldays = reader.landsat_dates.astype(np.int64)
+        gap = task.max_gap_days
+        wanted = np.nonzero((ldays >= target_days[0] - gap) & (ldays <= target_days[-1] + gap)
+                            & (reader.landsat_clear_fraction > 0))[0]
+        coarse_read = read_window.coarse(task.coarse_factor)
+        filled = None
+        if task.modis_gap_days:
+            m = task.modis_gap_days
+            around = np.arange(target_days[0] - m, target_days[-1] + m + 1)
+            modis = reader.read_modis(around.astype("datetime64[D]"), coarse_read)
+            target_modis, filled = interpolate_modis_gaps(modis, around, target_days, m)
+        else:
+            target_modis = reader.read_modis(target_days.astype("datetime64[D]"), coarse_read)
+        return BlockInputs(
+            landsat_lst=reader.read_landsat(wanted, read_window),
+            landsat_days=ldays[wanted],
+            landsat_modis=reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read),
+            target_modis=target_modis, target_days=target_days, target_modis_filled=filled,
+        )
+    except LSTPipelineError:
+        raise
+    except Exception as exc:  # a corrupt or truncated chunk file, an I/O error ...
+        raise InputError(
+            f"{task.stack}: cannot read inputs of days {t0}..{t1 - 1}, window {read_window} "
+            f"({type(exc).__name__}: {exc}); check or rebuild the input stack"
+        ) from exc
+
+
+def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
+                  read_window: Window) -> FusedBlock:
+    """Read the inputs of one block (window plus halo) and fuse it."""
+    return fuse_inputs(task, read_block_inputs(task, t0, t1, read_window), window, read_window)
+
+
+def fuse_inputs(task: FusionTask, inputs: BlockInputs, window: Window, read_window: Window,
+                *, method: FusionMethod | None = None) -> FusedBlock:
+    """Fuse inputs already read (:func:`read_block_inputs`) over ``window`` of ``read_window``.
+
+    The one way a block of a stack is fused: the executor's tasks, ``fuse_scene``, the
+    leave-one-date-out of :mod:`lst_pipeline.fusion.holdout` and ``evaluate`` call it.
+    ``method`` defaults to the task's, built in this process.
+    """
+    return fuse_block(
+        inputs.landsat_lst, inputs.landsat_days, inputs.landsat_modis, inputs.target_modis,
+        inputs.target_days, method=method or task.fusion_method(),
+        coarse_factor=task.coarse_factor,
+        out_window=window.relative_to(read_window), max_gap_days=task.max_gap_days,
+        min_clear_fraction=task.min_clear_fraction, max_references=task.max_references,
+        two_references=task.two_references, max_disagreement_k=task.max_disagreement_k,
+        keep_observations=task.keep_observations,
+        target_modis_filled=inputs.target_modis_filled, alignment=task.alignment,
+    )
+
+
+def fuse_scene(plan: RunPlan) -> FusedBlock:
+    """The same computation in this process, unchunked: the whole scene and all days at once.
+
+    For tests and small scenes: it holds the whole stack and cube in memory.
+    """
+    ny, nx = plan.grid.shape
+    whole = Window(0, ny, 0, nx)
+    return read_and_fuse(plan.task, 0, len(plan.days), whole, whole)

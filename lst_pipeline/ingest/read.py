@@ -1,0 +1,168 @@
+"""Reading one planned date onto the target grid: scenes, granules or pre-gridded files.
+
+Several scenes (Landsat) or tiles (MODIS) of one date are mosaicked; MODIS tiles meeting
+inside a coarse cell are weighted by the area each covers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lst_pipeline.errors import InputWarning
+from lst_pipeline.ingest.plan import (
+    DateSources,
+    IngestPlan,
+    landsat_options,
+    modis_options,
+    source_name,
+)
+from lst_pipeline.io import landsat, modis, pregridded
+from lst_pipeline.resample import block_mean
+
+
+@dataclass
+class DateOnGrid:
+    """One date read onto the target grid (fine for Landsat, coarse for MODIS)."""
+
+    lst: np.ndarray
+    bits: np.ndarray                      # QA_PIXEL (Landsat) or QC (MODIS)
+    valid_fraction: np.ndarray | None     # MODIS only
+    time_h: float                         # Landsat: hour UTC; MODIS: local solar view time
+    platform: str
+    sources: list[str]
+    bytes_read: int
+
+
+def _file_bytes(source: Any) -> int:
+    paths = []
+    if isinstance(source, landsat.Scene):
+        paths = [source.st_b10, source.qa_pixel, source.st_qa]
+    elif isinstance(source, modis.Granule):
+        paths = list(source.layers.values()) if source.layers else [source.path]
+    else:
+        paths = [source]
+    return sum(Path(p).stat().st_size for p in paths if p and Path(p).is_file())
+
+
+def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
+    """Read and mosaic one date's sources onto the grid (``None``: nothing overlaps)."""
+    ingest = plan.config.ingest
+    assert ingest is not None  # plan_ingest refuses a configuration without an ingest section
+    grid = plan.grid
+    lst_parts, bits_parts, frac_parts, times, platforms, used = [], [], [], [], [], []
+    nbytes = 0
+    for source in item.sources:
+        nbytes += _file_bytes(source)
+        if item.kind == "scene":
+            ls_opts = landsat_options(ingest)
+            scene = landsat.read_scene(
+                source, grid.fine, mask_snow=ls_opts.mask_snow,
+                max_st_uncertainty_k=ls_opts.max_st_uncertainty_k,
+                require_qa_pixel=ls_opts.require_qa_pixel,
+                georeference_from_mtl=ls_opts.georeference_from_mtl)
+            if scene is None:
+                _skip(f"{source.st_b10}: does not overlap the target grid", plan)
+                continue
+            lst_parts.append(scene[0])
+            bits_parts.append(scene[1])
+            acquired = source.metadata.acquired
+            times.append(acquired.hour + acquired.minute / 60 + acquired.second / 3600)
+            platforms.append(source.metadata.spacecraft)
+        elif item.kind == "granule":
+            md_opts = modis_options(ingest)
+            granule = modis.read_granule(
+                source, grid.coarse, overpass=md_opts.overpass,
+                max_lst_error_class=md_opts.max_lst_error_class,
+                min_valid_fraction=0.0)  # applied after the mosaic of the day's tiles
+            if granule is None:
+                _skip(f"{source.path}: does not overlap the target grid", plan)
+                continue
+            lst_parts.append(granule.lst)
+            bits_parts.append(granule.qc)
+            frac_parts.append(granule.valid_fraction)
+            times.append(granule.view_time_h)
+            platforms.append(source.platform)
+        else:
+            pg_lst, pg_bits, pg_frac = _read_pregridded(item, source, plan)
+            lst_parts.append(pg_lst)
+            bits_parts.append(pg_bits)
+            if pg_frac is not None:
+                frac_parts.append(pg_frac)
+            times.append(np.nan)
+            platforms.append("pregridded")
+        used.append(source_name(source))
+    if not lst_parts:
+        return None
+    frac = None
+    if item.kind == "granule":
+        # tiles meeting inside a coarse cell: area-weighted mean, fractions add up
+        lst, frac = _mosaic_weighted(lst_parts, frac_parts)
+        lst = np.where(frac >= modis_options(ingest).min_valid_fraction, lst, np.nan)
+        bits = _mosaic(lst_parts, bits_parts)[1]
+    else:
+        lst, bits = _mosaic(lst_parts, bits_parts)
+        if frac_parts:
+            frac = np.clip(np.sum(frac_parts, axis=0), 0, 1).astype(np.float32)
+    finite = [t for t in times if np.isfinite(t)]
+    return DateOnGrid(lst, bits, frac, float(np.mean(finite)) if finite else float("nan"),
+                      "+".join(sorted(set(platforms))), used, nbytes)
+
+
+def _skip(message: str, plan: IngestPlan) -> None:
+    plan.skipped.append(message)
+    warnings.warn(message, InputWarning, stacklevel=3)
+
+
+def _mosaic(lst_parts: list[np.ndarray], bits_parts: list[np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the valid values where scenes overlap; bits of the first valid scene."""
+    if len(lst_parts) == 1:
+        return lst_parts[0], bits_parts[0]
+    stack = np.stack(lst_parts)
+    valid = np.isfinite(stack)
+    count = valid.sum(axis=0)
+    total = np.where(valid, stack, 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lst = np.where(count > 0, total / count, np.nan).astype(np.float32)
+    first_valid = np.argmax(valid, axis=0)
+    bits = np.take_along_axis(np.stack(bits_parts), first_valid[None], axis=0)[0]
+    return lst, bits
+
+
+def _mosaic_weighted(lst_parts: list[np.ndarray], frac_parts: list[np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the parts weighted by the area each covers, and the summed area."""
+    lst = np.stack(lst_parts).astype(np.float64)
+    weight = np.where(np.isfinite(lst), np.stack(frac_parts), 0.0)
+    total = weight.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(total > 0, (np.nan_to_num(lst) * weight).sum(axis=0) / total, np.nan)
+    return mean.astype(np.float32), np.clip(total, 0, 1).astype(np.float32)
+
+
+def _read_pregridded(item: DateSources, path: str, plan: IngestPlan
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    ingest = plan.config.ingest
+    assert ingest is not None  # plan_ingest refuses a configuration without an ingest section
+    pg = ingest.pregridded
+    assert pg is not None  # plan_ingest plans pre-gridded dates only from this section
+    grid = plan.grid
+    if item.sensor == "landsat":
+        lst, _ = pregridded.read_on_grid(path, grid.fine, scale=pg.scale, offset=pg.offset)
+        qa = np.where(np.isfinite(lst), landsat.QA_VALUE_CLEAR_LAND, landsat.QA_VALUE_FILL)
+        return lst, qa.astype(np.uint16), None
+    values, which = pregridded.read_on_grid(path, grid.coarse, alternatives=(grid.fine,),
+                                            scale=pg.scale, offset=pg.offset)
+    if which == 1:  # on the fine grid: average each coarse cell
+        values, frac = block_mean(values, grid.coarse_factor)
+        values = np.where(frac >= 0.5, values, np.nan).astype(np.float32)
+    else:
+        frac = np.isfinite(values).astype(np.float32)
+    qc = np.where(np.isfinite(values), modis.make_qc(modis.MANDATORY_GOOD),
+                  modis.make_qc(modis.MANDATORY_NOT_PRODUCED))
+    return values, qc.astype(np.uint8), frac

@@ -1,0 +1,133 @@
+"""Training samples as arrays: regions in memory, (reference, target) pairs, random patches.
+
+Nothing here reads a store: whoever assembles a :class:`RegionData` (from an input stack or
+a simulated region, :mod:`lst_pipeline.training`) goes through :mod:`lst_pipeline.io`. A
+sample is exactly what the fusion kernel gives the network in production: reference
+Landsat, and the MODIS images of both dates upsampled bilinearly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RegionData:
+    """Landsat dates of one region with the MODIS images of the same dates, upsampled."""
+
+    name: str
+    fine: np.ndarray  # (R, H, W) K, NaN unusable
+    coarse_up: np.ndarray  # (R, H, W) K, NaN gaps
+    days: np.ndarray  # (R,) days since 1970-01-01
+    clear: np.ndarray  # (R,) clear fraction
+    coarse_factor: int
+
+    def select_dates(self, index: np.ndarray) -> RegionData:
+        """The same region restricted to the Landsat dates at ``index``."""
+        return dataclasses.replace(self, fine=self.fine[index], coarse_up=self.coarse_up[index],
+                                   days=self.days[index], clear=self.clear[index])
+
+
+def make_pairs(regions: list[RegionData], *, max_gap_days: int, min_clear: float,
+               validation_fraction: float, all_validation: bool = False
+               ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """(region, reference, target) index triples for training and validation.
+
+    Dates in the last ``validation_fraction`` of a region's series are validation targets;
+    training pairs touch none of them (neither as reference nor as target).
+    """
+    train, val = [], []
+    for k, r in enumerate(regions):
+        ok = r.clear >= min_clear
+        cut = r.days.min() + (1 - validation_fraction) * (r.days.max() - r.days.min() + 1)
+        for i in np.nonzero(ok)[0]:
+            for j in np.nonzero(ok)[0]:
+                if i == j or abs(int(r.days[i]) - int(r.days[j])) > max_gap_days:
+                    continue
+                if all_validation or r.days[j] >= cut:
+                    val.append((k, int(i), int(j)))
+                elif r.days[i] < cut:
+                    train.append((k, int(i), int(j)))
+    return train, val
+
+
+def region_patch(region: RegionData, patch: int, unit: int | None = None) -> int:
+    """The patch edge used for a region: about ``patch``, a multiple of ``unit``, inside it.
+
+    At least two coarse pixels, rounded up to a multiple of ``unit``: the network's
+    alignment at the region's coarse factor (default: the factor itself).
+    """
+    f = region.coarse_factor
+    unit = unit or f
+    edge = f * max(2, round(patch / f))
+    edge = unit * -(-edge // unit)
+    return min(edge, unit * max(1, min(region.fine.shape[1:]) // unit))
+
+
+def sample_region_batch(rng: np.random.Generator, regions: list[RegionData],
+                        pairs: list[tuple[int, int, int]], batch_size: int, patch: int, *,
+                        temperature_shift_k: float = 0.0, alignment=None
+                        ) -> tuple[tuple[np.ndarray, ...], int]:
+    """A batch from one region (one coarse factor per forward pass), and that factor.
+
+    The region is that of a random pair; the batch's pairs are drawn from its pairs, its
+    patch edge is :func:`region_patch` in units of ``alignment(coarse_factor)`` (the
+    network's; default the factor).
+    """
+    k = pairs[rng.integers(len(pairs))][0]
+    own = [p for p in pairs if p[0] == k]
+    f = regions[k].coarse_factor
+    edge = region_patch(regions[k], patch, alignment(f) if alignment else None)
+    return (sample_patches(rng, regions, own, batch_size, edge,
+                           temperature_shift_k=temperature_shift_k), regions[k].coarse_factor)
+
+
+def sample_batch(rng: np.random.Generator, regions: list[RegionData],
+                 pairs: list[tuple[int, int, int]], batch_size: int, patch: int
+                 ) -> tuple[np.ndarray, ...]:
+    """Random patches of random pairs of one region, randomly flipped/rotated.
+
+    Patch origins fall on coarse pixel edges, as tiles do in production, so the network's
+    coarse-context pooling sees whole MODIS pixels.
+
+    Returns ``reference, reference_coarse, target_coarse, target`` each ``(B, 1, P, P)``.
+    """
+    return sample_region_batch(rng, regions, pairs, batch_size, patch)[0]
+
+
+def sample_patches(rng: np.random.Generator, regions: list[RegionData],
+                   pairs: list[tuple[int, int, int]], batch_size: int, patch: int, *,
+                   temperature_shift_k: float = 0.0) -> tuple[np.ndarray, ...]:
+    """``batch_size`` random ``patch`` x ``patch`` samples of ``pairs`` (flipped, rotated).
+
+    ``temperature_shift_k``: each sample is warmed or cooled as a whole by up to this much
+    (all four images alike), so the network meets other climates than the regions' own.
+    """
+    out = np.empty((4, batch_size, 1, patch, patch), dtype=np.float32)
+    for b in range(batch_size):
+        k, i, j = pairs[rng.integers(len(pairs))]
+        r = regions[k]
+        ny, nx = r.fine.shape[1:]
+        f = r.coarse_factor
+        y0 = f * rng.integers((ny - patch) // f + 1)
+        x0 = f * rng.integers((nx - patch) // f + 1)
+        ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
+        stack = np.stack([r.fine[i, ys, xs], r.coarse_up[i, ys, xs], r.coarse_up[j, ys, xs],
+                          r.fine[j, ys, xs]])
+        stack = np.rot90(stack, int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            stack = stack[:, :, ::-1]
+        out[:, b, 0] = stack
+        if temperature_shift_k:
+            out[:, b] += np.float32(rng.uniform(-temperature_shift_k, temperature_shift_k))
+    return tuple(out)
+
+
+def subset(rng: np.random.Generator, items: list, n: int) -> list:
+    """At most ``n`` of ``items``, drawn without replacement and kept in order."""
+    if len(items) <= n:
+        return items
+    return [items[i] for i in sorted(rng.choice(len(items), n, replace=False))]

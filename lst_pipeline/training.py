@@ -1,0 +1,136 @@
+"""Assembling training data from stores, and the commands ``train`` and ``adapt``.
+
+The model modules train on arrays (:class:`~lst_pipeline.model.data.RegionData`); this
+module builds them from input stacks through :mod:`lst_pipeline.io`, simulating the
+training regions on demand with :mod:`lst_pipeline.simulate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lst_pipeline.model.data import RegionData
+
+if TYPE_CHECKING:
+    from lst_pipeline.config import PipelineConfig
+    from lst_pipeline.model.adapt import AdaptResult
+    from lst_pipeline.model.train import RegionSpec, TrainConfig
+
+
+def simulate_training_region(region: RegionSpec, workdir: Path | str) -> Path:
+    """Simulate ``region`` under ``workdir`` (once; reused if complete) and return its stack."""
+    from lst_pipeline.io.zarr_store import store_status
+    from lst_pipeline.model.train import realise
+    from lst_pipeline.simulate import simulate_region, synthetic_pipeline
+
+    random = region.randomise
+    region, simulation = realise(region)
+    root = Path(workdir) / (f"region-seed{region.seed}-{region.size}px"
+                            + (f"-f{region.coarse_factor}-random" if random else ""))
+    config = synthetic_pipeline(
+        root, seed=region.seed, size=region.size, start=region.start.isoformat(),
+        days=(region.end - region.start).days + 1,
+        origin=(300_000.0 + 10_000.0 * (region.seed % 50), 6_100_000.0),
+        resolution=region.resolution, coarse_factor=region.coarse_factor, **simulation)
+    stack = config.inputs.stack
+    if store_status(stack) == "complete":
+        return stack
+    simulate_region(config, overwrite=True, progress=False)
+    return stack
+
+
+def load_region(stack: Path | str, name: str | None = None) -> RegionData:
+    """Read every Landsat date of a stack and the MODIS of those dates (upsampled)."""
+    from lst_pipeline.grid import Window
+    from lst_pipeline.io.stack import StackReader
+    from lst_pipeline.resample import upsample_bilinear
+
+    reader = StackReader(Path(stack))
+    ny, nx = reader.grid.shape
+    whole = Window(0, ny, 0, nx)
+    idx = np.arange(len(reader.landsat_dates))
+    fine = reader.read_landsat(idx, whole)
+    coarse = reader.read_modis(reader.landsat_dates, whole.coarse(reader.grid.coarse_factor))
+    return RegionData(
+        name=name or str(stack), fine=fine,
+        coarse_up=upsample_bilinear(coarse, reader.grid.coarse_factor),
+        days=reader.landsat_dates.astype(np.int64), clear=reader.landsat_clear_fraction,
+        coarse_factor=reader.grid.coarse_factor,
+    )
+
+
+def training_regions(config: TrainConfig) -> tuple[list[RegionData], list[RegionData]]:
+    """The training and held-out validation regions of ``config``, in memory."""
+    regions = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}")
+               for r in config.regions]
+    regions += [load_region(Path(s)) for s in config.stacks]
+    held_out = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}")
+                for r in config.validation_regions]
+    return regions, held_out
+
+
+def run_training(config: TrainConfig, *, resume: bool = False, progress: bool = True,
+                 stop_at_step: int | None = None, log=print) -> dict[str, Any]:
+    """Assemble the regions and train (what ``lst-pipeline train CONFIG`` does).
+
+    Parameters are those of :func:`lst_pipeline.model.train.train`; returns its record.
+    """
+    from lst_pipeline.model.train import train
+
+    log(f"preparing {len(config.regions)} training and {len(config.validation_regions)} "
+        f"validation regions under {config.workdir}")
+    regions, held_out = training_regions(config)
+    return train(config, regions, held_out, resume=resume, progress=progress,
+                 stop_at_step=stop_at_step, log=log)
+
+
+def stack_fingerprint(stack: Path | str) -> str | None:
+    """SHA-256 of a stack's content record (None for stacks written before it existed)."""
+    from lst_pipeline.io.stack import read_content
+
+    content = read_content(stack)
+    if content is None:
+        return None
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
+              checkpoint: Path | str | None = None, **options: Any) -> AdaptResult:
+    """Fine-tune DLSTFM on the input stack of ``config`` (``lst-pipeline adapt CONFIG``).
+
+    Parameters
+    ----------
+    config
+        Its ``inputs.stack`` supplies the samples, its ``fusion`` the starting checkpoint,
+        the largest reference gap, the device and the STARFM parameters scored against.
+    out
+        Checkpoint to write (default: ``<stack>.adapted.pt`` beside the stack).
+    checkpoint
+        Starting checkpoint (default: ``fusion.checkpoint``, else the shipped one).
+    **options
+        Passed to :func:`lst_pipeline.model.adapt.adapt_checkpoint` (steps, batch_size,
+        patch, learning_rate, seed, min_clear_fraction, evaluations, progress, log).
+    """
+    import dataclasses
+
+    from lst_pipeline.model.adapt import adapt_checkpoint
+    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
+
+    stack = Path(config.inputs.stack)
+    fusion = config.fusion
+    starfm_params = dict(fusion.method_params()) if fusion.method == "starfm" \
+        else dataclasses.asdict(fusion.starfm)
+    starfm_params.pop("pairs", None)
+    return adapt_checkpoint(
+        load_region(stack, str(stack)),
+        start=Path(checkpoint or fusion.checkpoint or DEFAULT_CHECKPOINT),
+        out=Path(out) if out is not None else stack.with_name(stack.name + ".adapted.pt"),
+        max_gap_days=fusion.max_reference_gap_days, device=fusion.device,
+        starfm_params=starfm_params,
+        source={"stack": str(stack), "stack_content_sha256": stack_fingerprint(stack)},
+        **options)
