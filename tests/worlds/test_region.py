@@ -84,7 +84,7 @@ def test_a_region_is_files_a_truth_and_a_pipeline(small_world):
 
 def test_generation_is_deterministic(small_world, tmp_path):
     """The same spec gives the same truth and files; another seed gives another world."""
-    spec, yaml_path = small_world
+    spec, _ = small_world
     short = dataclasses.replace(spec, days=6)
     first = generate_region(short, tmp_path / "first")
     again = generate_region(short, tmp_path / "again")
