@@ -180,3 +180,13 @@ def test_the_yanco_series_fuses_with_dlstfm_at_coarse_factor_10(tmp_path, capsys
     day = cube["lst"].sel(time="2016-02-18").values  # predicted from the 02-05 pair
     assert np.isfinite(day).mean() > 0.99
     assert 300 < np.nanmean(day) < 320
+
+
+def test_a_store_url_argument_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["inspect", "s3://bucket/cube.zarr"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument store: s3://bucket/cube.zarr is a s3:// URL" in err
+    assert list(tmp_path.iterdir()) == []

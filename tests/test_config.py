@@ -118,3 +118,20 @@ def test_baseline_method_options_are_validated(tmp_path):
     for fusion, message in cases:
         with pytest.raises(ConfigError, match=message):
             load_pipeline(config_dict(tmp_path, fusion=fusion))
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/inputs.zarr", "gs://b/x.zarr", "az://c/x.zarr",
+                                 "https://example.org/x.zarr", "memory://x.zarr"])
+def test_store_urls_are_refused_not_written_as_local_directories(tmp_path, url, monkeypatch):
+    """`s3://b/x` taken as a file name would write ./s3:/b/x and reach no bucket."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^inputs\.stack: .*URL.*local path or a mounted"):
+        load_pipeline(config_dict(tmp_path, inputs={"stack": url}))
+    with pytest.raises(ConfigError, match=r"^output\.cube: "):
+        load_pipeline(config_dict(tmp_path, output={"cube": url}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_urls_are_local_paths(tmp_path):
+    config = load_pipeline(config_dict(tmp_path, inputs={"stack": f"file://{tmp_path}/in%20put.zarr"}))
+    assert config.inputs.stack == tmp_path / "in put.zarr"

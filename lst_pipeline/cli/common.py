@@ -3,7 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+
+def path_arg(text: str) -> Path:
+    """``argparse`` type of every path argument: local paths and ``file://`` URLs.
+
+    Other URLs are refused at parse time with argparse's one-line usage error (exit 2).
+    """
+    from lst_pipeline.config.parse import local_path
+    from lst_pipeline.errors import ConfigError
+
+    try:
+        return local_path(text, "argument")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:

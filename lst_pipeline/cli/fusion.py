@@ -6,7 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from lst_pipeline.cli.common import add_cluster_options, add_no_progress, cluster, profile_threads
+from lst_pipeline.cli.common import (
+    add_cluster_options,
+    add_no_progress,
+    cluster,
+    path_arg,
+    profile_threads,
+)
 
 
 def add_parsers(sub) -> None:
@@ -15,7 +21,7 @@ def add_parsers(sub) -> None:
                        description="Plan the run described by CONFIG, then fuse every chunk "
                                    "of the output cube on a Dask cluster and write it to "
                                    "output.cube.")
-    p.add_argument("config", type=Path, help="pipeline YAML")
+    p.add_argument("config", type=path_arg, help="pipeline YAML")
     p.add_argument("--overwrite", action="store_true",
                    help="start over; by default an existing cube of the same run is resumed")
     p.add_argument("--plan-only", action="store_true", help="print the plan and stop")
@@ -28,9 +34,9 @@ def add_parsers(sub) -> None:
                                    "(pipelines/demo.yaml): simulate, fuse on a local cluster of "
                                    "worker processes, print accuracy against the simulated "
                                    "truth and write a quicklook PNG.")
-    p.add_argument("--workdir", type=Path, default=Path("demo_output"),
+    p.add_argument("--workdir", type=path_arg, default=Path("demo_output"),
                    help="directory for the stores and the quicklook (default: ./demo_output)")
-    p.add_argument("--config", type=Path, default=None,
+    p.add_argument("--config", type=path_arg, default=None,
                    help="use this pipeline YAML instead of the bundled demo")
     add_no_progress(p)
     add_cluster_options(p)
@@ -48,9 +54,9 @@ def _add_evaluate_parser(sub) -> None:
                                    "selection, days and masks), score every method on the "
                                    "pixel-days all of them fused, and write a report directory "
                                    "(report.md, report.html with embedded figures).")
-    p.add_argument("config", type=Path, help="pipeline YAML with a `simulation:` section "
+    p.add_argument("config", type=path_arg, help="pipeline YAML with a `simulation:` section "
                                              "(simulated with `lst-pipeline simulate`)")
-    p.add_argument("--out", type=Path, required=True, help="report directory to write")
+    p.add_argument("--out", type=path_arg, required=True, help="report directory to write")
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help=f"methods to compare (default: {' '.join(METHODS)})")
     p.add_argument("--against", choices=("auto", "truth", "holdout"), default="auto",
@@ -73,7 +79,7 @@ def _add_bench_parser(sub) -> None:
                                    "and write a JSON record: machine, devices, versions, "
                                    "config, pixel-days, wall time, pixel-days/s per worker "
                                    "and per device, per-stage seconds, peak memory per worker.")
-    p.add_argument("config", type=Path, nargs="?", default=None,
+    p.add_argument("config", type=path_arg, nargs="?", default=None,
                    help="pipeline YAML whose input stack to use (e.g. pipelines/demo.yaml "
                         "after `lst-pipeline demo`); default: a simulated region")
     p.add_argument("--size", type=int, default=256,
@@ -85,11 +91,11 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--method", default="dlstfm",
                    help="simulated region: fusion method (default dlstfm)")
     p.add_argument("--device", default="auto", help="simulated region: auto, cpu or cuda")
-    p.add_argument("-o", "--output", type=Path, default=None,
+    p.add_argument("-o", "--output", type=path_arg, default=None,
                    help="JSON record (default: lst-bench-<date>-<time>.json here)")
-    p.add_argument("--performance-report", type=Path, metavar="HTML", default=None,
+    p.add_argument("--performance-report", type=path_arg, metavar="HTML", default=None,
                    help="also write dask's HTML performance report of the run")
-    p.add_argument("--workdir", type=Path, default=None,
+    p.add_argument("--workdir", type=path_arg, default=None,
                    help="scratch directory (default: a temporary one, removed at the end)")
     add_no_progress(p)
     add_cluster_options(p)

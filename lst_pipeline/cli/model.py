@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from lst_pipeline.cli.common import add_no_progress
+from lst_pipeline.cli.common import add_no_progress, path_arg
 
 
 def add_parsers(sub) -> None:
@@ -15,7 +14,7 @@ def add_parsers(sub) -> None:
                                    "pipelines/train_dlstfm.yaml): simulate the training regions "
                                    "if needed, train with periodic validation, keep the best "
                                    "checkpoint.")
-    p.add_argument("config", type=Path, help="training YAML")
+    p.add_argument("config", type=path_arg, help="training YAML")
     p.add_argument("--resume", action="store_true",
                    help="continue from the last saved training state in the workdir")
     add_no_progress(p)
@@ -28,11 +27,11 @@ def add_parsers(sub) -> None:
                                    "time for validation; write the best checkpoint with its "
                                    "provenance and print validation MAE/RMSE of the adapted "
                                    "model, the starting model, reference_change and starfm.")
-    p.add_argument("config", type=Path, help="pipeline YAML (its inputs.stack is used)")
+    p.add_argument("config", type=path_arg, help="pipeline YAML (its inputs.stack is used)")
     p.add_argument("--steps", type=int, default=400,
                    help="optimiser steps (default 400: about 5 minutes for 600 x 600 px on "
                         "2 CPU cores)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=path_arg, default=None,
                    help="checkpoint to write (default: <stack>.adapted.pt beside the stack)")
     p.add_argument("--min-clear", type=float, default=0.2,
                    help="least clear fraction of a Landsat date to use (default 0.2)")

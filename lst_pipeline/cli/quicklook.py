@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lst_pipeline.cli.common import path_arg
+
 
 def add_parsers(sub) -> None:
     """Register the command on the ``lst-pipeline`` subparsers."""
@@ -14,16 +16,16 @@ def add_parsers(sub) -> None:
                                    "with the input Landsat and MODIS overlaid, or an animated "
                                    "GIF of the days START..END (--animate). Reads only the "
                                    "chunks it needs.")
-    p.add_argument("cube", type=Path, help="output cube (Zarr), e.g. demo_output/cube.zarr")
+    p.add_argument("cube", type=path_arg, help="output cube (Zarr), e.g. demo_output/cube.zarr")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--date", metavar="YYYY-MM-DD", help="map of this day")
     what.add_argument("--point", metavar="LON,LAT", help="time series at this point (degrees)")
     what.add_argument("--animate", nargs=2, metavar=("START", "END"),
                       help="animated GIF of the daily maps START..END (YYYY-MM-DD, inclusive)")
-    p.add_argument("-o", "--output", type=Path, default=None,
+    p.add_argument("-o", "--output", type=path_arg, default=None,
                    help="file to write (default: lst_<date>.png, lst_point_<lon>_<lat>.png or "
                         "lst_<start>_<end>.gif in the current directory)")
-    p.add_argument("--inputs", type=Path, default=None,
+    p.add_argument("--inputs", type=path_arg, default=None,
                    help="input stack to overlay on --point (default: the one recorded in the "
                         "cube's attributes, if it exists)")
     p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second (default 4)")

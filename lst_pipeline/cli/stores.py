@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from lst_pipeline.cli.common import add_cluster_options, add_no_progress
+from lst_pipeline.cli.common import add_cluster_options, add_no_progress, path_arg
 
 
 def add_parsers(sub) -> None:
@@ -14,9 +13,9 @@ def add_parsers(sub) -> None:
                        description="Simulate the region described by CONFIG's `simulation` "
                                    "section: writes the input stack (inputs.stack) and the "
                                    "daily truth cube (simulation.truth).")
-    p.add_argument("config", type=Path, help="pipeline YAML")
+    p.add_argument("config", type=path_arg, help="pipeline YAML")
     p.add_argument("--overwrite", action="store_true", help="replace existing stores")
-    p.add_argument("--write-files", type=Path, metavar="DIR",
+    p.add_argument("--write-files", type=path_arg, metavar="DIR",
                    help="also write the region as real-format files under DIR: Landsat C2 "
                         "L2 scene directories (DIR/landsat) and MOD11A1 tiles (DIR/modis), "
                         "to try `ingest` on data whose answer is known")
@@ -32,7 +31,7 @@ def add_parsers(sub) -> None:
                                    "them into inputs.stack: new dates are inserted, dates "
                                    "already present are replaced. The stack is left unchanged "
                                    "if any input fails.")
-    p.add_argument("config", type=Path, help="pipeline YAML with an `ingest` section")
+    p.add_argument("config", type=path_arg, help="pipeline YAML with an `ingest` section")
     p.add_argument("--plan-only", action="store_true",
                    help="check every input and print what would be ingested, write nothing")
     add_no_progress(p, "no progress bar")
@@ -42,7 +41,7 @@ def add_parsers(sub) -> None:
                        description="Describe a store written by lst_pipeline: grid, dates per "
                                    "sensor, clear fractions and gaps in the record (input "
                                    "stack), or days, method and provenance (output cube).")
-    p.add_argument("store", type=Path, help="input stack or output cube (.zarr directory)")
+    p.add_argument("store", type=path_arg, help="input stack or output cube (.zarr directory)")
     p.add_argument("--dates", action="store_true",
                    help="also list every date with its clear fraction and sources")
     p.set_defaults(func=cmd_inspect)
@@ -53,8 +52,8 @@ def add_parsers(sub) -> None:
                                    "(method p2p on a distributed cluster). Values, CF "
                                    "encoding, attributes and spatial_ref are kept exactly; "
                                    "CUBE is never written.")
-    p.add_argument("cube", type=Path, help="a complete output cube")
-    p.add_argument("out", type=Path, help="the copy to write (not CUBE)")
+    p.add_argument("cube", type=path_arg, help="a complete output cube")
+    p.add_argument("out", type=path_arg, help="the copy to write (not CUBE)")
     p.add_argument("--chunks", metavar="T,Y,X", default=None,
                    help="target chunks (-1: whole dimension); default: all days x a square "
                         "of about --target-mib MiB of lst per chunk")

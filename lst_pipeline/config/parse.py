@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -109,7 +110,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: expected a path, got {value!r}")
-        return Path(value).expanduser()
+        return local_path(value, path)
     if tp is dt.date:
         if isinstance(value, dt.datetime):
             return value.date()
@@ -122,6 +123,35 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
                 pass
         raise ConfigError(f"{path}: expected a date as YYYY-MM-DD, got {value!r}")
     raise TypeError(f"unsupported annotation {tp!r} at {path}")  # programming error
+
+
+#: ``scheme://`` at the start of a path: a URL, not a file name.
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def local_path(value: str, where: str) -> Path:
+    """A local path from a configuration value or argument; ``file://`` URLs accepted.
+
+    Other URLs (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ``memory://`` ...) are
+    refused: this version reads and writes only local or mounted file systems, and a URL
+    taken as a file name would quietly write a directory named ``s3:`` here.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where`` (the field or option) for a URL that is not ``file://``.
+    """
+    match = _URL.match(value)
+    if match is None:
+        return Path(value).expanduser()
+    scheme = match["scheme"].lower()
+    if scheme == "file":
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(value).path))
+    raise ConfigError(f"{where}: {value} is a {scheme}:// URL; stores and inputs on object "
+                      "storage or the web are not supported by this version: give a local "
+                      "path or a mounted file system (e.g. an s3fs, gcsfuse or blobfuse mount)")
 
 
 def load_yaml_config(source: str | Path | Mapping[str, Any], cls: type[T], what: str, *,

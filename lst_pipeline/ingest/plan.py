@@ -89,9 +89,11 @@ def _expand(patterns: tuple[str, ...], field_path: str) -> list[Path]:
     A pattern that is an existing path is taken literally (so ``[`` and ``]`` in real
     directory names work).
     """
+    from lst_pipeline.config.parse import local_path
+
     paths: list[Path] = []
-    for pattern in patterns:
-        literal = Path(pattern).expanduser()
+    for k, pattern in enumerate(patterns):
+        literal = local_path(pattern, f"{field_path}[{k}]")
         matches = [str(literal)] if literal.exists() else sorted(glob.glob(str(literal)))
         if not matches:
             hint = (" ('[' and ']' are glob characters: write [[] and []] for literal ones)"
