@@ -2,6 +2,7 @@
 
 import datetime as dt
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -129,8 +130,18 @@ def test_reingest_is_idempotent_and_dates_merge_in_order(real_format_region, ing
              {"landsat": {"paths": [str(p) for p in scenes]}},
              {"modis": {"paths": [str(p) for p in hdfs[:20]]}},
              {"modis": {"paths": [str(p) for p in hdfs[10:30]]}}]  # replaces 20 days
+    opened = []
     for part in parts:
         ingest(ingest_config(root, stack=stack, **part), progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # consolidated metadata: no fallback warning
+            opened.append(xr.open_zarr(stack))
+    # the consolidated metadata follows every commit: the dates grow as ingests add them
+    sizes = [(ds.sizes["time_landsat"], ds.sizes["time_modis"]) for ds in opened]
+    assert sizes == [(0, len(hdfs) - 20), (len(scenes) // 2, len(hdfs) - 20),
+                     (len(scenes) // 2, len(hdfs)), (len(scenes) // 2, len(hdfs))]
+    np.testing.assert_array_equal(opened[-1]["modis_lst"].values,
+                                  xr.open_zarr(stack, consolidated=False)["modis_lst"].values)
     record = IngestRecord.load(stack)
     assert len(record.dates["modis"]) == len(hdfs)
     # same arrays as the one-shot ingest of everything

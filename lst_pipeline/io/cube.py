@@ -33,6 +33,7 @@ from lst_pipeline.io.zarr_store import (
     create_store,
     grid_attrs,
     open_group,
+    set_status,
     spatial_coords,
     store_status,
 )
@@ -168,7 +169,7 @@ class CubeWriter:
 
     def set_status(self, status: str) -> None:
         """Record the cube as ``writing`` or ``complete``."""
-        self._group.attrs[STATUS_ATTR] = status
+        set_status(self.path, status, self._group)
 
 
 

@@ -20,10 +20,10 @@ from lst_pipeline.io.zarr_store import (
     FINGERPRINT_ATTR,
     PRIVATE_GROUP,
     STATUS_ATTR,
-    open_group,
     private_dir,
     read_json,
     root_attrs,
+    set_status,
     write_json,
 )
 
@@ -67,7 +67,7 @@ class CubeStore:
 
     def set_status(self, status: str) -> None:
         """Record the cube as ``writing`` or ``complete``."""
-        open_group(self.cube, mode="r+").attrs[STATUS_ATTR] = status
+        set_status(self.cube, status)
 
     @property
     def fingerprint(self) -> str | None:

@@ -33,6 +33,7 @@ from lst_pipeline.io.zarr_store import (
     KIND_ATTR,
     STATUS_ATTR,
     open_group,
+    set_status,
 )
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ def build_rechunk(plan: RechunkPlan) -> Delayed:
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     attrs["title"] = f"{attrs.get('title', 'lst_pipeline cube')} (time-series layout)"
     attrs[KIND_ATTR] = "cube"
+    attrs[STATUS_ATTR] = "writing"  # complete once every chunk is written (execute_rechunk)
     ds = xr.Dataset({n: v for n, v in variables.items() if n in ds.data_vars},
                     coords={n: v for n, v in variables.items() if n in ds.coords}, attrs=attrs)
     # the target was proven free (or emptied) by execute_rechunk: "a" only adds to it
@@ -236,6 +238,7 @@ def execute_rechunk(plan: RechunkPlan, client: Client | None = None, *,
             remove_store(plan.target, "cube", field="OUT", protected=protected,
                          keep=LOCK_FILES)
         _write(plan, client, progress)
+        set_status(plan.target, "complete")
     finally:
         lock.release()
         if made:

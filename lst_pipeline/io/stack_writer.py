@@ -38,12 +38,12 @@ from lst_pipeline.io.stack import (
 )
 from lst_pipeline.io.zarr_store import (
     PRIVATE_GROUP,
-    STATUS_ATTR,
     content_digest,
     delete_json,
     open_group,
     private_dir,
     read_json,
+    set_status,
     write_json,
 )
 
@@ -162,7 +162,7 @@ class StackWriter:
     def finish(self) -> None:
         """Keep the content record and mark the stack complete (readers refuse it before)."""
         self.save_content()
-        self._group.attrs[STATUS_ATTR] = "complete"
+        set_status(self.path, "complete", self._group)
 
     # -- commit of an ingest: idempotent operations, safe to repeat after a crash ----------
 
@@ -215,7 +215,7 @@ class StackWriter:
 
     def set_status(self, status: str) -> None:
         """Set the store's status attribute (``writing`` while a commit is applied)."""
-        self._group.attrs[STATUS_ATTR] = status
+        set_status(self.path, status, self._group)
 
 
 def _runs(src: np.ndarray, dst: np.ndarray, limit: int) -> list[tuple[int, int]]:

@@ -31,6 +31,7 @@ from lst_pipeline.io.zarr_store import (
     create_store,
     grid_attrs,
     open_group,
+    set_status,
     spatial_coords,
 )
 
@@ -110,8 +111,8 @@ class TruthWriter:
         self._group[name][:] = values
 
     def finish(self) -> None:
-        """Mark the truth complete."""
-        self._group.attrs[STATUS_ATTR] = "complete"
+        """Mark the truth complete (with consolidated metadata)."""
+        set_status(self.path, "complete", self._group)
 
 
 def open_truth(path: Path | str) -> xr.Dataset:

@@ -158,10 +158,29 @@ def open_group(path: Path | str, mode: str = "r") -> Any:
     """Open a Zarr group, with a clear error when it is missing."""
     import zarr
 
-    try:
-        return zarr.open_group(str(path), mode=mode, zarr_format=3)
+    try:  # live metadata always: a consolidated copy describes the store when it was complete
+        return zarr.open_group(str(path), mode=mode, zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise InputError(f"{path}: no Zarr store here ({exc.__class__.__name__})") from exc
+
+
+def set_status(path: Path | str, status: str, group: Any = None) -> None:
+    """Set a store's ``lst_pipeline:status``; consolidate its metadata when ``complete``.
+
+    A complete store gets Zarr's consolidated metadata, so ``xr.open_zarr(path)`` reads one
+    document and warns of nothing. Any other status rewrites the root document without it:
+    arrays about to change are never described by a stale copy. This package itself always
+    reads live metadata (:func:`open_group`, ``consolidated=False``).
+    """
+    import warnings
+
+    import zarr
+
+    (group if group is not None else open_group(path, mode="r+")).attrs[STATUS_ATTR] = status
+    if status == "complete":
+        with warnings.catch_warnings():  # "not part of the Zarr v3 specification" (yet)
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(str(path), zarr_format=3)
 
 
 def read_json(store: Path | str, name: str) -> Any:

@@ -1,6 +1,8 @@
 """The engine on a real LocalCluster of worker processes, real Zarr stores on disk."""
 
 import dataclasses
+import json
+import warnings
 
 import numpy as np
 import pytest
@@ -42,6 +44,10 @@ def test_distributed_run_equals_single_process_whole_scene(simulated_tiny, clien
     reference = fuse_scene(plan)  # this process, one block, no halo logic
 
     cube = xr.open_zarr(config.output.cube, consolidated=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # complete: consolidated metadata, no fallback warning
+        consolidated = xr.open_zarr(config.output.cube)
+    assert consolidated.identical(cube)
     lst = cube["lst"].values
     np.testing.assert_array_equal(np.isnan(lst), np.isnan(reference.lst_k))
     assert np.nanmax(np.abs(lst - reference.lst_k)) <= 1e-4
@@ -167,6 +173,8 @@ def test_corrupt_input_chunk_fails_run_and_cube_never_looks_complete(
     with pytest.raises(InputError, match=r"inputs\.zarr: cannot read inputs of days"):
         execute(plan_run(config), client, progress=False)
     assert cube_status(config.output.cube) == "writing"
+    root = json.loads((config.output.cube / "zarr.json").read_text())
+    assert "consolidated_metadata" not in root or root["consolidated_metadata"] is None
 
 
 def test_dlstfm_on_workers_is_seamless_and_equals_single_process(
