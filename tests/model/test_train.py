@@ -104,3 +104,21 @@ def test_architecture_errors_name_the_model_field(tmp_path):
     with pytest.raises(ConfigError, match=r"model\.width: 10 must be a multiple of 4"):
         load_train_config({"name": "x", "workdir": "w", "checkpoint": "c.pt",
                            "regions": [REGION], "model": {"width": 10}})
+
+
+def test_the_shipped_recipe_describes_the_shipped_network():
+    """train_dlstfm.yaml must build the architecture of the checkpoint it claims to make."""
+    import dataclasses
+    from pathlib import Path
+
+    import lst_pipeline
+    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
+
+    pipelines = Path(lst_pipeline.__file__).parent / "pipelines"
+    shipped = load_train_config(pipelines / "train_dlstfm.yaml")
+    model, meta = load_checkpoint(DEFAULT_CHECKPOINT)
+    assert dataclasses.asdict(shipped.model) == dataclasses.asdict(model.spec.architecture)
+    assert meta["training"]["name"] == shipped.name
+    assert meta["training"]["optim"]["steps"] == shipped.optim.steps
+    randomised = load_train_config(pipelines / "train_dlstfm_randomised.yaml")
+    assert randomised.model.safm == "atrous" and randomised.name != shipped.name
