@@ -90,3 +90,65 @@ def test_local_profile_runs_worker_processes():
     with connect(load_profile("local"), quiet=True) as client:
         pids = client.run(os.getpid)
     assert len(pids) == 2 and os.getpid() not in pids.values()
+
+
+def _start(args, log):
+    import subprocess
+
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_run_on_a_cluster_started_like_slurm_and_kubernetes_start_one(simulated_tiny, tmp_path):
+    """`dask scheduler` and two `dask worker` processes, as a batch job or a pod starts them;
+    `lst-pipeline run --scheduler ADDRESS` fuses on them and writes the same cube as a run
+    on the local profile."""
+    import json
+    import sys
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+    import zarr
+
+    from conftest import config_dict
+    from lst_pipeline.cli import main
+
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler_file = tmp_path / "scheduler.json"
+    log = (tmp_path / "cluster.log").open("w")
+    procs = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                     "--no-dashboard", "--scheduler-file", str(scheduler_file)], log)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        procs += [_start([dask, "worker", address, "--nthreads", "1", "--memory-limit", "3GB",
+                          "--no-dashboard", "--name", f"w{i}"], log) for i in range(2)]
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        stack = simulated_tiny.inputs.stack
+        for name, extra in (("remote", ["--scheduler", address]), ("local", [])):
+            data = config_dict(tmp_path, inputs={"stack": str(stack)},
+                               output={"cube": str(tmp_path / f"{name}.zarr")})
+            path = tmp_path / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(data))
+            assert main(["run", str(path), "--no-progress", *extra]) == 0
+        with Client(address, timeout=60) as client:  # the chunk tasks ran on these workers
+            ran = client.run_on_scheduler(
+                lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+        assert any(p.startswith("fuse") for p in ran), ran
+        remote = zarr.open_group(str(tmp_path / "remote.zarr"), mode="r")
+        local = zarr.open_group(str(tmp_path / "local.zarr"), mode="r")
+        assert remote.attrs["lst_pipeline:status"] == "complete"
+        for name in ("lst", "qa", "reference_date"):
+            np.testing.assert_array_equal(remote[name][:], local[name][:], err_msg=name)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+        log.close()
