@@ -73,9 +73,10 @@ def test_adapt_refuses_a_stack_with_too_few_dates(simulated_tiny, tmp_path, caps
 
 def test_adapt_a_strided_network_on_a_grid_that_is_not_a_multiple_of_its_alignment(
         tmp_path, capsys):
-    """The shipped network pools on strided windows: its tiles are whole multiples of 8
-    coarse pixels. Validation windows and training patches must be cut to that, not only
-    to whole coarse pixels (a 620 px grid at factor 31 crashed adapt before)."""
+    """The shipped network pools on strided windows: its tiles are multiples of
+    lcm(coarse factor, 8) px (248 at factor 31). Validation windows and training patches
+    must be cut to that, not only to whole coarse pixels (a 620 px grid at factor 31
+    crashed adapt before)."""
     import dataclasses
 
     from conftest import tiny_config
