@@ -27,6 +27,7 @@ from lst_pipeline.model.data import (
     region_patch,
     sample_patches,
 )
+from lst_pipeline.model.optim import l1_step, seeded, warmup_cosine
 
 #: Held-out blocks: the dates are cut into blocks of this many days, every third is held out.
 BLOCK_DAYS = 24
@@ -185,13 +186,9 @@ def _fine_tune(model, region: RegionData, split: _Split, *, device: str, steps: 
     import torch
     from tqdm.auto import tqdm
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True)
+    rng = seeded(seed, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    schedule = warmup_cosine(optimizer, steps, warmup=20)
     f = region.coarse_factor
     edge = region_patch(split.sub, patch, model.alignment_at(f))
     margin = min(16, edge // 8)
@@ -210,16 +207,8 @@ def _fine_tune(model, region: RegionData, split: _Split, *, device: str, steps: 
         ref, ref_c, tgt_c, tgt = (
             torch.from_numpy(np.ascontiguousarray(a)).to(device)
             for a in sample_patches(rng, [split.sub], split.train_pairs, batch_size, edge))
-        pred = model(ref, ref_c, tgt_c, coarse_factor=f)[..., margin:-margin, margin:-margin]
-        tgt = tgt[..., margin:-margin, margin:-margin]
-        ok = torch.isfinite(pred) & torch.isfinite(tgt)
-        if ok.any():
-            loss = (pred[ok] - tgt[ok]).abs().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-        schedule.step()
+        l1_step(model, optimizer, model(ref, ref_c, tgt_c, coarse_factor=f), tgt, margin)
+        schedule.step()  # on every step, a batch without clear pixels included
         if step % every == 0 or step == steps:
             mae = validate()
             history.append({"step": step, "validation_mae_k": mae})

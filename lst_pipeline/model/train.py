@@ -35,6 +35,7 @@ from lst_pipeline.model.data import (
     sample_region_batch,
     subset,
 )
+from lst_pipeline.model.optim import l1_step, seeded, warmup_cosine
 from lst_pipeline.model.spec import ArchitectureConfig
 
 
@@ -259,10 +260,7 @@ class _TrainingRun:
         self.config, self.regions, self.held_out, self.log = config, regions, held_out, log
         self.device = resolve_device(config.device)
         tune_allocator()
-        torch.manual_seed(o.seed)
-        self.rng = np.random.default_rng(o.seed)
-        if self.device == "cpu":
-            torch.use_deterministic_algorithms(True)
+        self.rng = seeded(o.seed, self.device)
         self.train_pairs, val_dates = make_pairs(
             regions, max_gap_days=o.max_gap_days, min_clear=o.min_clear_fraction,
             validation_fraction=config.validation_date_fraction)
@@ -282,9 +280,7 @@ class _TrainingRun:
             self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.learning_rate,
                                            weight_decay=o.weight_decay)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / o.steps)))
+        self.schedule = warmup_cosine(self.optimizer, o.steps, warmup=100)
         self.state_path = Path(config.workdir) / f"{config.name}.state.pt"
         self.history: list[dict[str, Any]] = []
         self.best = math.inf
@@ -328,19 +324,13 @@ class _TrainingRun:
         amp = self.device == "cuda" and self.config.mixed_precision
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
             pred = self.model(ref, ref_c, tgt_c, coarse_factor=factor)
-        mgn = min(o.loss_margin, ref.shape[-1] // 4)
-        pred, tgt = pred[..., mgn:-mgn, mgn:-mgn].float(), tgt[..., mgn:-mgn, mgn:-mgn]
-        ok = torch.isfinite(pred) & torch.isfinite(tgt)
-        if not ok.any():
+        loss = l1_step(self.model, self.optimizer, pred, tgt,
+                       margin=min(o.loss_margin, ref.shape[-1] // 4))
+        if loss is None:
             return None
-        loss = (pred[ok] - tgt[ok]).abs().mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
         self.schedule.step()
         self.step += 1
-        return float(loss.item())
+        return loss
 
     def validate_and_save(self, loss: float) -> None:
         """Score both validations; keep the best checkpoint and the state to resume from."""
