@@ -89,10 +89,16 @@ def coordinate_edges(coord: xr.DataArray) -> tuple[float, float]:
     return float(v.min() - half), float(v.max() + half)
 
 
-def check_inside(cube: xr.Dataset, point: Point) -> None:
-    """Raise :class:`SelectionError` if ``point`` is outside the cube's grid."""
+def extent(cube: xr.Dataset) -> tuple[float, float, float, float]:
+    """Outer pixel edges of the cube's grid: ``(x0, x1, y0, y1)`` in its CRS."""
     x0, x1 = coordinate_edges(cube["x"])
     y0, y1 = coordinate_edges(cube["y"])
+    return x0, x1, y0, y1
+
+
+def check_inside(cube: xr.Dataset, point: Point) -> None:
+    """Raise :class:`SelectionError` if ``point`` is outside the cube's grid."""
+    x0, x1, y0, y1 = extent(cube)
     if not (x0 <= point.x <= x1 and y0 <= point.y <= y1):
         raise SelectionError(
             f"point {point.label()} (x {point.x:.1f}, y {point.y:.1f} in {_crs(cube)}) is "
@@ -136,8 +142,7 @@ def region(cube: xr.Dataset, left: float, bottom: float, right: float, top: floa
     ys = slice(top, bottom) if cube["y"].values[0] > cube["y"].values[-1] else slice(bottom, top)
     out = cube.sel(x=slice(left, right), y=ys)
     if out.sizes["x"] == 0 or out.sizes["y"] == 0:
-        x0, x1 = coordinate_edges(cube["x"])
-        y0, y1 = coordinate_edges(cube["y"])
+        x0, x1, y0, y1 = extent(cube)
         raise SelectionError(f"region {left}, {bottom}, {right}, {top} does not overlap the "
                              f"cube's grid x {x0:.0f} .. {x1:.0f}, y {y0:.0f} .. {y1:.0f}")
     return out

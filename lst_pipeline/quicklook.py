@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lst_pipeline import explore
 from lst_pipeline.figures import colour_limits, pyplot, save
 
 
@@ -191,14 +192,6 @@ def animation_gif(path: Path, frames: list[tuple[str, np.ndarray]], *,
 MAX_FRAMES = 400
 
 
-def _extent(cube) -> tuple[float, float, float, float]:
-    from lst_pipeline.explore import coordinate_edges
-
-    x0, x1 = coordinate_edges(cube["x"])
-    y0, y1 = coordinate_edges(cube["y"])
-    return x0, x1, y0, y1
-
-
 def _crs_name(cube) -> str:
     crs = cube.rio.crs
     return crs.to_string() if crs is not None else ""
@@ -206,11 +199,9 @@ def _crs_name(cube) -> str:
 
 def day_png(cube, name: str, day: np.datetime64, out: Path | None) -> Path:
     """The map of one day of ``cube`` with its flags (default ``lst_<day>.png``)."""
-    from lst_pipeline import explore
-
     sel = explore.day_map(cube, day)[["lst", "qa"]].load()
     return map_png(out or Path(f"lst_{day}.png"), sel["lst"].values, sel["qa"].values,
-                   title=f"{name}  {day}", extent=_extent(cube), crs_name=_crs_name(cube))
+                   title=f"{name}  {day}", extent=explore.extent(cube), crs_name=_crs_name(cube))
 
 
 def point_png(cube, name: str, lon: float, lat: float, out: Path | None, *,
@@ -219,7 +210,6 @@ def point_png(cube, name: str, lon: float, lat: float, out: Path | None, *,
 
     The stack is ``inputs``, else the one recorded in the cube's attributes if it exists.
     """
-    from lst_pipeline import explore
     from lst_pipeline.errors import InputError
     from lst_pipeline.io.zarr_store import root_attrs
 
@@ -254,7 +244,6 @@ def range_gif(cube, name: str, start: np.datetime64, end: np.datetime64, out: Pa
     SelectionError
         If the range is reversed, outside the cube or longer than :data:`MAX_FRAMES` days.
     """
-    from lst_pipeline import explore
     from lst_pipeline.errors import SelectionError
 
     if end < start:
@@ -268,7 +257,8 @@ def range_gif(cube, name: str, start: np.datetime64, end: np.datetime64, out: Pa
     lst = cube["lst"].sel(time=slice(str(start), str(end))).load()
     frames = [(str(t.astype("datetime64[D]")), lst.sel(time=t).values)
               for t in lst["time"].values]
-    return animation_gif(out or Path(f"lst_{start}_{end}.gif"), frames, extent=_extent(cube),
+    return animation_gif(out or Path(f"lst_{start}_{end}.gif"), frames,
+                         extent=explore.extent(cube),
                          title=f"{name}  ", fps=fps)
 
 

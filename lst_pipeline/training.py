@@ -7,8 +7,6 @@ training regions on demand with :mod:`lst_pipeline.simulate`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,16 +87,6 @@ def run_training(config: TrainConfig, *, resume: bool = False, progress: bool = 
                  stop_at_step=stop_at_step, log=log)
 
 
-def stack_fingerprint(stack: Path | str) -> str | None:
-    """SHA-256 of a stack's content record (None for stacks written before it existed)."""
-    from lst_pipeline.io.stack import read_content
-
-    content = read_content(stack)
-    if content is None:
-        return None
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-
-
 def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
               checkpoint: Path | str | None = None, **options: Any) -> AdaptResult:
     """Fine-tune DLSTFM on the input stack of ``config`` (``lst-pipeline adapt CONFIG``).
@@ -118,6 +106,7 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     """
     import dataclasses
 
+    from lst_pipeline.io.stack import content_fingerprint
     from lst_pipeline.model.adapt import adapt_checkpoint
     from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
 
@@ -132,5 +121,5 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
         out=Path(out) if out is not None else stack.with_name(stack.name + ".adapted.pt"),
         max_gap_days=fusion.max_reference_gap_days, device=fusion.device,
         starfm_params=starfm_params,
-        source={"stack": str(stack), "stack_content_sha256": stack_fingerprint(stack)},
+        source={"stack": str(stack), "stack_content_sha256": content_fingerprint(stack)},
         **options)

@@ -195,6 +195,20 @@ def read_content(stack: Path | str) -> dict[str, dict[str, str]] | None:
     return read_json(stack, CONTENT_RECORD)
 
 
+def content_fingerprint(stack: Path | str) -> str | None:
+    """SHA-256 of a stack's whole content record (None for stacks written before it existed).
+
+    One digest for every date's digest: what a checkpoint adapted on the stack records.
+    """
+    import hashlib
+    import json
+
+    content = read_content(stack)
+    if content is None:
+        return None
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 @dataclass
 class StackReader:
     """Windowed, eager reads from an input stack, as used inside fusion tasks.
