@@ -56,8 +56,9 @@ FLAG_NAMES = ("no data", "observed", "fused (one reference)", "fused (two refere
 
 
 def map_png(path: Path, lst_k: np.ndarray, qa: np.ndarray, *, title: str,
-            extent: tuple[float, float, float, float], crs_name: str = "") -> Path:
-    """Write one day's LST map (colour bar in K) beside its flag map.
+            extent: tuple[float, float, float, float], crs_name: str = "",
+            sigma_k: np.ndarray | None = None) -> Path:
+    """Write one day's LST map (colour bar in K) beside its flag map (and uncertainty map).
 
     Parameters
     ----------
@@ -71,13 +72,17 @@ def map_png(path: Path, lst_k: np.ndarray, qa: np.ndarray, *, title: str,
         ``(left, right, bottom, top)`` of the map in the cube's CRS, for the axes.
     crs_name
         Axis label suffix naming the CRS.
+    sigma_k
+        The day's ``lst_uncertainty`` (K); drawn as a third map when given.
     """
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
     plt = pyplot()
     vmin, vmax = colour_limits(lst_k)
-    fig, (ax, axq) = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    n = 2 if sigma_k is None else 3
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4.8), constrained_layout=True)
+    ax, axq = axes[0], axes[1]
     im = ax.imshow(lst_k, cmap="inferno", vmin=vmin, vmax=vmax, extent=extent,
                    interpolation="nearest")
     ax.set_facecolor("0.8")
@@ -90,7 +95,16 @@ def map_png(path: Path, lst_k: np.ndarray, qa: np.ndarray, *, title: str,
     present = sorted(set(np.unique(qa).tolist()) & set(range(len(FLAG_NAMES))))
     axq.legend(handles=[Patch(color=FLAG_COLOURS[c], label=FLAG_NAMES[c]) for c in present],
                loc="lower left", fontsize=8, framealpha=0.9)
-    for a in (ax, axq):
+    if sigma_k is not None:
+        axs = axes[2]
+        finite = sigma_k[np.isfinite(sigma_k)]
+        top = float(np.percentile(finite, 99)) if finite.size else 1.0
+        im = axs.imshow(sigma_k, cmap="viridis", vmin=0, vmax=max(top, 0.1), extent=extent,
+                        interpolation="nearest")
+        axs.set_facecolor("0.8")
+        axs.set_title("estimated 1-sigma error (lst_uncertainty)")
+        fig.colorbar(im, ax=axs, shrink=0.85, label="sigma (K)")
+    for a in axes:
         a.set_xlabel(f"x (m{', ' + crs_name if crs_name else ''})")
         a.set_ylabel("y (m)")
         a.ticklabel_format(style="plain", useOffset=False)
@@ -197,11 +211,19 @@ def _crs_name(cube) -> str:
     return crs.to_string() if crs is not None else ""
 
 
-def day_png(cube, name: str, day: np.datetime64, out: Path | None) -> Path:
-    """The map of one day of ``cube`` with its flags (default ``lst_<day>.png``)."""
-    sel = explore.day_map(cube, day)[["lst", "qa"]].load()
+def day_png(cube, name: str, day: np.datetime64, out: Path | None, *,
+            uncertainty: bool = True) -> Path:
+    """The map of one day of ``cube`` with its flags (default ``lst_<day>.png``).
+
+    A cube with ``lst_uncertainty`` gets its map too, unless ``uncertainty`` is False.
+    """
+    names = ["lst", "qa"] + (["lst_uncertainty"] if uncertainty and "lst_uncertainty" in cube
+                             else [])
+    sel = explore.day_map(cube, day)[names].load()
+    sigma = sel["lst_uncertainty"].values if "lst_uncertainty" in sel else None
     return map_png(out or Path(f"lst_{day}.png"), sel["lst"].values, sel["qa"].values,
-                   title=f"{name}  {day}", extent=explore.extent(cube), crs_name=_crs_name(cube))
+                   title=f"{name}  {day}", extent=explore.extent(cube), crs_name=_crs_name(cube),
+                   sigma_k=sigma)
 
 
 def point_png(cube, name: str, lon: float, lat: float, out: Path | None, *,

@@ -100,11 +100,16 @@ def test_evaluate_command_writes_a_report(simulated_tiny, tmp_path, capsys):
                  "starfm", "ubestarfm", "modis_only"]) == 0
     text = (out / "report.md").read_text()
     assert "| `starfm` |" in text and "MAE (K)" in text and "by edge" in text
+    assert "## Calibration of lst_uncertainty" in text
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
-    printed = capsys.readouterr().out
+    assert html.count("data:image/png;base64,") == 4  # maps, scatter, errors, reliability
+    printed, calibrated = capsys.readouterr().out.split("calibration of lst_uncertainty")
     rows = {line.split("|")[1].strip(" `"): float(line.split("|")[2])
             for line in printed.splitlines() if line.startswith("| `")}
+    within = {line.split("|")[1].strip(" `"): float(line.split("|")[3])
+              for line in calibrated.splitlines() if line.startswith("| `")}
+    assert set(within) == {"reference_change", "starfm", "ubestarfm", "modis_only"}
+    assert all(0.5 < w < 0.85 for w in within.values())  # against the truth
     # the simulated MODIS is 1 km-blurred and offset: fine detail from a reference must win
     assert rows["reference_change"] < rows["modis_only"] - 1.0
     assert rows["starfm"] < rows["modis_only"] - 1.0

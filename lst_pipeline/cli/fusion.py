@@ -111,7 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.scheduler:  # the cluster exists: plan for its threads
         context, resources = cluster(args, config.cluster)
         with context as client:
-            plan = plan_run(config, n_workers=sum(client.nthreads().values()) or 1)
+            plan = plan_run(config, n_workers=sum(client.nthreads().values()) or 1,
+                            overwrite=args.overwrite)
             print(plan.describe())
             if args.plan_only:
                 return 0
@@ -119,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                               progress=not args.no_progress, resources=resources)
         print(summary)
         return 0
-    plan = plan_run(config, n_workers=profile_threads(args, config.cluster))
+    plan = plan_run(config, n_workers=profile_threads(args, config.cluster),
+                    overwrite=args.overwrite)
     print(plan.describe())
     if args.plan_only:
         return 0
@@ -146,7 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"[1/4] simulating the demo region ({source})")
     print(simulate_region(config, overwrite=True, progress=not args.no_progress))
     assert config.simulation is not None  # simulate_region refuses a config without one
-    plan = plan_run(config)
+    plan = plan_run(config, overwrite=True)
     print(f"[2/4] {plan.describe()}")
     context, resources = cluster(args, config.cluster)
     with context as client:
@@ -188,13 +190,17 @@ def _demo_summary(config, plan, run, scores) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score every method on one region; write the report."""
     from lst_pipeline.config import load_pipeline
-    from lst_pipeline.evaluate import comparison_table, evaluate, write_report
+    from lst_pipeline.evaluate import calibration_table, comparison_table, evaluate, write_report
 
     comparison = evaluate(load_pipeline(args.config), args.methods, against=args.against,
                           time_block=args.time_block, min_clear_fraction=args.min_clear,
                           max_dates=args.max_dates, log=print)
     out = write_report(comparison, args.out)
     print(comparison_table(comparison.groups))
+    if comparison.calibration:
+        print(f"\ncalibration of lst_uncertainty (against the {comparison.reference_name}; "
+              "a calibrated sigma has 0.68 within 1 sigma, 0.95 within 2):")
+        print(calibration_table(comparison.calibration))
     print(f"report: {(out / 'report.html').resolve()}")
     return 0
 

@@ -28,6 +28,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--inputs", type=path_arg, default=None,
                    help="input stack to overlay on --point (default: the one recorded in the "
                         "cube's attributes, if it exists)")
+    p.add_argument("--no-uncertainty", action="store_true",
+                   help="--date: leave out the lst_uncertainty map (drawn when the cube has it)")
     p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second (default 4)")
     p.set_defaults(func=cmd_quicklook)
 
@@ -40,7 +42,8 @@ def cmd_quicklook(args: argparse.Namespace) -> int:
     cube = open_cube(args.cube, flags=False)
     name = Path(args.cube).name
     if args.date:
-        path = quicklook.day_png(cube, name, explore.parse_date(args.date), args.output)
+        path = quicklook.day_png(cube, name, explore.parse_date(args.date), args.output,
+                                 uncertainty=not args.no_uncertainty)
     elif args.point:
         lon, lat = explore.parse_lonlat(args.point)
         path = quicklook.point_png(cube, name, lon, lat, args.output, inputs=args.inputs)

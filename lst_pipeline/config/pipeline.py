@@ -136,11 +136,16 @@ class OutputConfig:
     """The output cube.
 
     ``dtype: int16`` stores CF-packed Kelvin (0.01 K steps, compact); ``float32`` stores
-    the fused values unrounded.
+    the fused values unrounded. ``uncertainty`` adds ``lst_uncertainty``, the estimated
+    1-sigma error of every value, from an error model fitted by leave-one-date-out on the
+    stack (:mod:`lst_pipeline.fusion.error_model`): ``auto`` (default) whenever the stack
+    has enough clear Landsat dates to fit it (otherwise the plan says why it is left out),
+    ``true`` always (a stack too short is an error), ``false`` never.
     """
 
     cube: Path
     dtype: OutputDtype = "int16"
+    uncertainty: Literal["auto", True, False] = "auto"
 
 
 @dataclass(frozen=True)

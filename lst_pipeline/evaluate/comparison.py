@@ -3,7 +3,8 @@
 :func:`compare_with_truth` streams a whole cube and its truth through Dask chunk by chunk;
 :func:`compare_cubes_with_truth` scores several cubes on the pixel-days all of them fused;
 :func:`compare_methods` fuses a simulated region with every method in this process;
-:func:`compare_methods_holdout` does so for the stack's own held-out Landsat dates.
+:func:`compare_methods_holdout` does so for the stack's own held-out Landsat dates;
+:func:`calibrate_cube_with_truth` scores a cube's ``lst_uncertainty`` against the truth.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lst_pipeline.evaluate.calibration import Calibration, calibration, cross_validated_sigma
 from lst_pipeline.evaluate.metrics import METRIC_LABELS, Scores, grouped_metrics
 from lst_pipeline.fusion.registry import METHODS
 
@@ -43,6 +45,56 @@ def compare_with_truth(cube: Path | str, truth: Path | str) -> dict[str, Scores]
         )
     (computed,) = dask.compute(sums)
     return {name: Scores.from_sums(*(float(v) for v in vals)) for name, vals in computed.items()}
+
+
+#: :func:`calibrate_cube_with_truth` keeps at most this many pixel-days per time block.
+CALIBRATION_SAMPLE_PER_BLOCK = 500_000
+
+
+def calibrate_cube_with_truth(cube: Path | str, truth: Path | str, *, time_block: int = 32
+                              ) -> dict[str, Calibration]:
+    """Calibration of a cube's ``lst_uncertainty`` against a truth store on its grid.
+
+    Every pixel-day with a value, a sigma and a truth enters (an evenly spaced sample of at
+    most :data:`CALIBRATION_SAMPLE_PER_BLOCK` per block of ``time_block`` days).
+
+    Returns
+    -------
+    dict
+        :class:`Calibration` of ``all``, ``fused`` and ``observed`` pixel-days.
+
+    Raises
+    ------
+    InputError
+        If the cube has no ``lst_uncertainty``.
+    """
+    import xarray as xr
+
+    from lst_pipeline.errors import InputError
+    from lst_pipeline.io.cube import UNCERTAINTY, Flag, open_cube
+
+    out = open_cube(cube, flags=False)
+    if UNCERTAINTY not in out:
+        raise InputError(f"{cube}: no {UNCERTAINTY} in this cube (it was made with "
+                         "output.uncertainty: false, or by an older lst_pipeline)")
+    ref = xr.open_zarr(truth, consolidated=False)["lst"].sel(time=out.time)
+    days = out.time.values.astype("datetime64[D]").astype(np.int64)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for t0 in range(0, len(days), time_block):
+        ts = slice(t0, t0 + time_block)
+        lst, sigma = out["lst"][ts].values, out[UNCERTAINTY][ts].values
+        qa, used = out["qa"][ts].values, out["reference_date"][ts].values
+        used = used.astype("datetime64[D]").astype(np.int64) if used.dtype.kind == "M" else used
+        err = lst.astype(np.float64) - ref[ts].values
+        ok = np.flatnonzero(np.isfinite(err) & np.isfinite(sigma))
+        if len(ok) > CALIBRATION_SAMPLE_PER_BLOCK:
+            ok = ok[np.linspace(0, len(ok) - 1, CALIBRATION_SAMPLE_PER_BLOCK).astype(np.int64)]
+        age = np.abs(days[ts][:, None, None] - used).astype(np.float64)
+        parts.append(tuple(a.ravel()[ok] for a in (err, sigma, age, qa)))
+    err, sigma, age, qa = (np.concatenate(p) for p in zip(*parts))
+    groups = {"all": np.ones(err.shape, bool), "fused": Flag.fused(qa),
+              "observed": qa == Flag.OBSERVED}
+    return {k: calibration(err[g], sigma[g], age[g]) for k, g in groups.items() if g.any()}
 
 
 def compare_cubes_with_truth(cubes: dict[str, Path | str], truth: Path | str, *,
@@ -114,6 +166,8 @@ class Comparison:
     reference_name: str = "truth"
     #: for the maps: the most used reference date of each day (days since 1970-01-01, -1)
     main_reference_day: np.ndarray | None = None
+    #: per method, the calibration of its ``lst_uncertainty`` (empty when switched off)
+    calibration: dict[str, Calibration] = dataclasses.field(default_factory=dict)
 
 
 def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
@@ -157,6 +211,9 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
     age = np.full(truth.shape, np.nan, np.float32)
     main_ref = np.full(n_days, -1, np.int64)
     seconds = dict.fromkeys(methods, 0.0)
+    modelled = [m for m, p in plans.items() if p.task.error_model is not None]
+    sigma = {m: np.full(truth.shape, np.nan, np.float32) for m in modelled}
+    ages = {m: np.full(truth.shape, np.nan, np.float32) for m in modelled}
     for t0 in range(0, n_days, time_block):
         t1 = min(t0 + time_block, n_days)
         for m, plan in plans.items():
@@ -166,8 +223,11 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
             fused = Flag.fused(block.qa)
             preds[m][t0:t1] = np.where(fused, block.lst_k, np.nan)
             mask[t0:t1] &= fused
+            day = plan.task.first_day + np.arange(t0, t1)[:, None, None]
+            if block.uncertainty_k is not None:
+                sigma[m][t0:t1] = np.where(fused, block.uncertainty_k, np.nan)
+                ages[m][t0:t1] = np.where(fused, np.abs(day - block.reference_day), np.nan)
             if m == methods[0]:
-                day = plan.task.first_day + np.arange(t0, t1)[:, None, None]
                 age[t0:t1] = np.where(fused, np.abs(day - block.reference_day), np.nan)
                 main_ref[t0:t1] = [most_common_day(r[f])
                                    for r, f in zip(block.reference_day, fused)]
@@ -178,9 +238,10 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
     names = _class_names(truth_ds)
     groups = {m: grouped_metrics(preds[m], truth, mask, land_cover=land_cover,
                                  class_names=names) for m in methods}
+    calibrations = {m: calibration(preds[m] - truth, sigma[m], ages[m]) for m in sigma}
     return Comparison(config=config, days=first.days, truth=truth, predictions=preds,
                       mask=mask, reference_age=age, land_cover=land_cover, groups=groups,
-                      seconds=seconds, main_reference_day=main_ref)
+                      seconds=seconds, main_reference_day=main_ref, calibration=calibrations)
 
 
 def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
@@ -194,7 +255,8 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
     dates by every method (same reference selection as a run, observations not kept), and
     the predictions are compared with the hidden observation on the pixels it saw and
     every method fused (:func:`lst_pipeline.fusion.holdout.predict_held_out`). Works on any
-    input stack: no truth needed.
+    input stack: no truth needed. The calibration of ``lst_uncertainty`` is scored on the
+    same residuals, each date's sigma from an error model fitted on the other dates only.
 
     Raises
     ------
@@ -204,13 +266,19 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
     from lst_pipeline.fusion.holdout import predict_held_out
 
     held = predict_held_out(config, methods, min_clear_fraction=min_clear_fraction,
-                            max_dates=max_dates, log=log)
+                            max_dates=max_dates,
+                            features=config.output.uncertainty is not False, log=log)
     groups = {m: grouped_metrics(held.predictions[m], held.truth, held.mask) for m in methods}
+    calibrations = {}
+    for m, (raw, errors, rows) in held.samples.items():
+        if len(np.unique(held.days[rows])) >= 2:  # each date's sigma from the other dates
+            sigma = cross_validated_sigma(raw, errors, held.days[rows], m)
+            calibrations[m] = calibration(errors, sigma, raw[0])
     return Comparison(config=config, days=held.days, truth=held.truth,
                       predictions=held.predictions, mask=held.mask,
                       reference_age=held.reference_age, land_cover=None, groups=groups,
                       seconds=held.seconds, reference_name="held-out Landsat",
-                      main_reference_day=held.main_reference_day)
+                      main_reference_day=held.main_reference_day, calibration=calibrations)
 
 
 def evaluate(config: Any, methods: tuple[str, ...] | None = None, *, against: str = "auto",

@@ -22,6 +22,8 @@ def write_report(comparison: Comparison, out_dir: Path | str, *, title: str = ""
     out.mkdir(parents=True, exist_ok=True)
     figures = [_maps(comparison, out / "maps.png"), _scatter(comparison, out / "scatter.png"),
                _error_series(comparison, out / "error_series.png")]
+    if comparison.calibration:
+        figures.append(_reliability(comparison, out / "reliability.png"))
     text = _markdown(comparison, title)
     (out / "report.md").write_text(text)
     for path in figures:
@@ -152,6 +154,7 @@ def _markdown(c: Comparison, title: str) -> str:
               f"{m} {s:.1f}" for m, s in c.seconds.items()), "",
           "![maps](maps.png)", "", "![scatter](scatter.png)", "",
           "![error per day and vs reference age](error_series.png)", "",
+          *_calibration_section(c),
           "## Configuration and versions", "", "```json",
           json.dumps({"fusion": dataclasses.asdict(cfg.fusion),
                       "grid": dataclasses.asdict(cfg.grid), "versions": package_versions()},
@@ -185,3 +188,39 @@ def _input_panels(c: Comparison, t: int) -> dict[str, np.ndarray]:
                                                                  Window(0, ny, 0, nx))[0]
     panels[f"target MODIS {day}"] = upsample_nearest(modis, f)
     return panels
+
+
+def _calibration_section(c: Comparison) -> list[str]:
+    """Coverage of ``lst_uncertainty`` and its reliability diagram (when it was scored)."""
+    from lst_pipeline.evaluate.calibration import calibration_table
+
+    if not c.calibration:
+        return []
+    how = ("each held-out date's sigma from an error model fitted on the other dates"
+           if c.reference_name != "truth" else "errors against the simulated truth")
+    return ["## Calibration of lst_uncertainty", "",
+            f"Fraction of |error| within 1 and 2 sigma ({how}); a calibrated sigma has "
+            "0.68 and 0.95. Per reference-age class: within 1 / within 2 sigma (share of "
+            "the pixel-days). Spearman: rank correlation of sigma and |error|.", "",
+            calibration_table(c.calibration), "", "![reliability](reliability.png)", ""]
+
+
+def _reliability(c: Comparison, path: Path) -> Path:
+    """Predicted sigma against the observed RMSE in sigma bins, one line per method."""
+    from lst_pipeline.figures import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    top = 1.0
+    for m, cal in c.calibration.items():
+        if cal.reliability:
+            s = [b[2] for b in cal.reliability]
+            r = [b[3] for b in cal.reliability]
+            ax.plot(s, r, "o-", ms=4, label=m)
+            top = max(top, *s, *r)
+    ax.plot([0, top], [0, top], "k--", lw=0.8, label="calibrated")
+    ax.set_xlabel("predicted sigma (K, bin mean)")
+    ax.set_ylabel("observed RMSE (K)")
+    ax.set_title("reliability of lst_uncertainty")
+    ax.legend(fontsize=7)
+    return save(fig, path, tight=True)

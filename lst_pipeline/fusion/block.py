@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lst_pipeline.errors import InputError, LSTPipelineError
-from lst_pipeline.fusion.kernel import FusedBlock, fuse_block, interpolate_modis_gaps
+from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
+from lst_pipeline.fusion.modis_gaps import interpolate_modis_gaps
 from lst_pipeline.grid import Window
 from lst_pipeline.io.stack import StackReader
 
@@ -41,6 +42,7 @@ class BlockInputs:
     target_modis: np.ndarray
     target_days: np.ndarray
     target_modis_filled: np.ndarray | None = None
+    target_modis_error_class: np.ndarray | None = None
 
 
 def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -> BlockInputs:
@@ -67,11 +69,15 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
             target_modis, filled = interpolate_modis_gaps(modis, around, target_days, m)
         else:
             target_modis = reader.read_modis(target_days.astype("datetime64[D]"), coarse_read)
+        error_class = (reader.read_modis_error_class(target_days.astype("datetime64[D]"),
+                                                     coarse_read)
+                       if task.uncertainty else None)
         return BlockInputs(
             landsat_lst=reader.read_landsat(wanted, read_window),
             landsat_days=ldays[wanted],
             landsat_modis=reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read),
             target_modis=target_modis, target_days=target_days, target_modis_filled=filled,
+            target_modis_error_class=error_class,
         )
     except LSTPipelineError:
         raise
@@ -89,12 +95,14 @@ def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
 
 
 def fuse_inputs(task: FusionTask, inputs: BlockInputs, window: Window, read_window: Window,
-                *, method: FusionMethod | None = None) -> FusedBlock:
+                *, method: FusionMethod | None = None, return_features: bool = False
+                ) -> FusedBlock:
     """Fuse inputs already read (:func:`read_block_inputs`) over ``window`` of ``read_window``.
 
     The one way a block of a stack is fused: the executor's tasks, ``fuse_scene``, the
     leave-one-date-out of :mod:`lst_pipeline.fusion.holdout` and ``evaluate`` call it.
-    ``method`` defaults to the task's, built in this process.
+    ``method`` defaults to the task's, built in this process. With the task's error model
+    the block carries ``uncertainty_k``; ``return_features`` adds the raw error features.
     """
     return fuse_block(
         inputs.landsat_lst, inputs.landsat_days, inputs.landsat_modis, inputs.target_modis,
@@ -105,6 +113,8 @@ def fuse_inputs(task: FusionTask, inputs: BlockInputs, window: Window, read_wind
         two_references=task.two_references, max_disagreement_k=task.max_disagreement_k,
         keep_observations=task.keep_observations,
         target_modis_filled=inputs.target_modis_filled, alignment=task.alignment,
+        error_model=task.error_model, return_features=return_features,
+        target_modis_error_class=inputs.target_modis_error_class,
     )
 
 

@@ -7,6 +7,8 @@
 - :mod:`lst_pipeline.fusion.executor`: :func:`execute` runs a plan on a Dask cluster.
 """
 
+import dataclasses
+
 from lst_pipeline.fusion import plan as _plan
 from lst_pipeline.fusion.block import (
     BlockInputs,
@@ -17,6 +19,7 @@ from lst_pipeline.fusion.block import (
 )
 from lst_pipeline.fusion.executor import ChunkStats, RunSummary, execute, fuse_chunk, prepare_cube
 from lst_pipeline.fusion.plan import (
+    UNCERTAINTY_ATTR,
     FusionTask,
     ResumeState,
     RunPlan,
@@ -33,17 +36,45 @@ __all__ = ["BlockInputs", "ChunkStats", "FusionTask", "ResumeState", "RunPlan", 
            "read_block_inputs", "stale_chunks"]
 
 
-def plan_run(config, *, n_workers: int = 2) -> RunPlan:
+def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) -> RunPlan:
     """Check the inputs against the configuration and cut the run into chunks.
 
     ``fusion.method: auto`` is resolved first, by leave-one-date-out on the stack
     (:func:`lst_pipeline.fusion.holdout.choose_method`); then
     :func:`lst_pipeline.fusion.plan.plan_run` plans the chosen method, whose raised errors
-    (``InputError``, ``GridError``) it passes on.
+    (``InputError``, ``GridError``) it passes on. With ``output.uncertainty`` the error model
+    of ``lst_uncertainty`` is fitted on the same held-out dates
+    (:func:`lst_pipeline.fusion.holdout.fit_uncertainty`), or, when the run resumes an
+    existing cube (not ``overwrite``), taken from that cube, so that every chunk of a cube
+    uses one model.
     """
-    choice = None
-    if config.fusion.method == "auto":
-        from lst_pipeline.fusion.holdout import choose_method
+    from lst_pipeline.errors import InputError
+    from lst_pipeline.fusion.error_model import ErrorModel
+    from lst_pipeline.fusion.holdout import choose_method, fit_uncertainty
+    from lst_pipeline.io.cube_store import CubeStore
 
-        choice = choose_method(config, log=lambda _: None)
-    return _plan.plan_run(config, n_workers=n_workers, choice=choice)
+    choice = None
+    wanted = config.output.uncertainty
+    if config.fusion.method == "auto":
+        choice = choose_method(config, features=wanted is not False, log=lambda _: None)
+    plan = _plan.plan_run(config, n_workers=n_workers, choice=choice)
+    if wanted is False:
+        return plan
+    recorded = CubeStore(plan.task.cube).attrs.get(UNCERTAINTY_ATTR) if (
+        plan.resume is not None and not overwrite) else None
+    if recorded is not None:
+        model = ErrorModel.from_attrs(recorded)
+        log(f"uncertainty: the error model recorded in {plan.task.cube} (resuming)")
+    else:
+        try:
+            model = fit_uncertainty(plan.config, plan.task.method,
+                                    None if choice is None else choice.held, log=log)
+        except InputError as exc:
+            if wanted is True:
+                raise
+            plan = dataclasses.replace(
+                plan, task=dataclasses.replace(plan.task, uncertainty=False),
+                notes=(*plan.notes, f"lst_uncertainty left out (output.uncertainty: auto): "
+                                    f"{exc}"))
+            return dataclasses.replace(plan, resume=_plan.resume_state(plan))
+    return dataclasses.replace(plan, task=dataclasses.replace(plan.task, error_model=model))

@@ -91,7 +91,7 @@ def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
     clocks = {k: v - clocks[k] for k, v in timing.snapshot().items()}
     try:
         _writer(task.cube).write(chunk.t0, chunk.window, block.lst_k, block.qa,
-                                 block.reference_day)
+                                 block.reference_day, block.uncertainty_k)
         CubeStore(task.cube).mark_done(chunk.index)  # only after the whole region is written
     except OSError as exc:  # a full disk, a quota, a read-only or vanished output ...
         raise StoreError(f"{task.cube}: cannot write chunk {chunk.index} "
@@ -190,7 +190,7 @@ def prepare_cube(plan: RunPlan, *, overwrite: bool, log=print
             remove_store(cube, "cube", field="output.cube", protected=protected,
                          keep=LOCK_FILES)
         create_cube(cube, plan.grid, plan.days, plan.chunks.chunks,
-                    dtype=plan.config.output.dtype,
+                    dtype=plan.config.output.dtype, uncertainty=plan.task.uncertainty,
                     attrs={**provenance(plan), FINGERPRINT_ATTR: fingerprint(plan)})
         store.ensure()
         store.set_inputs(plan.stack_content)

@@ -22,6 +22,7 @@ from lst_pipeline.errors import InputError
 from lst_pipeline.grid import Window
 
 if TYPE_CHECKING:
+    from lst_pipeline.fusion.error_model import ErrorModel
     from lst_pipeline.fusion.registry import FusionMethodName
 
 #: What ``fusion.method: auto`` chooses among.
@@ -47,6 +48,10 @@ class HeldOut:
     main_reference_day: np.ndarray
     seconds: dict[str, float]
     windows: list[Window]
+    #: per method, ``(raw features (len(RAW), n), errors (n,), rows (n,))`` of a sample of
+    #: the pixels it fused (with ``features=True``), for fitting error models
+    samples: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = dataclasses.field(
+        default_factory=dict)
 
 
 def spread_windows(shape: tuple[int, int], alignment: int, *, size: int = AUTO_WINDOW,
@@ -95,9 +100,65 @@ def _dates_to_hold_out(config: Any, reader: Any, days: np.ndarray, min_clear_fra
     return chosen
 
 
+#: Residuals kept per held-out row (date and window) and method for error models.
+SAMPLES_PER_ROW = 20_000
+
+
+def _sample(raw: np.ndarray, errors: np.ndarray, keep: np.ndarray, row: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evenly spaced (deterministic) residuals where ``keep``, at most SAMPLES_PER_ROW."""
+    index = np.flatnonzero(keep)
+    if len(index) > SAMPLES_PER_ROW:
+        index = index[np.linspace(0, len(index) - 1, SAMPLES_PER_ROW).astype(np.int64)]
+    return (raw.reshape(len(raw), -1)[:, index], errors.ravel()[index],
+            np.full(len(index), row, np.int32))
+
+
+def _read_held_out(reader: Any, config: Any, index: int, window: Window) -> np.ndarray:
+    """The held-out Landsat date's LST over ``window``.
+
+    Raises
+    ------
+    InputError
+        Naming the stack, if a chunk file is corrupt or unreadable.
+    """
+    try:
+        return reader.read_landsat(np.array([index]), window)[0]
+    except Exception as exc:  # a corrupt or truncated chunk file, an I/O error ...
+        raise InputError(f"{config.inputs.stack}: cannot read Landsat date "
+                         f"{reader.landsat_dates[index]} to hold it out ({type(exc).__name__}: "
+                         f"{exc}); check or rebuild the input stack") from exc
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The samples of every row as one (features, errors, rows)."""
+    return (np.concatenate([q[0] for q in parts], axis=-1),
+            np.concatenate([q[1] for q in parts]), np.concatenate([q[2] for q in parts]))
+
+
+def _held_out_plans(config: Any, methods: tuple[str, ...], features: bool) -> dict[str, Any]:
+    """Each method's plan with Landsat days fused (and the MODIS QC read, with features)."""
+    from lst_pipeline.fusion.plan import plan_run
+
+    fusion = dataclasses.replace(config.fusion, landsat_days="fuse")
+    plans = {m: plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
+        fusion, method=m))) for m in methods}
+    return {m: dataclasses.replace(p, task=dataclasses.replace(p.task, uncertainty=features))
+            for m, p in plans.items()}
+
+
+def _reference_age(day: int, reference_day: np.ndarray, fused: np.ndarray
+                   ) -> tuple[np.ndarray, int]:
+    """Days from each fused pixel's reference to ``day``, and the most used reference."""
+    return (np.where(fused, np.abs(day - reference_day), np.nan),
+            most_common_day(reference_day[fused]))
+
+
 def predict_held_out(config: Any, methods: tuple[str, ...], *,
                      min_clear_fraction: float = 0.3, max_dates: int | None = None,
-                     windows: list[Window] | None = None, log=print) -> HeldOut:
+                     windows: list[Window] | None = None, features: bool = False,
+                     log=print) -> HeldOut:
     """Hide each clear Landsat date of the run's days and predict it with every method.
 
     Parameters
@@ -113,6 +174,9 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     windows
         Parts of the grid to predict (default: the whole grid); each is read with the
         largest halo of the methods.
+    features
+        Also keep a sample of each method's residuals with their error features
+        (:attr:`HeldOut.samples`).
     log
         Where progress goes.
 
@@ -122,14 +186,12 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
         If no Landsat date qualifies.
     """
     from lst_pipeline.fusion.block import fuse_inputs, read_block_inputs
-    from lst_pipeline.fusion.plan import plan_run
     from lst_pipeline.io.cube import Flag
     from lst_pipeline.io.stack import StackReader
 
-    fusion = dataclasses.replace(config.fusion, landsat_days="fuse")
-    plans = {m: plan_run(dataclasses.replace(config, fusion=dataclasses.replace(
-        fusion, method=m))) for m in methods}
+    plans = _held_out_plans(config, methods, features)
     first = next(iter(plans.values()))
+    parts: dict[str, list] = {m: [] for m in methods}
     reader = StackReader(config.inputs.stack)
     ldays = reader.landsat_dates.astype("datetime64[D]")
     chosen = _dates_to_hold_out(config, reader, first.days, min_clear_fraction, max_dates)
@@ -150,7 +212,7 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
             row, (hy, hx) = i * len(windows) + k, w.shape
             read = Window(max(w.y0 - halo, 0), min(w.y1 + halo, ny),
                           max(w.x0 - halo, 0), min(w.x1 + halo, nx))
-            truth[row, :hy, :hx] = reader.read_landsat(np.array([index]), w)[0]
+            truth[row, :hy, :hx] = _read_held_out(reader, config, index, w)
             inputs = read_block_inputs(first.task, t, t + 1, read)
             keep = inputs.landsat_days != ldays[index].astype(np.int64)
             hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
@@ -158,21 +220,21 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
                                          landsat_modis=inputs.landsat_modis[keep])
             for m, plan in plans.items():
                 start = time.perf_counter()
-                block = fuse_inputs(plan.task, hidden, w, read)
+                block = fuse_inputs(plan.task, hidden, w, read, return_features=features)
                 seconds[m] += time.perf_counter() - start
                 fused = Flag.fused(block.qa[0])
                 preds[m][row, :hy, :hx] = np.where(fused, block.lst_k[0], np.nan)
+                if block.features is not None:
+                    err = block.lst_k[0] - truth[row, :hy, :hx]
+                    parts[m].append(_sample(block.features[:, 0], err,
+                                            fused & np.isfinite(err), row))
                 if m == methods[0]:
-                    day = plan.task.first_day + t
-                    age[row, :hy, :hx] = np.where(fused, np.abs(day - block.reference_day[0]),
-                                                  np.nan)
-                    main_ref[row] = most_common_day(block.reference_day[0][fused])
+                    age[row, :hy, :hx], main_ref[row] = _reference_age(
+                        plan.task.first_day + t, block.reference_day[0], fused)
         log(f"held out {ldays[index]} ({i + 1}/{len(chosen)})")
-    mask = np.isfinite(truth)
-    for p in preds.values():
-        mask &= np.isfinite(p)
+    mask = np.isfinite(truth) & np.logical_and.reduce([np.isfinite(p) for p in preds.values()])
     return HeldOut(np.repeat(ldays[chosen], len(windows)), truth, preds, mask, age, main_ref,
-                   seconds, windows)
+                   seconds, windows, {m: _joined(p) for m, p in parts.items() if p})
 
 
 @dataclass(frozen=True)
@@ -183,6 +245,8 @@ class MethodChoice:
     scores: dict[str, dict[str, float]]
     dates: list[str]
     windows: list[list[int]]
+    #: the held-out predictions it was chosen by (their error features with ``features``)
+    held: HeldOut | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         """The choice and the ranking, in one line."""
@@ -198,11 +262,13 @@ class MethodChoice:
 
 
 def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_CANDIDATES, *,
-                  log=print) -> MethodChoice:
+                  features: bool = False, log=print) -> MethodChoice:
     """The candidate with the lowest leave-one-date-out MAE on the stack's clear dates.
 
     Deterministic: the same dates (spread over the run's days) and windows (spread over the
-    grid) for the same stack and configuration. Ties go to the earlier candidate.
+    grid) for the same stack and configuration. Ties go to the earlier candidate. With
+    ``features`` the residuals keep their error features, so that the chosen method's error
+    model is fitted from them (:func:`fit_uncertainty`) without predicting again.
 
     Raises
     ------
@@ -214,7 +280,7 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     grid, _ = resolve_grid(config.grid)
     windows = spread_windows(grid.shape, grid.coarse_factor * 8)
     held = predict_held_out(config, candidates, min_clear_fraction=AUTO_MIN_CLEAR,
-                            max_dates=AUTO_MAX_DATES, windows=windows,
+                            max_dates=AUTO_MAX_DATES, windows=windows, features=features,
                             log=lambda _: None)
     scores: dict[str, dict[str, float]] = {}
     for m in candidates:
@@ -229,6 +295,60 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     best = min(candidates, key=lambda m: (scores[m]["mae_k"], candidates.index(m)))
     dates = sorted({str(d) for d in held.days})
     choice = MethodChoice(best, scores, dates,
-                          [[w.y0, w.y1, w.x0, w.x1] for w in held.windows])
+                          [[w.y0, w.y1, w.x0, w.x1] for w in held.windows], held)
     log(choice.describe())
     return choice
+
+
+#: The error model is fitted on up to this many windows of at most this size (px).
+UNCERTAINTY_WINDOWS = 4
+UNCERTAINTY_WINDOW = 256
+#: Fewest residuals an error model is fitted from.
+UNCERTAINTY_MIN_RESIDUALS = 1000
+
+
+def fit_uncertainty(config: Any, method: str, held: HeldOut | None = None, *,
+                    log=print) -> ErrorModel:
+    """Fit the error model of ``lst_uncertainty`` for ``method`` on the stack's own dates.
+
+    Up to :data:`AUTO_MAX_DATES` clear Landsat dates are held out one at a time (as for
+    ``fusion.method: auto``) on up to :data:`UNCERTAINTY_WINDOWS` windows spread over the
+    grid, predicted by the production kernel, and the residuals against the hidden
+    observations fit :func:`~lst_pipeline.fusion.error_model.fit_error_model`. ``held``
+    (with samples of ``method``) is used instead of predicting again.
+
+    Raises
+    ------
+    InputError
+        If the stack has too few clear Landsat dates to hold out, naming the way out
+        (``output.uncertainty: false``).
+    """
+    from lst_pipeline.fusion.error_model import fit_error_model
+    from lst_pipeline.grid import resolve_grid
+
+    if held is None or method not in held.samples:
+        grid, _ = resolve_grid(config.grid)
+        windows = spread_windows(grid.shape, grid.coarse_factor * 8,
+                                 size=UNCERTAINTY_WINDOW, most=UNCERTAINTY_WINDOWS)
+        try:
+            held = predict_held_out(config, (method,), min_clear_fraction=AUTO_MIN_CLEAR,
+                                    max_dates=AUTO_MAX_DATES, windows=windows,
+                                    features=True, log=lambda _: None)
+        except InputError as exc:
+            raise InputError(f"{exc}; lst_uncertainty needs held-out Landsat dates to fit "
+                             "its error model (or set output.uncertainty: false)") from exc
+    raw, errors, _ = held.samples.get(method, (np.empty((0, 0)), np.empty(0), None))
+    dates = sorted({str(d) for d in held.days})
+    if len(errors) < UNCERTAINTY_MIN_RESIDUALS:
+        raise InputError(
+            f"{config.inputs.stack}: only {len(errors)} held-out pixels were fused by "
+            f"{method} on {len(dates)} Landsat date(s), too few to fit the error model of "
+            "lst_uncertainty; use a stack with more clear Landsat dates, or set "
+            "output.uncertainty: false")
+    model = fit_error_model(raw, errors, method,
+                            info={"held_out_dates": dates, "windows": len(held.windows)})
+    log(f"uncertainty: error model for {method} fitted on {len(errors):,} residuals of "
+        f"{len(dates)} held-out Landsat date(s); within 1 sigma "
+        f"{model.fitted['within_1_sigma']:.2f}, within 2 sigma "
+        f"{model.fitted['within_2_sigma']:.2f}")
+    return model

@@ -9,71 +9,21 @@ actual prediction of fine LST from (reference fine, reference coarse, target coa
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
+from lst_pipeline.fusion.error_model import reference_cell_stats
 from lst_pipeline.fusion.pairs import Side, candidate_references
 from lst_pipeline.resample import coarse_cell_fraction, upsample_bilinear, upsample_nearest
 
 if TYPE_CHECKING:
+    from lst_pipeline.fusion.error_model import ErrorModel
     from lst_pipeline.fusion.methods import FusionMethod
     from lst_pipeline.grid import Window
-
-
-def interpolate_modis_gaps(modis: np.ndarray, days: np.ndarray, target_days: np.ndarray,
-                           max_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fill MODIS gaps of target days by linear interpolation in time, per coarse pixel.
-
-    A gap is filled only between a valid day before and a valid day after, each at most
-    ``max_days`` away (interpolation, never extrapolation).
-
-    Parameters
-    ----------
-    modis
-        ``(D, yc, xc)`` MODIS LST (K, NaN gaps) on ``days`` (consecutive days).
-    days
-        ``(D,)`` days since 1970-01-01, consecutive.
-    target_days
-        ``(T,)`` days to return, a subset of ``days``.
-    max_days
-        Furthest day used on each side.
-
-    Returns
-    -------
-    filled : numpy.ndarray
-        ``(T, yc, xc)`` MODIS with interpolated gaps.
-    was_filled : numpy.ndarray
-        ``(T, yc, xc)`` bool, True where a value was interpolated.
-    """
-    days = np.asarray(days, dtype=np.int64)
-    index = np.searchsorted(days, target_days)
-    filled = modis[index].copy()
-    was_filled = np.zeros(filled.shape, dtype=bool)
-    for k, i in enumerate(index):
-        gap = np.isnan(filled[k])
-        if not gap.any():
-            continue
-        sides = []
-        for step in (-1, 1):
-            value = np.full(gap.shape, np.nan, dtype=np.float32)
-            dist = np.zeros(gap.shape, dtype=np.float32)
-            for d in range(1, max_days + 1):
-                j = i + step * d
-                if not 0 <= j < len(days):
-                    break
-                take = np.isnan(value) & np.isfinite(modis[j])
-                value[take], dist[take] = modis[j][take], d
-            sides.append((value, dist))
-        (before, d_before), (after, d_after) = sides
-        ok = gap & np.isfinite(before) & np.isfinite(after)
-        with np.errstate(invalid="ignore"):
-            interp = before + (after - before) * d_before / (d_before + d_after)
-        filled[k][ok] = interp[ok]
-        was_filled[k] = ok
-    return filled, was_filled
 
 
 @dataclass(frozen=True)
@@ -88,11 +38,19 @@ class FusedBlock:
         ``(T, y, x)`` uint8 :class:`~lst_pipeline.io.cube.Flag` values.
     reference_day
         ``(T, y, x)`` int32 day (since 1970-01-01) of the Landsat date used, fill if none.
+    uncertainty_k
+        ``(T, y, x)`` float32 1-sigma error (K) where ``lst_k`` has a value, else NaN; None
+        without an error model.
+    features
+        ``(len(RAW), T, y, x)`` float32 raw error features of the fused values
+        (:data:`~lst_pipeline.fusion.error_model.RAW`, NaN elsewhere), when asked for.
     """
 
     lst_k: np.ndarray
     qa: np.ndarray
     reference_day: np.ndarray
+    uncertainty_k: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis: np.ndarray,
@@ -101,7 +59,8 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
                min_clear_fraction: float, max_references: int, two_references: bool = False,
                max_disagreement_k: float = 3.0, keep_observations: bool = True,
                target_modis_filled: np.ndarray | None = None, alignment: int | None = None,
-               ) -> FusedBlock:
+               error_model: ErrorModel | None = None, return_features: bool = False,
+               target_modis_error_class: np.ndarray | None = None) -> FusedBlock:
     """Fuse every target day of one block.
 
     Parameters
@@ -110,10 +69,9 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
         ``(R, Y, X)`` candidate reference Landsat LST over the read window (K, NaN unusable).
     landsat_days
         ``(R,)`` their days since 1970-01-01.
-    landsat_modis
-        ``(R, Y/f, X/f)`` MODIS LST on the reference dates (K, NaN gaps).
-    target_modis
-        ``(T, Y/f, X/f)`` MODIS LST on the target days.
+    landsat_modis, target_modis
+        ``(R, Y/f, X/f)`` MODIS LST on the reference dates, ``(T, Y/f, X/f)`` on the target
+        days (K, NaN gaps).
     target_days
         ``(T,)`` target days since 1970-01-01.
     method
@@ -138,9 +96,11 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
         time; fused values there are flagged ``MODIS_GAP_FILLED``.
     alignment
         The read window starts on a multiple of this (default: the coarse factor and the
-        method's alignment); its far edges are padded to a multiple of it with unusable
-        pixels, so that grids of any size run with any method (see
-        :func:`pad_to_alignment`).
+        method's alignment); its far edges are padded to it (:func:`pad_to_alignment`).
+    error_model, return_features
+        Compute ``uncertainty_k`` with the error model; return the raw error features.
+    target_modis_error_class
+        ``(T, Y/f, X/f)`` MOD11A1 QC LST-error class (0-3) of the target days (default 0).
 
     Returns
     -------
@@ -158,21 +118,19 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
     block = _Block(landsat_lst, landsat_days, landsat_modis, target_modis, target_days,
                    method=method, coarse_factor=coarse_factor, out_window=out_window,
                    min_clear_fraction=min_clear_fraction, target_modis_filled=target_modis_filled,
-                   alignment=alignment)
+                   alignment=alignment, features=error_model is not None or return_features)
     if keep_observations:
         block.observe()
     selection = (max_gap_days, max_references)
-    if method.pairs == 2:
-        # Two-pair methods (ubESTARFM, two-pair STARFM) see both references at once; a
-        # pixel-day without a usable reference on each side stays a gap.
+    if method.pairs == 2:  # both references at once; without one on each side: a gap
         block.fuse_pairs(*selection)
     elif not two_references:
-        pred, ref = block.chain("both", *selection)
-        block.take(np.isfinite(pred), pred, Flag.FUSED, ref)
+        pred, ref, feat = block.chain("both", *selection)
+        block.take(np.isfinite(pred), pred, Flag.FUSED, ref, feat)
     else:
         block.blend(block.chain("before", *selection), block.chain("after", *selection),
                     max_disagreement_k)
-    return block.result()
+    return block.result(error_model, return_features, target_modis_error_class)
 
 
 class _Block:
@@ -182,7 +140,7 @@ class _Block:
                  landsat_modis: np.ndarray, target_modis: np.ndarray, target_days: np.ndarray,
                  *, method: FusionMethod, coarse_factor: int, out_window: Window,
                  min_clear_fraction: float, target_modis_filled: np.ndarray | None,
-                 alignment: int | None) -> None:
+                 alignment: int | None, features: bool = False) -> None:
         f = self.f = coarse_factor
         self.method = method
         align = alignment or _method_alignment(method, f)
@@ -204,6 +162,12 @@ class _Block:
         self.usable = (self.clear & (coarse_cell_fraction(self.clear, f) >= min_clear_fraction)
                        & np.isfinite(self.landsat_modis_up))
         self.target_seen = np.isfinite(self.target_modis).any(axis=(-2, -1))
+        self.features = features
+        if features:  # modis change, sub-cell spread, cloud fraction; disagreement
+            self.feat = np.full((3, *self.shape), np.nan, dtype=np.float32)
+            self.disagreement = np.full(self.shape, np.nan, dtype=np.float32)
+            stats = reference_cell_stats(self.landsat_lst, self.clear, f)
+            self.ref_stats = np.stack([s[:, self.ys, self.xs] for s in stats])
 
     def observe(self) -> None:
         """Keep a usable Landsat pixel of the target day itself as observed."""
@@ -246,13 +210,17 @@ class _Block:
         return days, fine, coarse_up, used
 
     def chain(self, side: Side, max_gap_days: int, max_references: int
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Fuse every day from its composite reference on ``side`` in one pass."""
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Fuse every day from its composite reference on ``side`` in one pass.
+
+        Returns the predictions, their reference days and (with features) their features.
+        """
         days, fine, coarse_up, used = self.composite(side, max_gap_days, max_references)
         pred_out = np.full(self.shape, np.nan, dtype=np.float32)
         ref_out = np.full(self.shape, REFERENCE_DATE_FILL, dtype=np.int32)
+        feat = self.composite_features(days, coarse_up, used)
         if not days:
-            return pred_out, ref_out
+            return pred_out, ref_out, feat
         ys, xs = self.ys, self.xs
         pred = self.method.predict(fine, coarse_up, self.target_modis[days],
                                    coarse_factor=self.f)
@@ -262,7 +230,24 @@ class _Block:
             take = pending[t] & (r >= 0) & np.isfinite(pred[k][ys, xs])
             pred_out[t][take] = pred[k][ys, xs][take]
             ref_out[t][take] = self.landsat_days[r[take]]
-        return pred_out, ref_out
+        return pred_out, ref_out, feat
+
+    def composite_features(self, days: list[int], coarse_up: np.ndarray, used: np.ndarray
+                           ) -> np.ndarray | None:
+        """``(3, T, y, x)`` MODIS change, sub-cell spread and cloud fraction of a composite."""
+        if not self.features:
+            return None
+        out = np.full((3, *self.shape), np.nan, dtype=np.float32)
+        if not days:
+            return out
+        ys, xs = self.ys, self.xs
+        target_up = upsample_bilinear(self.target_modis[days], self.f)[:, ys, xs]
+        r = used[:, ys, xs]
+        iy, ix = np.ogrid[:r.shape[1], :r.shape[2]]
+        for k, t in enumerate(days):
+            out[0, t] = np.abs(target_up[k] - coarse_up[k][ys, xs])
+            out[1:, t] = self.ref_stats[:, np.maximum(r[k], 0), iy, ix]
+        return out
 
     def fuse_pairs(self, max_gap_days: int, max_references: int) -> None:
         """Predict each day from its references before and after at once (two-pair methods)."""
@@ -271,6 +256,8 @@ class _Block:
         common = sorted(set(days_b) & set(days_a))
         if not common:
             return
+        feat_b = self.composite_features(days_b, coarse_b, used_b)
+        feat_a = self.composite_features(days_a, coarse_a, used_a)
         ib = [days_b.index(t) for t in common]
         ia = [days_a.index(t) for t in common]
         pred = self.method.predict_pairs(
@@ -286,21 +273,31 @@ class _Block:
             self.lst[t][take] = pred[k][ys, xs][take]
             self.qa[t][take] = Flag.FUSED_TWO
             target = self.target_days[t]
-            self.ref_day[t][take] = np.where(target - day_b <= day_a - target, day_b, day_a)
+            before = target - day_b <= day_a - target
+            self.ref_day[t][take] = np.where(before, day_b, day_a)
+            if feat_b is not None and feat_a is not None:
+                self.feat[:, t][:, take] = np.where(before, feat_b[:, t][:, take],
+                                                    feat_a[:, t][:, take])
 
-    def take(self, where: np.ndarray, values: np.ndarray, flag, reference: np.ndarray) -> None:
-        """Set the outputs where ``where`` (flag may be an array)."""
+    def take(self, where: np.ndarray, values: np.ndarray, flag, reference: np.ndarray,
+             feat: np.ndarray | None = None, disagreement: np.ndarray | None = None) -> None:
+        """Set the outputs where ``where`` (flag may be an array), and their features."""
         self.lst[where] = values[where]
         self.qa[where] = flag[where] if isinstance(flag, np.ndarray) else flag
         self.ref_day[where] = reference[where]
+        if feat is not None:
+            self.feat[:, where] = feat[:, where]
+        if disagreement is not None:
+            self.disagreement[where] = disagreement[where]
 
-    def blend(self, before: tuple[np.ndarray, np.ndarray],
-              after: tuple[np.ndarray, np.ndarray], max_disagreement_k: float) -> None:
+    def blend(self, before: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+              after: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+              max_disagreement_k: float) -> None:
         """Blend the predictions from before and after by temporal distance.
 
         Only where they agree (``FUSED_TWO``); elsewhere the nearer one is kept.
         """
-        (pred_b, ref_b), (pred_a, ref_a) = before, after
+        (pred_b, ref_b, feat_b), (pred_a, ref_a, feat_a) = before, after
         day = self.target_days[:, None, None].astype(np.float32)
         gap_before, gap_after = np.abs(day - ref_b), np.abs(ref_a - day)
         has_before, has_after = np.isfinite(pred_b), np.isfinite(pred_a)
@@ -310,15 +307,44 @@ class _Block:
         with np.errstate(invalid="ignore"):
             weight_before = gap_after / (gap_before + gap_after)  # the nearer weighs more
         blended = weight_before * pred_b + (1 - weight_before) * pred_a
+        feat = (None if feat_b is None or feat_a is None
+                else np.where(use_before, feat_b, feat_a))
         self.take(has_before | has_after, np.where(both, blended, nearest),
                   np.where(both, Flag.FUSED_TWO, Flag.FUSED),
-                  np.where(use_before, ref_b, ref_a))
+                  np.where(use_before, ref_b, ref_a), feat,
+                  np.abs(pred_b - pred_a) if self.features else None)
 
-    def result(self) -> FusedBlock:
-        """The outputs, fused values over interpolated MODIS flagged ``MODIS_GAP_FILLED``."""
-        return _flag_gap_filled(FusedBlock(lst_k=self.lst, qa=self.qa,
-                                           reference_day=self.ref_day),
-                                self.filled, self.f, self.ys, self.xs)
+    def raw_features(self, qa: np.ndarray, reference_day: np.ndarray,
+                     error_class: np.ndarray | None) -> np.ndarray:
+        """``(len(RAW), T, y, x)`` raw error features of the fused values (NaN elsewhere)."""
+        fused = Flag.fused(qa)
+        age = np.abs(self.target_days[:, None, None] - reference_day.astype(np.int64))
+        qc = (np.zeros(self.shape, np.float32) if error_class is None
+              else upsample_nearest(error_class, self.f)[:, self.ys, self.xs])
+        raw = np.stack([age.astype(np.float32), *self.feat, self.disagreement,
+                        qc.astype(np.float32), (qa == Flag.MODIS_GAP_FILLED)])
+        return np.where(fused, raw, np.float32(np.nan)).astype(np.float32)
+
+    def uncertainty(self, raw: np.ndarray, qa: np.ndarray, model: ErrorModel) -> np.ndarray:
+        """Sigma (K) of every value: the model's for fused ones, ``observed_k`` for observed."""
+        sigma = np.where(qa == Flag.OBSERVED, np.float32(model.observed_k), model.sigma(raw))
+        return np.where(np.isfinite(self.lst), sigma, np.float32(np.nan)).astype(np.float32)
+
+    def result(self, error_model: ErrorModel | None = None, return_features: bool = False,
+               error_class: np.ndarray | None = None) -> FusedBlock:
+        """The outputs, fused values over interpolated MODIS flagged ``MODIS_GAP_FILLED``.
+
+        With features: sigma from ``error_model``, and the raw features if asked for.
+        """
+        result = _flag_gap_filled(FusedBlock(lst_k=self.lst, qa=self.qa,
+                                             reference_day=self.ref_day),
+                                  self.filled, self.f, self.ys, self.xs)
+        if not self.features:
+            return result
+        raw = self.raw_features(result.qa, result.reference_day, error_class)
+        sigma = None if error_model is None else self.uncertainty(raw, result.qa, error_model)
+        return dataclasses.replace(result, uncertainty_k=sigma,
+                                   features=raw if return_features else None)
 
 
 def _method_alignment(method: FusionMethod, coarse_factor: int) -> int:

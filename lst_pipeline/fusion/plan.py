@@ -32,6 +32,7 @@ from lst_pipeline.io.zarr_store import grid_attrs
 
 if TYPE_CHECKING:
     from lst_pipeline.config import PipelineConfig
+    from lst_pipeline.fusion.error_model import ErrorModel
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class FusionTask:
     method_params: tuple = ()
     #: read windows start on multiples of this (coarse factor and the method's pooling grid)
     alignment: int | None = None
+    #: write ``lst_uncertainty`` (``output.uncertainty``) and read what it needs
+    uncertainty: bool = False
+    #: the fitted error model of ``lst_uncertainty`` (None until fitted, or switched off)
+    error_model: ErrorModel | None = None
 
     def fusion_method(self, threads: int | None = None) -> FusionMethod:
         """The method, built once per process and ``threads``.
@@ -216,6 +221,7 @@ def _task(config: PipelineConfig, grid: TargetGrid, days: np.ndarray) -> FusionT
                         if fusion.modis_gaps == "interpolate" else 0),
         keep_observations=fusion.landsat_days == "observe",
         method_params=fusion.method_params(),
+        uncertainty=config.output.uncertainty is not False,
     )
 
 
@@ -282,6 +288,9 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
     return dataclasses.replace(plan, resume=resume_state(plan))
 
 
+#: Root attribute of the error model behind ``lst_uncertainty``.
+UNCERTAINTY_ATTR = "lst_pipeline:uncertainty"
+
 #: CF ``references`` of every cube: the fusion model the default method follows.
 REFERENCES = (
     "Jin, Li & Shen (2026), Deep-Learning Spatial and Temporal Fusion Model for Land Surface "
@@ -302,6 +311,8 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
         "lst_pipeline:input_stack": str(cfg.inputs.stack),
         CHUNKS_ATTR: list(plan.chunks.chunks),
         **({"lst_pipeline:auto": plan.auto.as_attrs()} if plan.auto is not None else {}),
+        **({UNCERTAINTY_ATTR: plan.task.error_model.as_attrs()}
+           if plan.task.error_model is not None else {}),
         "lst_pipeline:pipeline": cfg.name,
         "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",
         "references": REFERENCES,
@@ -318,6 +329,9 @@ def _task_fingerprint(task: FusionTask) -> dict[str, Any]:
     """
     fields = dataclasses.asdict(task) | {"cube": None, "checkpoint": None, "stack": None}
     fields.pop("alignment")
+    fields.pop("error_model")  # recorded in the cube and reused on resume
+    if not fields["uncertainty"]:
+        fields.pop("uncertainty")  # as before the field existed
     return fields
 
 

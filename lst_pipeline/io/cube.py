@@ -11,6 +11,11 @@ Layout
     interpolated in time over a cloud gap (``fusion.modis_gaps: interpolate``).
 ``reference_date (time, y, x)``
     The (nearest) Landsat date the value comes from, int32 days since 1970-01-01 (CF time).
+``lst_uncertainty (time, y, x)``
+    Estimated 1-sigma error of ``lst`` (K), present exactly where ``lst`` is (unless
+    ``output.uncertainty: false``). Stored as uint16 with ``scale_factor`` 0.01 K and
+    ``_FillValue`` 65535 (float32 with ``output.dtype: float32``). The error model that made
+    it is recorded in the root attribute ``lst_pipeline:uncertainty``.
 
 ``spatial_ref`` carries the CRS (``xr.open_zarr(path).rio.crs``), the root attributes carry
 provenance (method, parameters, package version, inputs) and ``lst_pipeline:status`` which is
@@ -46,11 +51,15 @@ if TYPE_CHECKING:
 LST = "lst"
 QA = "qa"
 REFERENCE_DATE = "reference_date"
+UNCERTAINTY = "lst_uncertainty"
 
 #: CF packing of ``lst`` when stored as int16.
 LST_SCALE_K = 0.01
 LST_OFFSET_K = 300.0
 LST_FILL = np.int16(-32768)
+#: CF packing of ``lst_uncertainty`` when ``lst`` is int16.
+UNCERTAINTY_SCALE_K = 0.01
+UNCERTAINTY_FILL = np.uint16(65535)
 
 
 def encode_lst(lst_k: np.ndarray) -> np.ndarray:
@@ -70,6 +79,12 @@ def decode_lst(packed: np.ndarray) -> np.ndarray:
     return np.where(packed == LST_FILL, np.nan, out).astype(np.float32)
 
 
+def encode_uncertainty(sigma_k: np.ndarray) -> np.ndarray:
+    """Pack a 1-sigma error (K) into uint16 as CF decoding expects (NaN -> fill)."""
+    packed = np.clip(np.round(np.asarray(sigma_k, np.float64) / UNCERTAINTY_SCALE_K), 0, 65534)
+    return np.where(np.isfinite(sigma_k), packed, UNCERTAINTY_FILL).astype(np.uint16)
+
+
 def create_cube(
     path: Path,
     grid: TargetGrid,
@@ -78,6 +93,7 @@ def create_cube(
     *,
     dtype: str = "int16",
     attrs: dict[str, Any] | None = None,
+    uncertainty: bool = False,
 ) -> None:
     """Create an empty output cube (metadata and coordinates only) at a free path.
 
@@ -95,6 +111,8 @@ def create_cube(
         ``"int16"`` (CF-packed, 0.01 K) or ``"float32"``.
     attrs
         Provenance attributes for the root group.
+    uncertainty
+        Add ``lst_uncertainty``.
 
     Raises
     ------
@@ -113,9 +131,16 @@ def create_cube(
         return da.zeros(shape, chunks=clipped, dtype=dtype_)
 
     lst_attrs = {"standard_name": "surface_temperature", "long_name":
-                 "daily land surface temperature", "units": "K", "grid_mapping": "spatial_ref"}
+                 "daily land surface temperature", "units": "K", "grid_mapping": "spatial_ref",
+                 "ancillary_variables": f"{QA} {REFERENCE_DATE}"
+                                        + (f" {UNCERTAINTY}" if uncertainty else "")}
+    extra = {UNCERTAINTY: (("time", "y", "x"), lazy("f4"), {
+        "standard_name": "surface_temperature standard_error", "units": "K",
+        "long_name": "estimated 1-sigma error of lst (leave-one-date-out error model for "
+                     "fused values, Landsat ST_QA for observed ones)",
+        "grid_mapping": "spatial_ref"})} if uncertainty else {}
     ds = xr.Dataset(
-        {
+        {**extra,
             LST: (("time", "y", "x"), lazy("f4"), lst_attrs),
             QA: (("time", "y", "x"), lazy("u1"), {
                 "long_name": "how the value was obtained", "flag_values": list(Flag.values),
@@ -129,21 +154,30 @@ def create_cube(
         attrs={**(attrs or {}), GRID_ATTR: grid_attrs(grid), STATUS_ATTR: "writing",
                "Conventions": "CF-1.10", "title": "lst_pipeline daily LST cube"},
     )
+    create_store(path, ds, _encoding(dtype, clipped, uncertainty), kind="cube")
+
+
+def _encoding(dtype: str, chunks: tuple[int, ...], uncertainty: bool
+              ) -> dict[str, dict[str, object]]:
+    """Zarr encoding of the cube's variables for ``output.dtype``."""
     if dtype == "int16":
         lst_encoding = {"dtype": "int16", "scale_factor": LST_SCALE_K,
                         "add_offset": LST_OFFSET_K, "_FillValue": LST_FILL,
                         "fill_value": LST_FILL}
+        sigma_encoding = {"dtype": "uint16", "scale_factor": UNCERTAINTY_SCALE_K,
+                          "add_offset": 0.0, "_FillValue": UNCERTAINTY_FILL,
+                          "fill_value": UNCERTAINTY_FILL}
     elif dtype == "float32":
-        lst_encoding = {"dtype": "float32", "_FillValue": np.float32("nan")}
+        lst_encoding = sigma_encoding = {"dtype": "float32", "_FillValue": np.float32("nan")}
     else:
         raise StoreError(f"output.dtype: {dtype!r} is not int16 or float32")
-    encoding: dict[str, dict[str, object]] = {
-        LST: {**lst_encoding, "chunks": clipped},
-        QA: {"chunks": clipped, "_FillValue": None, "fill_value": Flag.NO_DATA},
-        REFERENCE_DATE: {"chunks": clipped, "_FillValue": REFERENCE_DATE_FILL,
+    return {
+        LST: {**lst_encoding, "chunks": chunks},
+        **({UNCERTAINTY: {**sigma_encoding, "chunks": chunks}} if uncertainty else {}),
+        QA: {"chunks": chunks, "_FillValue": None, "fill_value": Flag.NO_DATA},
+        REFERENCE_DATE: {"chunks": chunks, "_FillValue": REFERENCE_DATE_FILL,
                          "fill_value": REFERENCE_DATE_FILL},
     }
-    create_store(path, ds, encoding, kind="cube")
 
 
 @dataclass
@@ -156,12 +190,27 @@ class CubeWriter:
         self.path = Path(self.path)
         self._group = open_group(self.path, mode="r+")
         self._packed = np.dtype(self._group[LST].dtype) == np.int16
+        self.has_uncertainty = UNCERTAINTY in set(self._group.array_keys())
 
     def write(self, t0: int, window: Window, lst_k: np.ndarray, qa: np.ndarray,
-              reference_day: np.ndarray) -> None:
-        """Write one output block starting at day index ``t0`` over ``window``."""
+              reference_day: np.ndarray, uncertainty_k: np.ndarray | None = None) -> None:
+        """Write one output block starting at day index ``t0`` over ``window``.
+
+        Raises
+        ------
+        ValueError
+            If the cube has ``lst_uncertainty`` and ``uncertainty_k`` is None, or the reverse.
+        """
         ys, xs = window.slices
         ts = slice(t0, t0 + lst_k.shape[0])
+        if self.has_uncertainty != (uncertainty_k is not None):
+            raise ValueError(f"{self.path}: lst_uncertainty is "
+                             f"{'in' if self.has_uncertainty else 'not in'} the cube but "
+                             f"{'not ' if uncertainty_k is None else ''}given")
+        if uncertainty_k is not None:
+            self._group[UNCERTAINTY][ts, ys, xs] = (
+                encode_uncertainty(uncertainty_k) if self._packed
+                else uncertainty_k.astype(np.float32))
         lst = encode_lst(lst_k) if self._packed else lst_k.astype(np.float32)
         self._group[LST][ts, ys, xs] = lst
         self._group[QA][ts, ys, xs] = qa.astype(np.uint8)
@@ -262,6 +311,7 @@ def open_cube(path: Path | str, *, flags: bool = True) -> xr.Dataset:
 # The cube's own records live in lst_pipeline.io.cube_store; these names are re-exported.
 from lst_pipeline.io.cube_store import CubeStore, RunRecord, remove_partial_writes  # noqa: E402
 
-__all__ = ["LST", "QA", "REFERENCE_DATE", "CubeStore", "CubeWriter", "Flag", "RunRecord",
-           "create_cube", "cube_status", "decode_lst", "encode_lst", "flag_category",
-           "flag_helpers", "open_cube", "remove_partial_writes"]
+__all__ = ["LST", "QA", "REFERENCE_DATE", "UNCERTAINTY", "CubeStore", "CubeWriter", "Flag",
+           "RunRecord", "create_cube", "cube_status", "decode_lst", "encode_lst",
+           "encode_uncertainty", "flag_category", "flag_helpers", "open_cube",
+           "remove_partial_writes"]

@@ -273,8 +273,22 @@ class StackReader:
 
         Dates absent from the stack come back as all-NaN images (a missing day is a gap).
         """
+        return self._read_modis(MODIS_LST, np.float32(np.nan), dates, coarse_window)
+
+    def read_modis_error_class(self, dates: np.ndarray, coarse_window: Window) -> np.ndarray:
+        """MOD11A1 QC LST-error class (0: <= 1 K ... 3: > 3 K), uint8 ``(n, wyc, wxc)``.
+
+        0 on dates absent from the stack and in stacks without QC.
+        """
+        if MODIS_QC not in set(self._group.array_keys()):
+            return np.zeros((len(dates), *coarse_window.shape), np.uint8)
+        qc = self._read_modis(MODIS_QC, np.uint8(0), dates, coarse_window)
+        return modis.qc_field(qc, modis.QC_LST_ERROR_SHIFT)
+
+    def _read_modis(self, name: str, fill: Any, dates: np.ndarray, coarse_window: Window
+                    ) -> np.ndarray:
         dates = np.asarray(dates, dtype="datetime64[D]")
-        out = np.full((len(dates), *coarse_window.shape), np.nan, dtype=np.float32)
+        out = np.full((len(dates), *coarse_window.shape), fill, dtype=np.asarray(fill).dtype)
         if not len(self.modis_dates) or not len(dates):
             return out
         pos = np.searchsorted(self.modis_dates, dates)
@@ -284,7 +298,7 @@ class StackReader:
             return out
         idx = pos_clipped[present]
         ys, xs = coarse_window.slices
-        arr = self._group[MODIS_LST]
+        arr = self._group[name]
         lo, hi = int(idx.min()), int(idx.max()) + 1
         block = arr[lo:hi, ys, xs]  # consecutive days: one read
         out[present] = block[idx - lo]

@@ -6,10 +6,10 @@ from lst_pipeline.errors import ConfigError
 from lst_pipeline.fusion.kernel import (
     coarse_cell_fraction,
     fuse_block,
-    interpolate_modis_gaps,
     upsample_bilinear,
 )
 from lst_pipeline.fusion.methods import ReferenceChangeMethod, get_method
+from lst_pipeline.fusion.modis_gaps import interpolate_modis_gaps
 from lst_pipeline.grid import Window
 from lst_pipeline.io.cube import REFERENCE_DATE_FILL, Flag
 

@@ -1,0 +1,253 @@
+"""The per-pixel error model behind the cube's ``lst_uncertainty`` (numpy only, no I/O).
+
+A fused value's error depends on what it was made from, so the model predicts a 1-sigma
+error from what the fusion kernel knows about each pixel-day (:data:`FEATURES`):
+
+- the reference's age (days between the target day and the Landsat date used);
+- the MODIS change between the reference date and the target day at the pixel (K);
+- the spread of the reference's fine LST within the pixel's MODIS cell (land-cover edges
+  and mixed cells, K);
+- the cloud fraction of that cell on the reference date;
+- the disagreement between the predictions from the references before and after the day
+  (K), where there are two, and whether there were;
+- the MODIS QC LST-error class of the target day, and whether its MODIS was interpolated
+  over a cloud gap.
+
+The model is a log-linear variance, ``log sigma^2 = X @ beta``, fitted per run and method by
+maximum Gaussian likelihood on leave-one-date-out residuals of the user's own stack
+(:mod:`lst_pipeline.fusion.holdout`): each clear Landsat date is hidden and predicted from
+the others by the production kernel, and the hidden observation is the truth. No simulated
+truth enters. One scale factor then matches the fraction of residuals within 1 and 2 sigma
+to a normal distribution's (0.683 and 0.954), because fusion errors have heavier tails than
+a Gaussian. Observed pixels take the Landsat ST_QA uncertainty where the stack holds it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lst_pipeline.resample import upsample_nearest
+
+#: Columns of the design matrix (after the intercept), in order.
+FEATURES = ("log_age", "log_modis_change", "log_subcell_std", "cloud_fraction",
+            "log_disagreement", "single_reference", "modis_error_class", "modis_gap_filled")
+#: The raw per-pixel quantities the kernel measures, in order (see :func:`design`).
+RAW = ("age_days", "modis_change_k", "subcell_std_k", "cloud_fraction", "disagreement_k",
+       "modis_error_class", "modis_gap_filled")
+#: Sigma is clipped to this range (K).
+SIGMA_RANGE_K = (0.05, 50.0)
+#: What a normal distribution puts within 1 and 2 sigma.
+NORMAL_WITHIN = (0.6827, 0.9545)
+#: Landsat observed pixels without ST_QA in the stack: the typical Collection 2 ST error (K).
+DEFAULT_OBSERVED_K = 1.5
+
+
+def design(raw: np.ndarray) -> np.ndarray:
+    """The design matrix ``(n, 1 + len(FEATURES))`` from raw features ``(len(RAW), n)``.
+
+    A missing disagreement (NaN: one reference only) enters as 0 with ``single_reference``
+    set.
+    """
+    age, change, std, cloud, disagree, qc_class, filled = (np.asarray(r, np.float64)
+                                                           for r in raw)
+    single = ~np.isfinite(disagree)
+    cols = [np.ones_like(age), np.log1p(age), np.log1p(np.abs(change)),
+            np.log1p(np.nan_to_num(std)), np.nan_to_num(cloud),
+            np.log1p(np.where(single, 0.0, np.abs(disagree))), single.astype(np.float64),
+            np.nan_to_num(qc_class), np.nan_to_num(filled)]
+    return np.stack(cols, axis=1)
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """A fitted error model: sigma of a fused value from its features.
+
+    Attributes
+    ----------
+    method
+        The fusion method it was fitted for.
+    coefficients
+        ``beta`` of ``log sigma^2 = X @ beta`` (intercept first, then :data:`FEATURES`).
+    scale
+        Factor on sigma that calibrates the tails (see the module notes).
+    observed_k
+        Sigma of an observed pixel where the stack has no ST_QA uncertainty.
+    fitted
+        How it was fitted: residuals, held-out dates, and the fraction of residuals within
+        1 and 2 sigma on them (plain JSON data, recorded in the cube).
+    """
+
+    method: str
+    coefficients: tuple[float, ...]
+    scale: float = 1.0
+    observed_k: float = DEFAULT_OBSERVED_K
+    fitted: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def sigma(self, raw: np.ndarray) -> np.ndarray:
+        """Sigma (K, float32) for raw features ``(len(RAW), ...)``; NaN where age is NaN."""
+        raw = np.asarray(raw)
+        shape = raw.shape[1:]
+        flat = raw.reshape(len(RAW), -1)
+        ok = np.isfinite(flat[0]) & np.isfinite(flat[1])
+        out = np.full(flat.shape[1], np.nan, np.float32)
+        if ok.any():
+            log_var = design(flat[:, ok]) @ np.asarray(self.coefficients)
+            s = self.scale * np.exp(0.5 * log_var)
+            out[ok] = np.clip(s, *SIGMA_RANGE_K)
+        return out.reshape(shape)
+
+    def as_attrs(self) -> dict:
+        """The model as cube attributes (plain JSON data)."""
+        return {"method": self.method, "features": ["intercept", *FEATURES],
+                "coefficients": [float(c) for c in self.coefficients],
+                "scale": float(self.scale), "observed_k": float(self.observed_k),
+                "fitted": self.fitted}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> ErrorModel:
+        """Inverse of :meth:`as_attrs`."""
+        return cls(method=str(attrs["method"]),
+                   coefficients=tuple(float(c) for c in attrs["coefficients"]),
+                   scale=float(attrs["scale"]), observed_k=float(attrs["observed_k"]),
+                   fitted=dict(attrs.get("fitted", {})))
+
+
+def within(errors: np.ndarray, sigma: np.ndarray, k: float = 1.0) -> float:
+    """Fraction of ``|errors| <= k * sigma`` (NaN when empty)."""
+    e, s = np.asarray(errors, np.float64), np.asarray(sigma, np.float64)
+    return float(np.mean(np.abs(e) <= k * s)) if e.size else math.nan
+
+
+def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
+                    ridge: float = 1e-2, iterations: int = 50,
+                    observed_k: float = DEFAULT_OBSERVED_K, info: dict | None = None
+                    ) -> ErrorModel:
+    """Fit :class:`ErrorModel` to residuals by maximum Gaussian likelihood, then calibrate.
+
+    Parameters
+    ----------
+    raw
+        ``(len(RAW), n)`` raw features of the residuals.
+    errors
+        ``(n,)`` prediction minus held-out observation (K).
+    method
+        The fusion method.
+    ridge
+        L2 penalty on the standardised coefficients (not the intercept): it keeps features
+        that do not vary in the residuals (no gap-filled MODIS, say) at zero.
+    iterations
+        Most Newton steps (it stops earlier once converged).
+    observed_k
+        Sigma of observed pixels without ST_QA.
+    info
+        Extra JSON data for :attr:`ErrorModel.fitted`.
+
+    Returns
+    -------
+    ErrorModel
+        Deterministic for the same inputs.
+
+    Raises
+    ------
+    ValueError
+        With fewer than 100 residuals.
+    """
+    x = design(raw)
+    e2 = np.asarray(errors, np.float64) ** 2
+    if len(e2) < 100:
+        raise ValueError(f"{len(e2)} residuals are too few to fit an error model")
+    e2 = np.maximum(e2, 1e-6)  # an exact zero residual must not pull log sigma to -inf
+    varies = x.std(axis=0) > 1e-9
+    varies[0] = True
+    coef = _newton(x, e2, varies, ridge, iterations)
+    age = 1 + FEATURES.index("log_age")
+    if coef[age] < 0:  # an older reference is never better, all else equal
+        varies[age] = False
+        coef = _newton(x, e2, varies, ridge, iterations)
+    model = ErrorModel(method, tuple(float(c) for c in coef), observed_k=observed_k)
+    sigma = model.sigma(raw)
+    scale = calibration_scale(np.asarray(errors), sigma)
+    calibrated = ErrorModel(method, model.coefficients, scale, observed_k)
+    sigma = calibrated.sigma(raw)
+    fitted = {"residuals": len(e2), **(info or {}),
+              "within_1_sigma": round(within(errors, sigma), 4),
+              "within_2_sigma": round(within(errors, sigma, 2.0), 4)}
+    return ErrorModel(method, model.coefficients, scale, observed_k, fitted)
+
+
+def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterations: int
+            ) -> np.ndarray:
+    """Coefficients of ``log sigma^2 = x @ beta`` minimising the Gaussian NLL (``use`` only).
+
+    Columns are standardised for the penalty and the steps; the rest stay 0.
+    """
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    mean[0], std[0] = 0.0, 1.0
+    z = np.where(use, (x - mean) / np.where(use & (std > 0), std, 1.0), 0.0)
+    z[:, 0] = 1.0
+    beta = np.zeros(x.shape[1])
+    beta[0] = math.log(e2.mean())
+    penalty = np.where(use, ridge * len(e2), 1.0)
+    penalty[0] = 0.0
+    for _ in range(iterations):
+        w = e2 * np.exp(-(z @ beta))  # the negative log-likelihood is sum(z b + e^2 e^-zb)
+        grad = z.T @ (1.0 - w) + penalty * beta
+        hess = (z * w[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(beta))
+        step = np.linalg.solve(hess, grad)
+        beta -= np.clip(step, -2.0, 2.0)
+        if np.abs(step).max() < 1e-8:
+            break
+    coef = np.where(use, beta / np.where(use & (std > 0), std, 1.0), 0.0)
+    coef[0] = beta[0] - float((coef[1:] * mean[1:]).sum())
+    return coef
+
+
+def calibration_scale(errors: np.ndarray, sigma: np.ndarray) -> float:
+    """The factor on ``sigma`` whose 1- and 2-sigma coverage is closest to a normal's.
+
+    The squared misses are weighed by 0.05 at 1 sigma and 0.025 at 2 sigma (the tails are
+    where a user's alert thresholds sit), scanned over factors 0.5 to 3 in steps of 0.5 %.
+    """
+    ratio = np.sort(np.abs(np.asarray(errors, np.float64)) / np.asarray(sigma, np.float64))
+    scales = np.exp(np.arange(math.log(0.5), math.log(3.0), 0.005))
+    cover1 = np.searchsorted(ratio, scales, side="right") / len(ratio)
+    cover2 = np.searchsorted(ratio, 2 * scales, side="right") / len(ratio)
+    loss = (((cover1 - NORMAL_WITHIN[0]) / 0.05) ** 2
+            + ((cover2 - NORMAL_WITHIN[1]) / 0.025) ** 2)
+    return float(scales[int(np.argmin(loss))])
+
+
+def reference_cell_stats(fine: np.ndarray, clear: np.ndarray, factor: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per reference, the spread of clear fine LST in each coarse cell and its cloud fraction.
+
+    Parameters
+    ----------
+    fine
+        ``(R, Y, X)`` reference Landsat LST (K, NaN unusable), ``Y`` and ``X`` multiples of
+        ``factor`` (the kernel pads them so).
+    clear
+        ``(R, Y, X)`` its clear pixels.
+    factor
+        Fine pixels per coarse cell.
+
+    Returns
+    -------
+    subcell_std : numpy.ndarray
+        ``(R, Y, X)`` float32 standard deviation of the cell's clear pixels (K, NaN if none).
+    cloud_fraction : numpy.ndarray
+        ``(R, Y, X)`` float32 fraction of the cell not clear.
+    """
+    r, ny, nx = fine.shape
+    cells = np.where(clear, fine, 0.0).astype(np.float64).reshape(
+        r, ny // factor, factor, nx // factor, factor)
+    count = clear.reshape(cells.shape).sum(axis=(2, 4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = cells.sum(axis=(2, 4)) / count
+        var = (cells ** 2).sum(axis=(2, 4)) / count - mean ** 2
+    std = np.sqrt(np.maximum(var, 0.0)).astype(np.float32)
+    cloud = (1.0 - count / factor ** 2).astype(np.float32)
+    return upsample_nearest(std, factor), upsample_nearest(cloud, factor)

@@ -1,0 +1,109 @@
+"""The error model behind lst_uncertainty: fitting, calibration, recording."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lst_pipeline.evaluate.calibration import calibration, cross_validated_sigma
+from lst_pipeline.fusion.error_model import (
+    FEATURES,
+    RAW,
+    ErrorModel,
+    design,
+    fit_error_model,
+    reference_cell_stats,
+    within,
+)
+
+
+def synthetic_residuals(n: int, seed: int, coef: np.ndarray | None = None):
+    """Raw features and Gaussian errors whose sigma follows a known log-linear model."""
+    rng = np.random.default_rng(seed)
+    raw = np.stack([
+        rng.integers(1, 49, n).astype(float),           # age (days)
+        rng.gamma(2.0, 1.0, n),                          # MODIS change (K)
+        rng.gamma(2.0, 0.5, n),                          # sub-cell spread (K)
+        rng.uniform(0, 0.5, n),                          # cloud fraction
+        np.where(rng.random(n) < 0.4, np.nan, rng.gamma(2.0, 0.7, n)),  # disagreement
+        rng.integers(0, 2, n).astype(float),             # MODIS error class
+        np.zeros(n),                                     # gap filled: never here
+    ])
+    if coef is None:
+        coef = np.array([-1.0, 0.3, 0.2, 0.4, 0.5, 0.6, 0.5, 0.3, 0.0])
+    sigma = np.exp(0.5 * design(raw) @ coef)
+    return raw, rng.standard_normal(n) * sigma, sigma
+
+
+def test_fit_recovers_a_known_model_and_is_calibrated_on_new_data():
+    raw, err, _ = synthetic_residuals(40_000, seed=1)
+    model = fit_error_model(raw, err, "starfm")
+    assert len(model.coefficients) == 1 + len(FEATURES)
+    truth = np.array([-1.0, 0.3, 0.2, 0.4, 0.5, 0.6, 0.5, 0.3, 0.0])
+    assert np.allclose(model.coefficients, truth, atol=0.12)
+    assert model.coefficients[-1] == 0.0  # a feature that never varies stays out
+    assert 0.9 < model.scale < 1.1  # Gaussian errors need no tail correction
+    raw2, err2, sigma_true = synthetic_residuals(40_000, seed=2)
+    sigma = model.sigma(raw2)
+    assert within(err2, sigma) == pytest.approx(0.683, abs=0.015)
+    assert within(err2, sigma, 2) == pytest.approx(0.954, abs=0.01)
+    assert np.median(np.abs(sigma / sigma_true - 1)) < 0.1
+
+
+def test_fit_is_deterministic_and_round_trips_through_the_cube_attributes():
+    raw, err, _ = synthetic_residuals(5_000, seed=3)
+    a = fit_error_model(raw, err, "dlstfm", info={"held_out_dates": ["2021-01-01"]})
+    b = fit_error_model(raw, err, "dlstfm", info={"held_out_dates": ["2021-01-01"]})
+    assert a.coefficients == b.coefficients and a.scale == b.scale
+    back = ErrorModel.from_attrs(a.as_attrs())
+    assert back == a and back.fitted == a.fitted
+    assert np.array_equal(back.sigma(raw), a.sigma(raw))
+
+
+def test_heavy_tails_are_calibrated_by_the_scale():
+    raw, _, sigma = synthetic_residuals(40_000, seed=4)
+    rng = np.random.default_rng(5)
+    laplace = rng.laplace(0, sigma / np.sqrt(2))  # same variance, heavier tails
+    model = fit_error_model(raw, laplace, "starfm")
+    s = model.sigma(raw)
+    assert model.scale < 1.0  # the RMS-sigma of Laplace errors covers too much at 1 sigma
+    assert 0.62 <= within(laplace, s) <= 0.74
+    assert 0.92 <= within(laplace, s, 2)
+
+
+def test_an_older_reference_is_never_predicted_better():
+    raw, err, _ = synthetic_residuals(20_000, seed=6,
+                                      coef=np.array([0.0, -0.5, 0.2, 0.4, 0, 0, 0, 0, 0]))
+    model = fit_error_model(raw, err, "starfm")
+    assert model.coefficients[1 + FEATURES.index("log_age")] == 0.0
+
+
+def test_sigma_is_nan_without_features_and_clipped():
+    model = ErrorModel("starfm", (100.0,) + (0.0,) * len(FEATURES))
+    raw = np.full((len(RAW), 3), 1.0)
+    raw[0, 1] = np.nan
+    sigma = model.sigma(raw)
+    assert np.isnan(sigma[1]) and sigma[0] == sigma[2] == np.float32(50.0)
+
+
+def test_reference_cell_stats_per_coarse_cell():
+    fine = np.zeros((1, 4, 4), np.float32)
+    fine[0, :2, :2] = [[300, 302], [300, 302]]  # spread 1 K
+    clear = np.ones(fine.shape, bool)
+    clear[0, 2:, 2:] = [[False, True], [True, True]]  # one of four cloudy
+    std, cloud = reference_cell_stats(fine, clear, 2)
+    assert std[0, 0, 0] == pytest.approx(1.0) and std[0, 0, 3] == 0.0
+    assert cloud[0, 3, 3] == pytest.approx(0.25) and cloud[0, 0, 0] == 0.0
+
+
+def test_calibration_by_age_class_and_cross_validation_by_date():
+    raw, err, sigma = synthetic_residuals(30_000, seed=7)
+    cal = calibration(err, sigma, raw[0])
+    assert cal.overall.within_1 == pytest.approx(0.683, abs=0.015)
+    assert cal.overall.spearman > 0.1  # Gaussian errors: |e| is a noisy rank of sigma
+    assert set(cal.by_age) == {"0-4", "5-8", "9-16", "17-48"}
+    assert sum(c.n for c in cal.by_age.values()) == cal.overall.n
+    rows = np.arange(len(err)) % 3  # three "dates"
+    cv = cross_validated_sigma(raw, err, rows, "starfm")
+    assert np.isfinite(cv).all()
+    assert within(err, cv) == pytest.approx(0.683, abs=0.02)

@@ -1,0 +1,112 @@
+"""lst_uncertainty in the cube: fitted per run, encoded like lst, seamless, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from conftest import small_cube_config, tiny_config
+from lst_pipeline.errors import InputError
+from lst_pipeline.fusion.engine import execute, fuse_scene, plan_run
+from lst_pipeline.fusion.plan import UNCERTAINTY_ATTR
+from lst_pipeline.io.cube import (
+    UNCERTAINTY,
+    UNCERTAINTY_FILL,
+    Flag,
+    encode_uncertainty,
+    open_cube,
+)
+
+
+def with_output(config, path, **output):
+    return dataclasses.replace(config, output=dataclasses.replace(config.output, cube=path,
+                                                                  **output))
+
+
+@pytest.fixture(scope="module")
+def uncertain_cube(simulated_tiny, client, tmp_path_factory):
+    """The tiny region fused with reference_change into an int16 cube with lst_uncertainty."""
+    config = with_output(simulated_tiny, tmp_path_factory.mktemp("unc") / "cube.zarr",
+                         dtype="int16")
+    plan = plan_run(config)
+    execute(plan, client, progress=False)
+    return config, plan
+
+
+def test_variable_is_cf_encoded_and_present_exactly_where_lst_is(uncertain_cube):
+    config, plan = uncertain_cube
+    raw = xr.open_zarr(config.output.cube, consolidated=False, mask_and_scale=False,
+                       decode_times=False)
+    assert raw[UNCERTAINTY].dtype == np.uint16
+    cube = open_cube(config.output.cube)
+    var = cube[UNCERTAINTY]
+    assert var.attrs["standard_name"] == "surface_temperature standard_error"
+    assert var.attrs["units"] == "K" and "1-sigma" in var.attrs["long_name"]
+    assert UNCERTAINTY in cube["lst"].attrs["ancillary_variables"]
+    lst, sigma, qa = cube["lst"].values, var.values, cube["qa"].values
+    assert np.array_equal(np.isnan(lst), np.isnan(sigma))
+    assert np.isfinite(lst).sum() > 10_000
+    assert (sigma[np.isfinite(sigma)] > 0).all()
+    model = plan.task.error_model
+    assert np.allclose(sigma[qa == Flag.OBSERVED], model.observed_k, atol=0.006)
+    recorded = cube.attrs[UNCERTAINTY_ATTR]
+    assert recorded["method"] == "reference_change"
+    assert recorded["coefficients"] == pytest.approx(list(model.coefficients))
+    assert recorded["fitted"]["residuals"] >= 1000
+
+
+def test_chunked_equals_whole_scene(uncertain_cube):
+    config, plan = uncertain_cube
+    whole = fuse_scene(plan)
+    stored = zarr.open_group(config.output.cube, mode="r")[UNCERTAINTY][:]
+    assert np.array_equal(stored, encode_uncertainty(whole.uncertainty_k))
+    assert (stored != UNCERTAINTY_FILL).sum() > 10_000
+
+
+def test_older_references_get_larger_sigma(uncertain_cube):
+    _, plan = uncertain_cube
+    whole = fuse_scene(plan)
+    fused = Flag.fused(whole.qa)
+    day = plan.task.first_day + np.arange(whole.qa.shape[0])[:, None, None]
+    age = np.abs(day - whole.reference_day)
+    young = whole.uncertainty_k[fused & (age <= 4)].mean()
+    old = whole.uncertainty_k[fused & (age >= 12)].mean()
+    assert old > 1.1 * young
+
+
+def test_resume_reuses_the_recorded_model(uncertain_cube):
+    config, plan = uncertain_cube
+    said = []
+    again = plan_run(config, log=said.append)
+    assert any("recorded in" in s for s in said)
+    assert again.task.error_model == plan.task.error_model
+
+
+def test_switched_off_and_left_out_when_the_stack_is_too_short(tmp_path, client):
+    from lst_pipeline.simulate import simulate_region
+
+    config = small_cube_config(tmp_path)  # 64 x 64 px, 40 days: 2 Landsat dates
+    simulate_region(config, progress=False)
+    plan = plan_run(config)  # auto: left out, and the plan says why
+    assert not plan.task.uncertainty and plan.task.error_model is None
+    assert any("lst_uncertainty left out" in n for n in plan.notes)
+    execute(plan, client, progress=False)
+    assert UNCERTAINTY not in open_cube(config.output.cube)
+    required = with_output(config, tmp_path / "required.zarr", uncertainty=True)
+    with pytest.raises(InputError, match="too few to fit the error model"):
+        plan_run(required)
+    off = with_output(config, tmp_path / "off.zarr", uncertainty=False)
+    assert not plan_run(off).task.uncertainty
+
+
+def test_uncertainty_config_values(tmp_path):
+    from lst_pipeline.errors import ConfigError
+
+    assert tiny_config(tmp_path).output.uncertainty == "auto"
+    assert tiny_config(tmp_path, output={"uncertainty": False}).output.uncertainty is False
+    with pytest.raises(ConfigError, match="output.uncertainty"):
+        tiny_config(tmp_path, output={"uncertainty": "yes"})
