@@ -180,8 +180,10 @@ def run_bench(config: PipelineConfig, client: Client, *, cluster: str = "",
                               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "commit": _git_commit(), "machine": machine(),
                               "versions": versions()}
-    plan = plan_run(config)
+    planning = time.perf_counter()
+    plan = plan_run(config, overwrite=True, log=lambda *_: None)
     start = time.perf_counter()
+    plan_seconds = start - planning
     if performance_report is not None:
         from distributed import performance_report as report
 
@@ -214,6 +216,8 @@ def run_bench(config: PipelineConfig, client: Client, *, cluster: str = "",
                          "scheduler": client.scheduler.address}
     record["config"] = _config_record(plan)
     record.update(_throughput(summary, wall, n_workers, n_devices))
+    record["plan_seconds"] = plan_seconds
+    record["end_to_end_pixel_days_per_second"] = summary.pixel_days / (plan_seconds + wall)
     record["peak_memory_mib_per_worker"] = {
         addr: info["peak_rss_bytes"] / 2**20 for addr, info in sorted(workers.items())}
     if gpus:
@@ -232,7 +236,8 @@ def _config_record(plan) -> dict[str, Any]:
             "chunks": list(plan.chunks.chunks), "n_chunks": len(plan.chunks),
             "halo_px": plan.chunks.halo_aligned, "dtype": cfg.output.dtype,
             "resolution_m": cfg.grid.resolution, "coarse_factor": cfg.grid.coarse_factor,
-            "input_stack": str(cfg.inputs.stack), "two_references": plan.task.two_references}
+            "input_stack": str(cfg.inputs.stack), "two_references": plan.task.two_references,
+            "uncertainty": plan.task.uncertainty}
 
 
 def _throughput(summary: RunSummary, wall: float, n_workers: int,
@@ -276,6 +281,9 @@ def format_table(record: dict[str, Any]) -> str:
         f"wall       {record['wall_seconds']:.2f} s = {record['pixel_days_per_second']:,.0f} "
         f"pixel-days/s ({record['pixel_days_per_second_per_worker']:,.0f} per worker, "
         f"{record['pixel_days_per_second_per_device']:,.0f} per device)",
+        f"end to end {record['plan_seconds']:.2f} s planning"
+        f"{' (incl. fitting the lst_uncertainty model)' if cfg['uncertainty'] else ''} "
+        f"+ wall = {record['end_to_end_pixel_days_per_second']:,.0f} pixel-days/s",
         "stage            seconds  share of task time",
     ]
     for name in ("read", "upsample", "host_to_device", "forward", "device_to_host", "write"):

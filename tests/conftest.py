@@ -127,11 +127,16 @@ def ingest_config(root: Path, stack: str = "ingested.zarr", **ingest: Any) -> Pi
 
 
 def small_cube_config(root: Path) -> PipelineConfig:
-    """64 x 64 px over 40 days, int16 cube in chunks of 16 days x 32 x 32 px (8 chunks)."""
+    """64 x 64 px over 40 days, int16 cube in chunks of 16 days x 32 x 32 px (8 chunks).
+
+    Landsat every 8 days (Landsat 8 and 9), so that the cube has ``lst_uncertainty``.
+    """
     return tiny_config(root, grid={"bounds": [400000, 6200000, 400000 + 64 * 30,
                                               6200000 + 64 * 30]},
-                       dates={"end": "2021-02-09"}, output={"dtype": "int16"},
-                       chunks={"time": 16, "y": 32, "x": 32})
+                       dates={"end": "2021-02-09"},
+                       output={"dtype": "int16", "uncertainty": True},
+                       chunks={"time": 16, "y": 32, "x": 32},
+                       simulation={"landsat_revisit_days": 8})
 
 
 @pytest.fixture(scope="session")

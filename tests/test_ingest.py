@@ -65,6 +65,15 @@ def test_files_ingest_reproduces_the_simulated_stack(real_format_region, ingeste
     assert np.nanmax(np.abs(a - b)) <= landsat.ST_SCALE_K / 2 + 1e-4
     np.testing.assert_allclose(got.landsat_clear_fraction, sim.landsat_clear_fraction,
                                atol=1e-6)
+    # ST_QA comes along on the usable pixels: 1.2 K, 4.5 K next to clouds (as written)
+    sigma = got.landsat_st_uncertainty.values
+    np.testing.assert_array_equal(np.isnan(sigma), np.isnan(b))
+    finite = sigma[np.isfinite(sigma)]
+    assert finite.min() == pytest.approx(1.2, abs=0.01) and finite.max() <= 4.5 + 0.01
+    assert np.mean(np.abs(finite - 1.2) < 0.01) > 0.5
+    # the simulator's stack reports its own Landsat noise
+    noise = sim.landsat_st_uncertainty.values
+    assert np.allclose(noise[np.isfinite(a)], config.simulation.landsat_noise_k, atol=1e-3)
     # two overlapping scenes per date, mosaicked; acquisition time from the MTLs
     record = IngestRecord.load(cfg.inputs.stack)
     first = record.dates["landsat"][str(sim.time_landsat.values[0])[:10]]

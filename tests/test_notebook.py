@@ -37,5 +37,6 @@ def test_notebook_runs_on_a_tiny_cube(small_cube, client, tmp_path, monkeypatch)
     assert "time-series copy" in text  # the layout comparison saw both stores
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     images = sum("image/png" in o.get("data", {}) for o in outputs)
-    assert images >= 5  # day maps, point series, monthly means, flags, region
+    assert images >= 6  # day maps, point series, its sigma band, monthly means, flags, region
+    assert "error model of reference_change fitted on" in text  # the cube has lst_uncertainty
     assert not any(o.get("output_type") == "error" for o in outputs)

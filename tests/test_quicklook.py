@@ -24,6 +24,13 @@ def test_quicklook_date_point_and_gif(small_cube, tmp_path, capsys):
     assert f"wrote {day}" in capsys.readouterr().out
     with Image.open(day) as im:
         assert im.format == "PNG" and im.size[0] > 600
+        with_sigma = im.size[0]
+    # the cube has lst_uncertainty: its map is the third panel, unless left out
+    plain = tmp_path / "out" / "plain.png"
+    assert main(["quicklook", cube, "--date", "2021-01-20", "--no-uncertainty", "-o",
+                 str(plain)]) == 0
+    with Image.open(plain) as im:
+        assert with_sigma > 1.3 * im.size[0]
 
     series = tmp_path / "series.png"
     assert main(["quicklook", cube, "--point", _point(cube), "-o", str(series)]) == 0

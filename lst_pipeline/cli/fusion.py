@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -88,6 +89,8 @@ def _add_bench_parser(sub) -> None:
                    help="days to fuse (simulated: default 64; CONFIG: its first DAYS days)")
     p.add_argument("--chunk", type=int, default=256,
                    help="simulated region: chunk edge in px, 32 days per chunk (default 256)")
+    p.add_argument("--no-uncertainty", action="store_true",
+                   help="leave lst_uncertainty out (to measure what it costs)")
     p.add_argument("--method", default="dlstfm",
                    help="simulated region: fusion method (default dlstfm)")
     p.add_argument("--device", default="auto", help="simulated region: auto, cpu or cuda")
@@ -229,6 +232,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             progress=not args.no_progress)
         if simulate_seconds:
             print(f"simulated the region in {simulate_seconds:.1f} s (not benchmarked)")
+        if args.no_uncertainty:
+            bench_config = dataclasses.replace(bench_config, output=dataclasses.replace(
+                bench_config.output, uncertainty=False))
         context, resources = cluster(args, bench_config.cluster)
         with context as client:
             record = run_bench(bench_config, client,

@@ -270,10 +270,11 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
                             features=config.output.uncertainty is not False, log=log)
     groups = {m: grouped_metrics(held.predictions[m], held.truth, held.mask) for m in methods}
     calibrations = {}
-    for m, (raw, errors, rows) in held.samples.items():
-        if len(np.unique(held.days[rows])) >= 2:  # each date's sigma from the other dates
-            sigma = cross_validated_sigma(raw, errors, held.days[rows], m)
-            calibrations[m] = calibration(errors, sigma, raw[0])
+    for m, r in held.samples.items():
+        if len(np.unique(held.days[r.rows])) >= 2:  # each date's sigma from the other dates
+            sigma = cross_validated_sigma(r.raw, r.errors, held.days[r.rows], m,
+                                          noise=r.known_noise)
+            calibrations[m] = calibration(r.errors, sigma, r.raw[0])
     return Comparison(config=config, days=held.days, truth=held.truth,
                       predictions=held.predictions, mask=held.mask,
                       reference_age=held.reference_age, land_cover=None, groups=groups,

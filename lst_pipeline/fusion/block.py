@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lst_pipeline.errors import InputError, LSTPipelineError
+from lst_pipeline.fusion.error_model import ErrorInputs
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
 from lst_pipeline.fusion.modis_gaps import interpolate_modis_gaps
 from lst_pipeline.grid import Window
@@ -42,7 +43,7 @@ class BlockInputs:
     target_modis: np.ndarray
     target_days: np.ndarray
     target_modis_filled: np.ndarray | None = None
-    target_modis_error_class: np.ndarray | None = None
+    error_inputs: ErrorInputs | None = None
 
 
 def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -> BlockInputs:
@@ -69,15 +70,14 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
             target_modis, filled = interpolate_modis_gaps(modis, around, target_days, m)
         else:
             target_modis = reader.read_modis(target_days.astype("datetime64[D]"), coarse_read)
-        error_class = (reader.read_modis_error_class(target_days.astype("datetime64[D]"),
-                                                     coarse_read)
-                       if task.uncertainty else None)
+        error_inputs = _error_inputs(reader, task, target_days, ldays[wanted], wanted,
+                                     read_window, coarse_read) if task.uncertainty else None
         return BlockInputs(
             landsat_lst=reader.read_landsat(wanted, read_window),
             landsat_days=ldays[wanted],
             landsat_modis=reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read),
             target_modis=target_modis, target_days=target_days, target_modis_filled=filled,
-            target_modis_error_class=error_class,
+            error_inputs=error_inputs,
         )
     except LSTPipelineError:
         raise
@@ -86,6 +86,20 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
             f"{task.stack}: cannot read inputs of days {t0}..{t1 - 1}, window {read_window} "
             f"({type(exc).__name__}: {exc}); check or rebuild the input stack"
         ) from exc
+
+
+def _error_inputs(reader: StackReader, task: FusionTask, target_days: np.ndarray,
+                  landsat_days: np.ndarray, landsat_index: np.ndarray, read_window: Window,
+                  coarse_read: Window) -> ErrorInputs:
+    """The MODIS QC of the target days and the ST_QA of the Landsat dates among them."""
+    same = np.isin(landsat_days, target_days) if task.keep_observations else \
+        np.zeros(len(landsat_days), bool)
+    st_qa = reader.read_landsat_uncertainty(landsat_index[same], read_window)
+    observed = {} if st_qa is None else dict(zip(landsat_days[same].tolist(), st_qa))
+    return ErrorInputs(
+        modis_error_class=reader.read_modis_error_class(target_days.astype("datetime64[D]"),
+                                                        coarse_read),
+        observed_sigma=observed)
 
 
 def read_and_fuse(task: FusionTask, t0: int, t1: int, window: Window,
@@ -114,7 +128,7 @@ def fuse_inputs(task: FusionTask, inputs: BlockInputs, window: Window, read_wind
         keep_observations=task.keep_observations,
         target_modis_filled=inputs.target_modis_filled, alignment=task.alignment,
         error_model=task.error_model, return_features=return_features,
-        target_modis_error_class=inputs.target_modis_error_class,
+        error_inputs=inputs.error_inputs,
     )
 
 

@@ -45,20 +45,28 @@ NORMAL_WITHIN = (0.6827, 0.9545)
 DEFAULT_OBSERVED_K = 1.5
 
 
-def design(raw: np.ndarray) -> np.ndarray:
-    """The design matrix ``(n, 1 + len(FEATURES))`` from raw features ``(len(RAW), n)``.
+def _columns(raw, dtype) -> list:
+    """The design's columns after the intercept, as functions of ``raw`` (evaluated lazily).
 
     A missing disagreement (NaN: one reference only) enters as 0 with ``single_reference``
-    set.
+    set. The one definition of the features' transforms, for fitting and for predicting.
     """
-    age, change, std, cloud, disagree, qc_class, filled = (np.asarray(r, np.float64)
-                                                           for r in raw)
-    single = ~np.isfinite(disagree)
-    cols = [np.ones_like(age), np.log1p(age), np.log1p(np.abs(change)),
-            np.log1p(np.nan_to_num(std)), np.nan_to_num(cloud),
-            np.log1p(np.where(single, 0.0, np.abs(disagree))), single.astype(np.float64),
-            np.nan_to_num(qc_class), np.nan_to_num(filled)]
-    return np.stack(cols, axis=1)
+    age, change, std, cloud, disagree, qc_class, filled = raw
+
+    def f(a):
+        return np.asarray(a, dtype)
+
+    return [lambda: np.log1p(f(age)), lambda: np.log1p(np.abs(f(change))),
+            lambda: np.log1p(np.nan_to_num(f(std))), lambda: np.nan_to_num(f(cloud)),
+            lambda: np.log1p(np.nan_to_num(np.abs(f(disagree)))),
+            lambda: (~np.isfinite(f(disagree))).astype(dtype),
+            lambda: np.nan_to_num(f(qc_class)), lambda: np.nan_to_num(f(filled))]
+
+
+def design(raw: np.ndarray) -> np.ndarray:
+    """The design matrix ``(n, 1 + len(FEATURES))`` from raw features ``(len(RAW), n)``."""
+    columns = [c() for c in _columns(raw, np.float64)]
+    return np.stack([np.ones_like(columns[0]), *columns], axis=1)
 
 
 @dataclass(frozen=True)
@@ -86,18 +94,22 @@ class ErrorModel:
     observed_k: float = DEFAULT_OBSERVED_K
     fitted: dict = field(default_factory=dict, compare=False, hash=False)
 
-    def sigma(self, raw: np.ndarray) -> np.ndarray:
-        """Sigma (K, float32) for raw features ``(len(RAW), ...)``; NaN where age is NaN."""
-        raw = np.asarray(raw)
-        shape = raw.shape[1:]
-        flat = raw.reshape(len(RAW), -1)
-        ok = np.isfinite(flat[0]) & np.isfinite(flat[1])
-        out = np.full(flat.shape[1], np.nan, np.float32)
-        if ok.any():
-            log_var = design(flat[:, ok]) @ np.asarray(self.coefficients)
-            s = self.scale * np.exp(0.5 * log_var)
-            out[ok] = np.clip(s, *SIGMA_RANGE_K)
-        return out.reshape(shape)
+    def sigma(self, raw) -> np.ndarray:
+        """Sigma (K, float32) for raw features (``len(RAW)`` arrays of one shape).
+
+        NaN where the age or the MODIS change is NaN (no fused value).
+        """
+        age = np.asarray(raw[0])
+        log_var = np.full(age.shape, self.coefficients[0], np.float32)
+        for coef, column in zip(self.coefficients[1:], _columns(raw, np.float32)):
+            if coef:
+                log_var += np.float32(coef) * column()
+        log_var *= np.float32(0.5)
+        sigma = np.exp(log_var, out=log_var)
+        sigma *= np.float32(self.scale)
+        np.clip(sigma, *SIGMA_RANGE_K, out=sigma)
+        sigma[~(np.isfinite(age) & np.isfinite(raw[1]))] = np.nan
+        return sigma
 
     def as_attrs(self) -> dict:
         """The model as cube attributes (plain JSON data)."""
@@ -115,6 +127,23 @@ class ErrorModel:
                    fitted=dict(attrs.get("fitted", {})))
 
 
+@dataclass(frozen=True)
+class ErrorInputs:
+    """What the kernel reads for ``lst_uncertainty`` besides the fusion inputs.
+
+    Attributes
+    ----------
+    modis_error_class
+        ``(T, Y/f, X/f)`` MOD11A1 QC LST-error class (0-3) of the target days, or None (0).
+    observed_sigma
+        Landsat ST_QA uncertainty (K, NaN unknown) over the read window, per Landsat day
+        (days since 1970-01-01) that is also a target day: the sigma of observed pixels.
+    """
+
+    modis_error_class: np.ndarray | None = None
+    observed_sigma: dict[int, np.ndarray] = field(default_factory=dict)
+
+
 def within(errors: np.ndarray, sigma: np.ndarray, k: float = 1.0) -> float:
     """Fraction of ``|errors| <= k * sigma`` (NaN when empty)."""
     e, s = np.asarray(errors, np.float64), np.asarray(sigma, np.float64)
@@ -122,9 +151,9 @@ def within(errors: np.ndarray, sigma: np.ndarray, k: float = 1.0) -> float:
 
 
 def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
-                    ridge: float = 1e-2, iterations: int = 50,
-                    observed_k: float = DEFAULT_OBSERVED_K, info: dict | None = None
-                    ) -> ErrorModel:
+                    noise: np.ndarray | None = None, ridge: float = 1e-2,
+                    iterations: int = 50, observed_k: float = DEFAULT_OBSERVED_K,
+                    info: dict | None = None) -> ErrorModel:
     """Fit :class:`ErrorModel` to residuals by maximum Gaussian likelihood, then calibrate.
 
     Parameters
@@ -135,6 +164,11 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
         ``(n,)`` prediction minus held-out observation (K).
     method
         The fusion method.
+    noise
+        ``(n,)`` 1-sigma error of each held-out observation itself (its ST_QA, K; NaN or
+        None: unknown, taken as 0). A residual is the fused value's error minus the
+        observation's, so its variance is ``sigma^2 + noise^2``: the model is fitted to
+        that, and predicts the fused value's own error.
     ridge
         L2 penalty on the standardised coefficients (not the intercept): it keeps features
         that do not vary in the residuals (no gap-filled MODIS, say) at zero.
@@ -160,42 +194,57 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
     if len(e2) < 100:
         raise ValueError(f"{len(e2)} residuals are too few to fit an error model")
     e2 = np.maximum(e2, 1e-6)  # an exact zero residual must not pull log sigma to -inf
+    o2 = None if noise is None else np.nan_to_num(np.asarray(noise, np.float64)) ** 2
     varies = x.std(axis=0) > 1e-9
     varies[0] = True
-    coef = _newton(x, e2, varies, ridge, iterations)
+    coef = _newton(x, e2, o2, varies, ridge, iterations)
     age = 1 + FEATURES.index("log_age")
     if coef[age] < 0:  # an older reference is never better, all else equal
         varies[age] = False
-        coef = _newton(x, e2, varies, ridge, iterations)
+        coef = _newton(x, e2, o2, varies, ridge, iterations)
     model = ErrorModel(method, tuple(float(c) for c in coef), observed_k=observed_k)
-    sigma = model.sigma(raw)
-    scale = calibration_scale(np.asarray(errors), sigma)
+    scale = calibration_scale(np.asarray(errors), model.sigma(raw), noise)
     calibrated = ErrorModel(method, model.coefficients, scale, observed_k)
-    sigma = calibrated.sigma(raw)
+    total = _with_noise(calibrated.sigma(raw), noise)
     fitted = {"residuals": len(e2), **(info or {}),
-              "within_1_sigma": round(within(errors, sigma), 4),
-              "within_2_sigma": round(within(errors, sigma, 2.0), 4)}
+              "within_1_sigma": round(within(errors, total), 4),
+              "within_2_sigma": round(within(errors, total, 2.0), 4),
+              "observation_noise_k": None if o2 is None else round(float(np.sqrt(o2.mean())),
+                                                                   3)}
     return ErrorModel(method, model.coefficients, scale, observed_k, fitted)
 
 
-def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterations: int
-            ) -> np.ndarray:
+def _with_noise(sigma: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+    """The residual's sigma: the fused value's and the observation's, in quadrature."""
+    if noise is None:
+        return sigma
+    return np.sqrt(np.asarray(sigma, np.float64) ** 2 + np.nan_to_num(noise) ** 2)
+
+
+def _newton(x: np.ndarray, e2: np.ndarray, o2: np.ndarray | None, use: np.ndarray,
+            ridge: float, iterations: int) -> np.ndarray:
     """Coefficients of ``log sigma^2 = x @ beta`` minimising the Gaussian NLL (``use`` only).
 
-    Columns are standardised for the penalty and the steps; the rest stay 0.
+    The residuals' variance is ``sigma^2 + o2`` (``o2``: the observations' own, or None).
+    Newton's method without ``o2``, Fisher scoring with it. Columns are standardised for
+    the penalty and the steps; the rest stay 0.
     """
     mean, std = x.mean(axis=0), x.std(axis=0)
     mean[0], std[0] = 0.0, 1.0
     z = np.where(use, (x - mean) / np.where(use & (std > 0), std, 1.0), 0.0)
     z[:, 0] = 1.0
     beta = np.zeros(x.shape[1])
-    beta[0] = math.log(e2.mean())
+    extra = 0.0 if o2 is None else o2
+    beta[0] = math.log(max(float(np.mean(e2 - extra)), 0.05 * float(e2.mean())))
     penalty = np.where(use, ridge * len(e2), 1.0)
     penalty[0] = 0.0
     for _ in range(iterations):
-        w = e2 * np.exp(-(z @ beta))  # the negative log-likelihood is sum(z b + e^2 e^-zb)
-        grad = z.T @ (1.0 - w) + penalty * beta
-        hess = (z * w[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(beta))
+        a = np.exp(z @ beta)
+        v = a + extra  # the negative log-likelihood is sum(log v + e^2 / v)
+        share = a / v
+        grad = z.T @ ((1.0 - e2 / v) * share) + penalty * beta
+        weight = e2 / a if o2 is None else share ** 2
+        hess = (z * weight[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(beta))
         step = np.linalg.solve(hess, grad)
         beta -= np.clip(step, -2.0, 2.0)
         if np.abs(step).max() < 1e-8:
@@ -205,16 +254,26 @@ def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterat
     return coef
 
 
-def calibration_scale(errors: np.ndarray, sigma: np.ndarray) -> float:
+def calibration_scale(errors: np.ndarray, sigma: np.ndarray,
+                      noise: np.ndarray | None = None) -> float:
     """The factor on ``sigma`` whose 1- and 2-sigma coverage is closest to a normal's.
+
+    With ``noise`` (the observations' own sigma) the coverage is that of the residuals by
+    ``sqrt((factor sigma)^2 + noise^2)``.
 
     The squared misses are weighed by 0.05 at 1 sigma and 0.025 at 2 sigma (the tails are
     where a user's alert thresholds sit), scanned over factors 0.5 to 3 in steps of 0.5 %.
     """
-    ratio = np.sort(np.abs(np.asarray(errors, np.float64)) / np.asarray(sigma, np.float64))
     scales = np.exp(np.arange(math.log(0.5), math.log(3.0), 0.005))
-    cover1 = np.searchsorted(ratio, scales, side="right") / len(ratio)
-    cover2 = np.searchsorted(ratio, 2 * scales, side="right") / len(ratio)
+    e = np.abs(np.asarray(errors, np.float64))
+    if noise is None:
+        ratio = np.sort(e / np.asarray(sigma, np.float64))
+        cover1 = np.searchsorted(ratio, scales, side="right") / len(ratio)
+        cover2 = np.searchsorted(ratio, 2 * scales, side="right") / len(ratio)
+    else:
+        s2, o2, e2 = np.asarray(sigma, np.float64) ** 2, np.nan_to_num(noise) ** 2, e * e
+        cover1, cover2 = (np.array([np.mean(e2 <= m * (k * k * s2 + o2)) for k in scales])
+                          for m in (1.0, 4.0))
     loss = (((cover1 - NORMAL_WITHIN[0]) / 0.05) ** 2
             + ((cover2 - NORMAL_WITHIN[1]) / 0.025) ** 2)
     return float(scales[int(np.argmin(loss))])

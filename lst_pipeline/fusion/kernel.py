@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
-from lst_pipeline.fusion.error_model import reference_cell_stats
+from lst_pipeline.fusion.error_model import ErrorInputs, reference_cell_stats
 from lst_pipeline.fusion.pairs import Side, candidate_references
 from lst_pipeline.resample import coarse_cell_fraction, upsample_bilinear, upsample_nearest
 
@@ -60,7 +60,7 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
                max_disagreement_k: float = 3.0, keep_observations: bool = True,
                target_modis_filled: np.ndarray | None = None, alignment: int | None = None,
                error_model: ErrorModel | None = None, return_features: bool = False,
-               target_modis_error_class: np.ndarray | None = None) -> FusedBlock:
+               error_inputs: ErrorInputs | None = None) -> FusedBlock:
     """Fuse every target day of one block.
 
     Parameters
@@ -99,8 +99,8 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
         method's alignment); its far edges are padded to it (:func:`pad_to_alignment`).
     error_model, return_features
         Compute ``uncertainty_k`` with the error model; return the raw error features.
-    target_modis_error_class
-        ``(T, Y/f, X/f)`` MOD11A1 QC LST-error class (0-3) of the target days (default 0).
+    error_inputs
+        The MODIS QC and Landsat ST_QA of the block (:class:`ErrorInputs`).
 
     Returns
     -------
@@ -130,7 +130,7 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
     else:
         block.blend(block.chain("before", *selection), block.chain("after", *selection),
                     max_disagreement_k)
-    return block.result(error_model, return_features, target_modis_error_class)
+    return block.result(error_model, return_features, error_inputs or ErrorInputs())
 
 
 class _Block:
@@ -168,6 +168,7 @@ class _Block:
             self.disagreement = np.full(self.shape, np.nan, dtype=np.float32)
             stats = reference_cell_stats(self.landsat_lst, self.clear, f)
             self.ref_stats = np.stack([s[:, self.ys, self.xs] for s in stats])
+            self.target_up: np.ndarray | None = None
 
     def observe(self) -> None:
         """Keep a usable Landsat pixel of the target day itself as observed."""
@@ -241,7 +242,9 @@ class _Block:
         if not days:
             return out
         ys, xs = self.ys, self.xs
-        target_up = upsample_bilinear(self.target_modis[days], self.f)[:, ys, xs]
+        if self.target_up is None:  # the same for the references before and after
+            self.target_up = upsample_bilinear(self.target_modis, self.f)[:, ys, xs]
+        target_up = self.target_up[days]
         r = used[:, ys, xs]
         iy, ix = np.ogrid[:r.shape[1], :r.shape[2]]
         for k, t in enumerate(days):
@@ -286,9 +289,9 @@ class _Block:
         self.qa[where] = flag[where] if isinstance(flag, np.ndarray) else flag
         self.ref_day[where] = reference[where]
         if feat is not None:
-            self.feat[:, where] = feat[:, where]
+            np.copyto(self.feat, feat, where=where)
         if disagreement is not None:
-            self.disagreement[where] = disagreement[where]
+            np.copyto(self.disagreement, disagreement, where=where)
 
     def blend(self, before: tuple[np.ndarray, np.ndarray, np.ndarray | None],
               after: tuple[np.ndarray, np.ndarray, np.ndarray | None],
@@ -315,23 +318,31 @@ class _Block:
                   np.abs(pred_b - pred_a) if self.features else None)
 
     def raw_features(self, qa: np.ndarray, reference_day: np.ndarray,
-                     error_class: np.ndarray | None) -> np.ndarray:
-        """``(len(RAW), T, y, x)`` raw error features of the fused values (NaN elsewhere)."""
-        fused = Flag.fused(qa)
-        age = np.abs(self.target_days[:, None, None] - reference_day.astype(np.int64))
+                     error_class: np.ndarray | None) -> list[np.ndarray]:
+        """The ``len(RAW)`` raw error features ``(T, y, x)`` (age NaN where not fused)."""
+        age = np.abs(self.target_days[:, None, None].astype(np.int32) - reference_day)
+        age = np.where(Flag.fused(qa), age.astype(np.float32), np.float32(np.nan))
         qc = (np.zeros(self.shape, np.float32) if error_class is None
               else upsample_nearest(error_class, self.f)[:, self.ys, self.xs])
-        raw = np.stack([age.astype(np.float32), *self.feat, self.disagreement,
-                        qc.astype(np.float32), (qa == Flag.MODIS_GAP_FILLED)])
-        return np.where(fused, raw, np.float32(np.nan)).astype(np.float32)
+        return [age, *self.feat, self.disagreement, qc, qa == Flag.MODIS_GAP_FILLED]
 
-    def uncertainty(self, raw: np.ndarray, qa: np.ndarray, model: ErrorModel) -> np.ndarray:
-        """Sigma (K) of every value: the model's for fused ones, ``observed_k`` for observed."""
-        sigma = np.where(qa == Flag.OBSERVED, np.float32(model.observed_k), model.sigma(raw))
+    def uncertainty(self, raw: list[np.ndarray], qa: np.ndarray, model: ErrorModel,
+                    observed_sigma: dict[int, np.ndarray]) -> np.ndarray:
+        """Sigma (K) of every value: the model's for fused ones, ST_QA's for observed ones.
+
+        Observed pixels without ST_QA take the model's ``observed_k``.
+        """
+        obs = np.full(self.shape, model.observed_k, np.float32)
+        for t, day in enumerate(self.target_days):
+            st_qa = observed_sigma.get(int(day))
+            if st_qa is not None:
+                st_qa = st_qa[self.ys, self.xs]
+                obs[t] = np.where(np.isfinite(st_qa), st_qa, obs[t])
+        sigma = np.where(qa == Flag.OBSERVED, obs, model.sigma(raw))
         return np.where(np.isfinite(self.lst), sigma, np.float32(np.nan)).astype(np.float32)
 
     def result(self, error_model: ErrorModel | None = None, return_features: bool = False,
-               error_class: np.ndarray | None = None) -> FusedBlock:
+               inputs: ErrorInputs | None = None) -> FusedBlock:
         """The outputs, fused values over interpolated MODIS flagged ``MODIS_GAP_FILLED``.
 
         With features: sigma from ``error_model``, and the raw features if asked for.
@@ -341,10 +352,16 @@ class _Block:
                                   self.filled, self.f, self.ys, self.xs)
         if not self.features:
             return result
-        raw = self.raw_features(result.qa, result.reference_day, error_class)
-        sigma = None if error_model is None else self.uncertainty(raw, result.qa, error_model)
-        return dataclasses.replace(result, uncertainty_k=sigma,
-                                   features=raw if return_features else None)
+        inputs = inputs or ErrorInputs()
+        raw = self.raw_features(result.qa, result.reference_day, inputs.modis_error_class)
+        sigma = None if error_model is None else self.uncertainty(raw, result.qa, error_model,
+                                                                  inputs.observed_sigma)
+        features = None
+        if return_features:
+            fused = np.isfinite(raw[0])
+            features = np.stack([np.where(fused, r, np.float32(np.nan)) for r in raw]
+                                ).astype(np.float32)
+        return dataclasses.replace(result, uncertainty_k=sigma, features=features)
 
 
 def _method_alignment(method: FusionMethod, coarse_factor: int) -> int:

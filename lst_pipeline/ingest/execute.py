@@ -192,8 +192,9 @@ def _read_into(plan: IngestPlan, writer: StackWriter, progress: bool
             bar.update(len(item.sources))
             if read is not None:
                 bytes_read += read.bytes_read
-                record(item, read, writer.write_landsat(index, read.bits, read.lst,
-                                                        masked=True, hour_utc=read.time_h))
+                record(item, read, writer.write_landsat(
+                    index, read.bits, read.lst, masked=True, hour_utc=read.time_h,
+                    st_uncertainty=read.st_uncertainty))
             trim_heap()  # keep the peak that of one fine-grid date
         for index, item in enumerate(plan.modis):
             read = read_date(item, plan)

@@ -36,6 +36,7 @@ class DateOnGrid:
     platform: str
     sources: list[str]
     bytes_read: int
+    st_uncertainty: np.ndarray | None = None  # Landsat ST_QA (K), when every scene had it
 
 
 def _file_bytes(source: Any) -> int:
@@ -55,6 +56,7 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
     assert ingest is not None  # plan_ingest refuses a configuration without an ingest section
     grid = plan.grid
     lst_parts, bits_parts, frac_parts, times, platforms, used = [], [], [], [], [], []
+    sigma_parts: list[np.ndarray | None] = []
     nbytes = 0
     for source in item.sources:
         nbytes += _file_bytes(source)
@@ -70,6 +72,7 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
                 continue
             lst_parts.append(scene[0])
             bits_parts.append(scene[1])
+            sigma_parts.append(scene[2])
             acquired = source.metadata.acquired
             times.append(acquired.hour + acquired.minute / 60 + acquired.second / 3600)
             platforms.append(source.metadata.spacecraft)
@@ -109,8 +112,11 @@ def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:
         if frac_parts:
             frac = np.clip(np.sum(frac_parts, axis=0), 0, 1).astype(np.float32)
     finite = [t for t in times if np.isfinite(t)]
+    sigma = None
+    if sigma_parts and all(s is not None for s in sigma_parts):
+        sigma = _mosaic([s for s in sigma_parts if s is not None], bits_parts)[0]
     return DateOnGrid(lst, bits, frac, float(np.mean(finite)) if finite else float("nan"),
-                      "+".join(sorted(set(platforms))), used, nbytes)
+                      "+".join(sorted(set(platforms))), used, nbytes, sigma)
 
 
 def _skip(message: str, plan: IngestPlan) -> None:

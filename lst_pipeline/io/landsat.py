@@ -205,8 +205,9 @@ def decode_st_qa(dn: np.ndarray) -> np.ndarray:
 
 def read_scene(scene: Scene, target: GeoBox, *, mask_snow: bool = False,
                max_st_uncertainty_k: float | None = None, require_qa_pixel: bool = True,
-               georeference_from_mtl: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
-    """Read a scene onto ``target``: masked Kelvin (area average) and QA_PIXEL (nearest).
+               georeference_from_mtl: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """Read a scene onto ``target``: masked Kelvin and ST_QA (area average), QA_PIXEL (nearest).
 
     Masking happens on the scene's own pixels, before resampling, so an average never
     mixes a cloudy pixel into a clear one.
@@ -229,7 +230,8 @@ def read_scene(scene: Scene, target: GeoBox, *, mask_snow: bool = False,
 
     Returns
     -------
-    (lst_k, qa_pixel) on ``target``, or ``None`` when the scene does not overlap it.
+    (lst_k, qa_pixel, st_uncertainty_k) on ``target`` (the last None without an ST_QA band),
+    or ``None`` when the scene does not overlap it.
     """
     from lst_pipeline.io.raster import read_tiff, to_grid_mean, to_grid_nearest
 
@@ -251,12 +253,12 @@ def read_scene(scene: Scene, target: GeoBox, *, mask_snow: bool = False,
     else:
         qa = _same_window(read_tiff(scene.qa_pixel, **common), st, scene.qa_pixel).data
     usable = usable_mask(qa, mask_snow=mask_snow) & (st.data != ST_FILL_DN)
-    if max_st_uncertainty_k is not None:
-        if scene.st_qa is None:
-            raise InputError(f"{meta.mtl.parent / meta.files['st_qa']}: ST_QA band file is "
-                             "missing but max_st_uncertainty_k is set")
-        uncertainty = decode_st_qa(_same_window(read_tiff(scene.st_qa, **common), st,
-                                                scene.st_qa).data)
+    if scene.st_qa is None and max_st_uncertainty_k is not None:
+        raise InputError(f"{meta.mtl.parent / meta.files['st_qa']}: ST_QA band file is "
+                         "missing but max_st_uncertainty_k is set")
+    uncertainty = None if scene.st_qa is None else decode_st_qa(
+        _same_window(read_tiff(scene.st_qa, **common), st, scene.st_qa).data)
+    if max_st_uncertainty_k is not None and uncertainty is not None:
         usable &= uncertainty <= max_st_uncertainty_k
     kelvin = np.where(usable, decode_st(st.data, scale=meta.st_scale, offset=meta.st_offset),
                       np.float32(np.nan))
@@ -265,7 +267,11 @@ def read_scene(scene: Scene, target: GeoBox, *, mask_snow: bool = False,
     lst, _ = to_grid_mean(GeoRaster(kelvin, st.geobox), target)
     qa_on_grid = to_grid_nearest(GeoRaster(qa.astype(np.uint16), st.geobox), target,
                                  nodata=QA_VALUE_FILL)
-    return lst, qa_on_grid
+    sigma = None
+    if uncertainty is not None:
+        sigma, _ = to_grid_mean(GeoRaster(np.where(usable, uncertainty, np.float32(np.nan)),
+                                          st.geobox), target)
+    return lst, qa_on_grid, sigma
 
 
 def _same_window(raster, reference, path):

@@ -8,6 +8,10 @@ Layout
     uint16 Collection 2 QA_PIXEL bits the mask was derived from.
 ``landsat_clear_fraction (time_landsat)``
     float32 fraction of usable pixels of the target grid on that date.
+``landsat_st_uncertainty (time_landsat, y, x)``
+    float16 Kelvin, the Landsat ST_QA uncertainty (1 sigma) of usable pixels where the
+    scene had an ST_QA band (the simulator: its noise), NaN elsewhere; absent from stacks
+    written before it existed.
 ``landsat_hour_utc (time_landsat)``
     float32 acquisition time, hours after 00:00 UTC of the date (NaN: unknown).
 ``modis_lst (time_modis, yc, xc)``
@@ -64,6 +68,7 @@ LANDSAT_LST = "landsat_lst"
 LANDSAT_QA = "landsat_qa_pixel"
 LANDSAT_CLEAR = "landsat_clear_fraction"
 LANDSAT_HOUR = "landsat_hour_utc"
+LANDSAT_ST_UNCERTAINTY = "landsat_st_uncertainty"
 MODIS_LST = "modis_lst"
 MODIS_QC = "modis_qc"
 MODIS_VALID = "modis_valid_fraction"
@@ -95,6 +100,10 @@ def _stack_variables(fine_shape: tuple[int, int, int], fine_chunks: tuple[int, i
                       {**lst_attrs, "long_name": "Landsat surface temperature"}),
         LANDSAT_QA: (fine_dims, fine("u2"), {"long_name": "Landsat Collection 2 QA_PIXEL bits",
                                              "grid_mapping": "spatial_ref"}),
+        LANDSAT_ST_UNCERTAINTY: (fine_dims, fine("f2"), {
+            "units": "K", "long_name": "Landsat ST_QA surface temperature uncertainty",
+            "standard_name": "surface_temperature standard_error",
+            "grid_mapping": "spatial_ref"}),
         LANDSAT_CLEAR: (("time_landsat",), np.zeros(nl, "f4"),
                         {"long_name": "fraction of usable Landsat pixels", "units": "1"}),
         LANDSAT_HOUR: (("time_landsat",), np.full(nl, np.nan, "f4"),
@@ -174,6 +183,7 @@ def create_stack(
         LANDSAT_LST: {"chunks": fine, "_FillValue": np.float32("nan")},
         LANDSAT_QA: {"chunks": fine, "_FillValue": None,  # bits, not masked
                      "fill_value": landsat.QA_VALUE_FILL},
+        LANDSAT_ST_UNCERTAINTY: {"chunks": fine, "_FillValue": np.float16("nan")},
         LANDSAT_CLEAR: {"chunks": (cl,), "_FillValue": np.float32("nan")},
         LANDSAT_HOUR: {"chunks": (cl,), "_FillValue": np.float32("nan")},
         MODIS_LST: {"chunks": coarse, "_FillValue": np.float32("nan")},
@@ -262,6 +272,18 @@ class StackReader:
     def read_landsat(self, indices: np.ndarray, window: Window) -> np.ndarray:
         """Landsat LST (K, NaN = unusable) at the given date indices, ``(n, wy, wx)``."""
         arr = self._group[LANDSAT_LST]
+        ys, xs = window.slices
+        out = np.empty((len(indices), *window.shape), dtype=np.float32)
+        for k, i in enumerate(indices):
+            out[k] = arr[int(i), ys, xs]
+        return out
+
+    def read_landsat_uncertainty(self, indices: np.ndarray, window: Window
+                                 ) -> np.ndarray | None:
+        """ST_QA uncertainty (K, float32, NaN unknown) at the date indices; None if unstored."""
+        if LANDSAT_ST_UNCERTAINTY not in set(self._group.array_keys()):
+            return None
+        arr = self._group[LANDSAT_ST_UNCERTAINTY]
         ys, xs = window.slices
         out = np.empty((len(indices), *window.shape), dtype=np.float32)
         for k, i in enumerate(indices):

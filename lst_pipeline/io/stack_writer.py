@@ -24,6 +24,7 @@ from lst_pipeline.io.stack import (
     LANDSAT_HOUR,
     LANDSAT_LST,
     LANDSAT_QA,
+    LANDSAT_ST_UNCERTAINTY,
     MODIS_CLEAR,
     MODIS_LST,
     MODIS_QC,
@@ -79,7 +80,8 @@ class StackWriter:
         return str(self._dates[sensor][index])
 
     def write_landsat(self, index: int, qa_pixel: np.ndarray, lst_k: np.ndarray, *,
-                      masked: bool = False, hour_utc: float = float("nan")) -> float:
+                      masked: bool = False, hour_utc: float = float("nan"),
+                      st_uncertainty: np.ndarray | float | None = None) -> float:
         """Write one Landsat date: QA bits and LST, masked from the QA bits.
 
         Parameters
@@ -93,6 +95,9 @@ class StackWriter:
             on their own pixels before resampling); otherwise mask from ``qa_pixel``.
         hour_utc
             Acquisition time, hours after 00:00 UTC.
+        st_uncertainty
+            ST_QA uncertainty (K) on the fine grid, or one value for every pixel (a
+            simulated sensor's noise); kept on usable pixels (None: unknown).
 
         Returns
         -------
@@ -105,6 +110,10 @@ class StackWriter:
         lst = np.where(usable, lst_k, np.nan).astype(np.float32)
         self._group[LANDSAT_LST][index] = lst
         self._group[LANDSAT_QA][index] = qa_pixel.astype(np.uint16)
+        if st_uncertainty is not None and LANDSAT_ST_UNCERTAINTY in self._group.array_keys():
+            sigma = np.broadcast_to(np.asarray(st_uncertainty, np.float32), lst.shape)
+            self._group[LANDSAT_ST_UNCERTAINTY][index] = np.where(
+                usable, sigma, np.nan).astype(np.float16)
         clear = float(usable.mean())
         self._group[LANDSAT_CLEAR][index] = np.float32(clear)
         self._group[LANDSAT_HOUR][index] = np.float32(hour_utc)

@@ -270,7 +270,9 @@ def _sense_day(sim: Any, draws: _RegionDraws, truth: np.ndarray, t: int, factor:
             noise_k=sim.landsat_noise_k, cloud_fraction=float(draws.landsat_fraction[i]),
             resolution_m=resolution, offset_k=float(sensor.landsat_offset_k[i]),
             psf_sigma_px=sim.landsat_psf_sigma_px)
-        landsat_clear.append(writer.write_landsat(i, qa, lst))
+        # the simulated sensor reports its noise as ST_QA does
+        landsat_clear.append(writer.write_landsat(i, qa, lst,
+                                                  st_uncertainty=sim.landsat_noise_k))
     return qc, lst_coarse
 
 

@@ -64,8 +64,8 @@ def test_real_crops_lack_georeference_and_qa_pixel():
         landsat.read_scene(scene, target)
     with pytest.raises(InputError, match="QA_PIXEL band file is missing"):
         landsat.read_scene(scene, target, georeference_from_mtl=True)
-    lst, qa = landsat.read_scene(scene, target, georeference_from_mtl=True,
-                                 require_qa_pixel=False)
+    lst, qa, sigma = landsat.read_scene(scene, target, georeference_from_mtl=True,
+                                        require_qa_pixel=False)
     # 60 m target pixels average 2 x 2 source pixels of the MTL-placed grid
     dn = _read_dn(scene.st_b10).astype(np.float64) * 0.00341802 + 149.0
     box = scene.metadata.georeference()
@@ -74,6 +74,7 @@ def test_real_crops_lack_georeference_and_qa_pixel():
     assert (row, col) == (66, 100)
     assert lst[0, 0] == pytest.approx(dn[row:row + 2, col:col + 2].mean(), abs=1e-3)
     assert (qa == landsat.QA_VALUE_CLEAR_LAND).all()
+    assert scene.st_qa is None and sigma is None  # this crop came without its ST_QA band
 
 
 def _copy_scene(tmp_path, scene=LIVERPOOL):
@@ -146,13 +147,16 @@ def test_written_scene_masks_clouds_before_averaging(tmp_path):
     scene, box = _written_scene(tmp_path, qa, kelvin)
     assert scene.metadata.spacecraft == "LANDSAT_9" and scene.st_qa is not None
     coarse = GeoBox.from_bbox(box.boundingbox, box.crs, resolution=60, tight=True)
-    lst, _qa60 = landsat.read_scene(scene, coarse)
+    lst, _qa60, sigma = landsat.read_scene(scene, coarse)
     assert lst[0, 0] == pytest.approx(300.0, abs=0.002)  # the 250 K cloud never leaks in
+    # ST_QA comes along, on the usable pixels only (1.5 K written everywhere)
+    assert np.array_equal(np.isnan(sigma), np.isnan(lst))
+    assert np.allclose(sigma[np.isfinite(sigma)], 1.5, atol=1e-3)
     assert lst[0, 1] == pytest.approx(300.0, abs=0.002)  # nor the shadow
     assert np.isnan(lst[1, 1])                          # all four pixels cloudy
     assert lst[3, 3] == pytest.approx(310.0, abs=0.002)
     # the uncertainty threshold (1.5 K everywhere) rejects everything below it
-    lst_strict, _ = landsat.read_scene(scene, coarse, max_st_uncertainty_k=1.0)
+    lst_strict, _, _ = landsat.read_scene(scene, coarse, max_st_uncertainty_k=1.0)
     assert np.isnan(lst_strict).all()
 
 
