@@ -81,6 +81,11 @@ class ErrorModel:
         ``beta`` of ``log sigma^2 = X @ beta`` (intercept first, then :data:`FEATURES`).
     scale
         Factor on sigma that calibrates the tails (see the module notes).
+    ranges
+        ``(low, high)`` of each feature column over the residuals it was fitted on; a
+        feature outside is clamped to it, so that the log-linear model never extrapolates
+        (leave-one-date-out never sees a reference younger than the revisit interval, and
+        an age slope fitted on 16 to 48 days must not shrink sigma towards 0 at 1 day).
     observed_k
         Sigma of an observed pixel where the stack has no ST_QA uncertainty.
     fitted
@@ -92,6 +97,7 @@ class ErrorModel:
     coefficients: tuple[float, ...]
     scale: float = 1.0
     observed_k: float = DEFAULT_OBSERVED_K
+    ranges: tuple[tuple[float, float], ...] = ()
     fitted: dict = field(default_factory=dict, compare=False, hash=False)
 
     def sigma(self, raw) -> np.ndarray:
@@ -101,9 +107,11 @@ class ErrorModel:
         """
         age = np.asarray(raw[0])
         log_var = np.full(age.shape, self.coefficients[0], np.float32)
-        for coef, column in zip(self.coefficients[1:], _columns(raw, np.float32)):
+        ranges = self.ranges or ((-np.inf, np.inf),) * len(FEATURES)
+        for coef, column, (lo, hi) in zip(self.coefficients[1:], _columns(raw, np.float32),
+                                          ranges):
             if coef:
-                log_var += np.float32(coef) * column()
+                log_var += np.float32(coef) * np.clip(column(), np.float32(lo), np.float32(hi))
         log_var *= np.float32(0.5)
         sigma = np.exp(log_var, out=log_var)
         sigma *= np.float32(self.scale)
@@ -116,6 +124,7 @@ class ErrorModel:
         return {"method": self.method, "features": ["intercept", *FEATURES],
                 "coefficients": [float(c) for c in self.coefficients],
                 "scale": float(self.scale), "observed_k": float(self.observed_k),
+                "ranges": [[float(lo), float(hi)] for lo, hi in self.ranges],
                 "fitted": self.fitted}
 
     @classmethod
@@ -124,6 +133,7 @@ class ErrorModel:
         return cls(method=str(attrs["method"]),
                    coefficients=tuple(float(c) for c in attrs["coefficients"]),
                    scale=float(attrs["scale"]), observed_k=float(attrs["observed_k"]),
+                   ranges=tuple((float(lo), float(hi)) for lo, hi in attrs.get("ranges", [])),
                    fitted=dict(attrs.get("fitted", {})))
 
 
@@ -202,16 +212,19 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
     if coef[age] < 0:  # an older reference is never better, all else equal
         varies[age] = False
         coef = _newton(x, e2, o2, varies, ridge, iterations)
-    model = ErrorModel(method, tuple(float(c) for c in coef), observed_k=observed_k)
+    ranges = tuple((float(lo), float(hi)) for lo, hi in zip(x[:, 1:].min(axis=0),
+                                                              x[:, 1:].max(axis=0)))
+    model = ErrorModel(method, tuple(float(c) for c in coef), observed_k=observed_k,
+                       ranges=ranges)
     scale = calibration_scale(np.asarray(errors), model.sigma(raw), noise)
-    calibrated = ErrorModel(method, model.coefficients, scale, observed_k)
+    calibrated = ErrorModel(method, model.coefficients, scale, observed_k, ranges)
     total = _with_noise(calibrated.sigma(raw), noise)
     fitted = {"residuals": len(e2), **(info or {}),
               "within_1_sigma": round(within(errors, total), 4),
               "within_2_sigma": round(within(errors, total, 2.0), 4),
               "observation_noise_k": None if o2 is None else round(float(np.sqrt(o2.mean())),
                                                                    3)}
-    return ErrorModel(method, model.coefficients, scale, observed_k, fitted)
+    return ErrorModel(method, model.coefficients, scale, observed_k, ranges, fitted)
 
 
 def _with_noise(sigma: np.ndarray, noise: np.ndarray | None) -> np.ndarray:

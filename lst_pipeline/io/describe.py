@@ -110,6 +110,13 @@ def _cube_lines(path: Path, group) -> list[str]:
                 "lst_pipeline:version"):
         if key in attrs:
             lines.append(f"{key.split(':', 1)[1]}: {attrs[key]}")
+    model = attrs.get("lst_pipeline:uncertainty")
+    if model:
+        fitted = model.get("fitted", {})
+        lines.append(f"uncertainty: error model of {model.get('method')} fitted on "
+                     f"{fitted.get('residuals', '?')} residuals of "
+                     f"{len(fitted.get('held_out_dates', []))} held-out Landsat dates "
+                     f"(within 1 sigma there {fitted.get('within_1_sigma', '?')})")
     return lines
 
 

@@ -271,19 +271,18 @@ class StackReader:
 
     def read_landsat(self, indices: np.ndarray, window: Window) -> np.ndarray:
         """Landsat LST (K, NaN = unusable) at the given date indices, ``(n, wy, wx)``."""
-        arr = self._group[LANDSAT_LST]
-        ys, xs = window.slices
-        out = np.empty((len(indices), *window.shape), dtype=np.float32)
-        for k, i in enumerate(indices):
-            out[k] = arr[int(i), ys, xs]
-        return out
+        return self._read_fine(LANDSAT_LST, indices, window)
 
     def read_landsat_uncertainty(self, indices: np.ndarray, window: Window
                                  ) -> np.ndarray | None:
         """ST_QA uncertainty (K, float32, NaN unknown) at the date indices; None if unstored."""
         if LANDSAT_ST_UNCERTAINTY not in set(self._group.array_keys()):
             return None
-        arr = self._group[LANDSAT_ST_UNCERTAINTY]
+        return self._read_fine(LANDSAT_ST_UNCERTAINTY, indices, window)
+
+    def _read_fine(self, name: str, indices: np.ndarray, window: Window) -> np.ndarray:
+        """``(n, wy, wx)`` float32 of a fine-grid Landsat array at the date indices."""
+        arr = self._group[name]
         ys, xs = window.slices
         out = np.empty((len(indices), *window.shape), dtype=np.float32)
         for k, i in enumerate(indices):

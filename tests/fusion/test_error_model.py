@@ -120,3 +120,16 @@ def test_the_held_out_observations_own_noise_is_taken_out():
     assert within(fused_err, with_noise.sigma(raw)) == pytest.approx(0.683, abs=0.02)
     assert within(fused_err, without.sigma(raw)) > 0.74
     assert with_noise.fitted["within_1_sigma"] == pytest.approx(0.683, abs=0.02)
+
+
+def test_features_outside_the_fitted_range_are_clamped_not_extrapolated():
+    raw, err, _ = synthetic_residuals(20_000, seed=10,
+                                      coef=np.array([-2.0, 1.5, 0.2, 0.4, 0, 0, 0, 0, 0]))
+    keep = raw[0] >= 16  # leave-one-date-out sees ages of a revisit interval and more
+    model = fit_error_model(raw[:, keep], err[keep], "dlstfm")
+    assert model.coefficients[1] > 1.0  # a steep age slope, learnt on 16 to 48 days
+    young, at_16 = raw[:, :1].copy(), raw[:, :1].copy()
+    young[0], at_16[0] = 1.0, 16.0
+    assert model.sigma(young)[0] == model.sigma(at_16)[0]
+    lo, hi = model.ranges[0]
+    assert lo == pytest.approx(np.log1p(16)) and hi == pytest.approx(np.log1p(48))

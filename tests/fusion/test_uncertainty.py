@@ -115,3 +115,13 @@ def test_uncertainty_config_values(tmp_path):
     assert tiny_config(tmp_path, output={"uncertainty": False}).output.uncertainty is False
     with pytest.raises(ConfigError, match=r"output\.uncertainty"):
         tiny_config(tmp_path, output={"uncertainty": "yes"})
+
+
+def test_inspect_names_the_error_model(uncertain_cube, capsys):
+    from lst_pipeline.cli import main
+
+    config, _ = uncertain_cube
+    assert main(["inspect", str(config.output.cube)]) == 0
+    out = capsys.readouterr().out
+    assert "lst_uncertainty" in out
+    assert "uncertainty: error model of reference_change fitted on" in out
