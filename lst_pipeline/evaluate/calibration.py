@@ -110,11 +110,8 @@ def calibration(errors: np.ndarray, sigma: np.ndarray, age_days: np.ndarray) -> 
 
 
 def cross_validated_sigma(raw: np.ndarray, errors: np.ndarray, groups: np.ndarray,
-                          method: str, *, noise: np.ndarray | None = None) -> np.ndarray:
+                          method: str) -> np.ndarray:
     """Sigma of each residual from an error model fitted on the other groups only.
-
-    With ``noise`` (the held-out observations' own sigma), the residual's sigma combines the
-    model's and the observation's in quadrature, as the residual does.
 
     Parameters
     ----------
@@ -138,12 +135,8 @@ def cross_validated_sigma(raw: np.ndarray, errors: np.ndarray, groups: np.ndarra
         own = groups == g
         if (~own).sum() < 100:
             continue
-        model = fit_error_model(raw[:, ~own], errors[~own], method,
-                                noise=None if noise is None else noise[~own])
-        sigma = model.sigma(raw[:, own]).astype(np.float64)
-        if noise is not None:
-            sigma = np.sqrt(sigma ** 2 + np.nan_to_num(noise[own]) ** 2)
-        out[own] = sigma
+        model = fit_error_model(raw[:, ~own], errors[~own], method)
+        out[own] = model.sigma(raw[:, own])
     return out
 
 

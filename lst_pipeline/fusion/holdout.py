@@ -65,22 +65,14 @@ class Residuals:
         ``(n,)`` prediction minus held-out observation (K).
     rows
         ``(n,)`` the :class:`HeldOut` row (date and window) of each.
-    noise
-        ``(n,)`` ST_QA of the held-out observation (K, NaN unknown).
     """
 
     raw: np.ndarray
     errors: np.ndarray
     rows: np.ndarray
-    noise: np.ndarray
 
     def __len__(self) -> int:
         return len(self.errors)
-
-    @property
-    def known_noise(self) -> np.ndarray | None:
-        """:attr:`noise`, or None when no held-out observation had ST_QA."""
-        return self.noise if np.isfinite(self.noise).any() else None
 
 
 def spread_windows(shape: tuple[int, int], alignment: int, *, size: int = AUTO_WINDOW,
@@ -133,21 +125,17 @@ def _dates_to_hold_out(config: Any, reader: Any, days: np.ndarray, min_clear_fra
 SAMPLES_PER_ROW = 20_000
 
 
-def _sample(raw: np.ndarray, errors: np.ndarray, noise: np.ndarray | None, keep: np.ndarray,
-            row: int) -> Residuals:
+def _sample(raw: np.ndarray, errors: np.ndarray, keep: np.ndarray, row: int) -> Residuals:
     """Evenly spaced (deterministic) residuals where ``keep``, at most SAMPLES_PER_ROW."""
     index = np.flatnonzero(keep)
     if len(index) > SAMPLES_PER_ROW:
         index = index[np.linspace(0, len(index) - 1, SAMPLES_PER_ROW).astype(np.int64)]
     return Residuals(raw.reshape(len(raw), -1)[:, index], errors.ravel()[index],
-                     np.full(len(index), row, np.int32),
-                     np.full(len(index), np.nan, np.float32) if noise is None
-                     else noise.ravel()[index])
+                     np.full(len(index), row, np.int32))
 
 
-def _read_held_out(reader: Any, config: Any, index: int, window: Window
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The held-out Landsat date's LST over ``window``, and its ST_QA (None: unstored).
+def _read_held_out(reader: Any, config: Any, index: int, window: Window) -> np.ndarray:
+    """The held-out Landsat date's LST over ``window``.
 
     Raises
     ------
@@ -155,9 +143,7 @@ def _read_held_out(reader: Any, config: Any, index: int, window: Window
         Naming the stack, if a chunk file is corrupt or unreadable.
     """
     try:
-        noise = reader.read_landsat_uncertainty(np.array([index]), window)
-        return (reader.read_landsat(np.array([index]), window)[0],
-                None if noise is None else noise[0])
+        return reader.read_landsat(np.array([index]), window)[0]
     except Exception as exc:  # a corrupt or truncated chunk file, an I/O error ...
         raise InputError(f"{config.inputs.stack}: cannot read Landsat date "
                          f"{reader.landsat_dates[index]} to hold it out ({type(exc).__name__}: "
@@ -168,8 +154,7 @@ def _joined(parts: list[Residuals]) -> Residuals:
     """The samples of every row as one."""
     return Residuals(np.concatenate([q.raw for q in parts], axis=-1),
                      np.concatenate([q.errors for q in parts]),
-                     np.concatenate([q.rows for q in parts]),
-                     np.concatenate([q.noise for q in parts]))
+                     np.concatenate([q.rows for q in parts]))
 
 
 def _held_out_plans(config: Any, methods: tuple[str, ...], features: bool) -> dict[str, Any]:
@@ -247,7 +232,7 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
             row, (hy, hx) = i * len(windows) + k, w.shape
             read = Window(max(w.y0 - halo, 0), min(w.y1 + halo, ny),
                           max(w.x0 - halo, 0), min(w.x1 + halo, nx))
-            truth[row, :hy, :hx], noise = _read_held_out(reader, config, index, w)
+            truth[row, :hy, :hx] = _read_held_out(reader, config, index, w)
             inputs = read_block_inputs(first.task, t, t + 1, read)
             keep = inputs.landsat_days != ldays[index].astype(np.int64)
             hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
@@ -261,7 +246,7 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
                 preds[m][row, :hy, :hx] = np.where(fused, block.lst_k[0], np.nan)
                 if block.features is not None:
                     err = block.lst_k[0] - truth[row, :hy, :hx]
-                    parts[m].append(_sample(block.features[:, 0], err, noise,
+                    parts[m].append(_sample(block.features[:, 0], err,
                                             fused & np.isfinite(err), row))
                 if m == methods[0]:
                     age[row, :hy, :hx], main_ref[row] = _reference_age(
@@ -383,7 +368,6 @@ def fit_uncertainty(config: Any, method: str, held: HeldOut | None = None, *,
             "lst_uncertainty; use a stack with more clear Landsat dates, or set "
             "output.uncertainty: false")
     model = fit_error_model(residuals.raw, residuals.errors, method,
-                            noise=residuals.known_noise,
                             info={"held_out_dates": dates, "windows": len(held.windows)})
     log(f"uncertainty: error model for {method} fitted on {n:,} residuals of "
         f"{len(dates)} held-out Landsat date(s); within 1 sigma "

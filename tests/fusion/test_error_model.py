@@ -109,19 +109,6 @@ def test_calibration_by_age_class_and_cross_validation_by_date():
     assert within(err, cv) == pytest.approx(0.683, abs=0.02)
 
 
-def test_the_held_out_observations_own_noise_is_taken_out():
-    raw, fused_err, _ = synthetic_residuals(40_000, seed=8)
-    rng = np.random.default_rng(9)
-    noise = np.full(len(fused_err), 1.0)
-    residual = fused_err - rng.standard_normal(len(fused_err)) * noise  # pred - noisy obs
-    with_noise = fit_error_model(raw, residual, "starfm", noise=noise)
-    without = fit_error_model(raw, residual, "starfm")
-    # sigma is the fused value's own error: calibrated against the truth only with noise
-    assert within(fused_err, with_noise.sigma(raw)) == pytest.approx(0.683, abs=0.02)
-    assert within(fused_err, without.sigma(raw)) > 0.74
-    assert with_noise.fitted["within_1_sigma"] == pytest.approx(0.683, abs=0.02)
-
-
 def test_features_outside_the_fitted_range_are_clamped_not_extrapolated():
     raw, err, _ = synthetic_residuals(20_000, seed=10,
                                       coef=np.array([-2.0, 1.5, 0.2, 0.4, 0, 0, 0, 0, 0]))
