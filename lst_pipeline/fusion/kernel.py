@@ -310,12 +310,16 @@ class _Block:
         with np.errstate(invalid="ignore"):
             weight_before = gap_after / (gap_before + gap_after)  # the nearer weighs more
         blended = weight_before * pred_b + (1 - weight_before) * pred_a
-        feat = (None if feat_b is None or feat_a is None
-                else np.where(use_before, feat_b, feat_a))
-        self.take(has_before | has_after, np.where(both, blended, nearest),
+        where = has_before | has_after
+        self.take(where, np.where(both, blended, nearest),
                   np.where(both, Flag.FUSED_TWO, Flag.FUSED),
-                  np.where(use_before, ref_b, ref_a), feat,
+                  np.where(use_before, ref_b, ref_a), None,
                   np.abs(pred_b - pred_a) if self.features else None)
+        if feat_b is not None and feat_a is not None:  # the nearer side's, in place
+            from_before, from_after = where & use_before, where & ~use_before
+            for out, b, a in zip(self.feat, feat_b, feat_a):
+                np.copyto(out, b, where=from_before)
+                np.copyto(out, a, where=from_after)
 
     def raw_features(self, qa: np.ndarray, reference_day: np.ndarray,
                      error_class: np.ndarray | None) -> list[np.ndarray]:
