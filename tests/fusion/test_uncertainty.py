@@ -125,3 +125,17 @@ def test_inspect_names_the_error_model(uncertain_cube, capsys):
     out = capsys.readouterr().out
     assert "lst_uncertainty" in out
     assert "uncertainty: error model of reference_change fitted on" in out
+
+
+def test_the_memory_model_counts_the_features(simulated_tiny, tmp_path):
+    from lst_pipeline.fusion.plan import UNCERTAINTY_BYTES_PER_PIXEL_DAY
+    from lst_pipeline.fusion.plan import plan_run as plan_only
+
+    on = plan_only(with_output(simulated_tiny, tmp_path / "a.zarr"))
+    off = plan_only(with_output(simulated_tiny, tmp_path / "b.zarr", uncertainty=False))
+    assert on.chunks.chunks == off.chunks.chunks  # given in the config
+    ct, cy, cx = on.chunks.chunks
+    halo = on.chunks.halo_aligned
+    read_pixels = min(cy + 2 * halo, 128) * min(cx + 2 * halo, 128)
+    extra = on.task_bytes - off.task_bytes
+    assert 0 < extra <= UNCERTAINTY_BYTES_PER_PIXEL_DAY * read_pixels * ct * 1.01
