@@ -33,13 +33,10 @@ import numpy as np
 import xarray as xr
 from _record import append_result, held_out_region
 
-from lst_pipeline.evaluate.calibration import Calibration, calibration
-from lst_pipeline.flags import Flag
+from lst_pipeline.evaluate.calibration import Calibration, CalibrationSample
 
 BANDS = {"within_1": (0.62, 0.74), "within_2": (0.92, 0.97)}
 MIN_SPEARMAN = 0.3
-#: Pixel-days kept per block of days (evenly spaced), so memory stays bounded.
-SAMPLE = 400_000
 
 
 def score(config, method: str, time_block: int = 32) -> dict:
@@ -58,23 +55,17 @@ def score(config, method: str, time_block: int = 32) -> dict:
     truth = xr.open_zarr(truth_store, consolidated=False)["lst"]
     ny, nx = plan.grid.shape
     whole = Window(0, ny, 0, nx)
-    parts = []
+    sample = CalibrationSample()
     for t0 in range(0, len(plan.days), time_block):
         t1 = min(t0 + time_block, len(plan.days))
         block = read_and_fuse(plan.task, t0, t1, whole, whole)
         ref = truth.sel(time=plan.days[t0:t1].astype("datetime64[ns]")).values
-        err = block.lst_k.astype(np.float64) - ref
-        ok = np.flatnonzero(np.isfinite(err) & np.isfinite(block.uncertainty_k))
-        ok = ok[np.linspace(0, len(ok) - 1, min(len(ok), SAMPLE)).astype(np.int64)]
         day = plan.task.first_day + np.arange(t0, t1)[:, None, None]
-        age = np.abs(day - block.reference_day.astype(np.int64))
-        parts.append(tuple(a.ravel()[ok] for a in (err, block.uncertainty_k, age, block.qa)))
-    err, sigma, age, qa = (np.concatenate(p) for p in zip(*parts))
-    groups = {"all": np.ones(err.shape, bool), "fused": Flag.fused(qa),
-              "observed": qa == Flag.OBSERVED}
-    cal = {k: calibration(err[g], sigma[g], age[g]) for k, g in groups.items() if g.any()}
+        sample.add(block.lst_k.astype(np.float64) - ref, block.uncertainty_k,
+                   np.abs(day - block.reference_day.astype(np.int64)), block.qa)
+    cal = sample.calibration()
     return {"calibration": {k: c.as_dict() for k, c in cal.items()},
-            "shares": {k: float(g.mean()) for k, g in groups.items()},
+            "shares": {k: c.overall.n / cal["all"].overall.n for k, c in cal.items()},
             "passes": passes(cal), "fit_seconds": fit_seconds,
             "model": plan.task.error_model.as_attrs()}
 

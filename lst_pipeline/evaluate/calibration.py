@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lst_pipeline.flags import Flag
 from lst_pipeline.fusion.error_model import fit_error_model, within
 
 #: Reference-age classes (days, inclusive) of the calibration tables.
@@ -107,6 +108,37 @@ def calibration(errors: np.ndarray, sigma: np.ndarray, age_days: np.ndarray) -> 
             bins.append((lo, hi, float(s[sel].mean()), float(np.sqrt((e[sel] ** 2).mean())),
                          int(sel.sum())))
     return Calibration(coverage(e, s), by_age, bins)
+
+
+class CalibrationSample:
+    """Pixel-days gathered block by block for :func:`calibration_by_flag`.
+
+    Each block keeps an evenly spaced (deterministic) sample of at most ``per_block`` of its
+    pixel-days with a value, a sigma and a truth, so memory stays bounded on long cubes.
+    """
+
+    def __init__(self, per_block: int = 500_000) -> None:
+        self.per_block = per_block
+        self._parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, errors: np.ndarray, sigma: np.ndarray, age_days: np.ndarray,
+            qa: np.ndarray) -> None:
+        """Add one block: errors (K), sigma (K), reference age (days) and ``qa`` codes."""
+        ok = np.flatnonzero(np.isfinite(errors) & np.isfinite(sigma))
+        if len(ok) > self.per_block:
+            ok = ok[np.linspace(0, len(ok) - 1, self.per_block).astype(np.int64)]
+        self._parts.append(tuple(np.asarray(a).ravel()[ok]
+                                 for a in (errors, sigma, age_days, qa)))
+
+    def calibration(self) -> dict[str, Calibration]:
+        """:class:`Calibration` of ``all``, ``fused`` and ``observed`` pixel-days (present ones)."""
+        if not self._parts:
+            return {}
+        errors, sigma, age, qa = (np.concatenate(p) for p in zip(*self._parts))
+        groups = {"all": np.ones(errors.shape, bool), "fused": Flag.fused(qa),
+                  "observed": qa == Flag.OBSERVED}
+        return {k: calibration(errors[g], sigma[g], age[g]) for k, g in groups.items()
+                if g.any()}
 
 
 def cross_validated_sigma(raw: np.ndarray, errors: np.ndarray, groups: np.ndarray,

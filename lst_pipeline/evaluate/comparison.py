@@ -47,16 +47,12 @@ def compare_with_truth(cube: Path | str, truth: Path | str) -> dict[str, Scores]
     return {name: Scores.from_sums(*(float(v) for v in vals)) for name, vals in computed.items()}
 
 
-#: :func:`calibrate_cube_with_truth` keeps at most this many pixel-days per time block.
-CALIBRATION_SAMPLE_PER_BLOCK = 500_000
-
-
 def calibrate_cube_with_truth(cube: Path | str, truth: Path | str, *, time_block: int = 32
                               ) -> dict[str, Calibration]:
     """Calibration of a cube's ``lst_uncertainty`` against a truth store on its grid.
 
     Every pixel-day with a value, a sigma and a truth enters (an evenly spaced sample of at
-    most :data:`CALIBRATION_SAMPLE_PER_BLOCK` per block of ``time_block`` days).
+    most 500,000 per block of ``time_block`` days, :class:`CalibrationSample`).
 
     Returns
     -------
@@ -71,7 +67,8 @@ def calibrate_cube_with_truth(cube: Path | str, truth: Path | str, *, time_block
     import xarray as xr
 
     from lst_pipeline.errors import InputError
-    from lst_pipeline.io.cube import UNCERTAINTY, Flag, open_cube
+    from lst_pipeline.evaluate.calibration import CalibrationSample
+    from lst_pipeline.io.cube import UNCERTAINTY, open_cube
 
     out = open_cube(cube, flags=False)
     if UNCERTAINTY not in out:
@@ -79,22 +76,15 @@ def calibrate_cube_with_truth(cube: Path | str, truth: Path | str, *, time_block
                          "output.uncertainty: false, or by an older lst_pipeline)")
     ref = xr.open_zarr(truth, consolidated=False)["lst"].sel(time=out.time)
     days = out.time.values.astype("datetime64[D]").astype(np.int64)
-    parts: list[tuple[np.ndarray, ...]] = []
+    sample = CalibrationSample()
     for t0 in range(0, len(days), time_block):
         ts = slice(t0, t0 + time_block)
         lst, sigma = out["lst"][ts].values, out[UNCERTAINTY][ts].values
         qa, used = out["qa"][ts].values, out["reference_date"][ts].values
         used = used.astype("datetime64[D]").astype(np.int64) if used.dtype.kind == "M" else used
-        err = lst.astype(np.float64) - ref[ts].values
-        ok = np.flatnonzero(np.isfinite(err) & np.isfinite(sigma))
-        if len(ok) > CALIBRATION_SAMPLE_PER_BLOCK:
-            ok = ok[np.linspace(0, len(ok) - 1, CALIBRATION_SAMPLE_PER_BLOCK).astype(np.int64)]
-        age = np.abs(days[ts][:, None, None] - used).astype(np.float64)
-        parts.append(tuple(a.ravel()[ok] for a in (err, sigma, age, qa)))
-    err, sigma, age, qa = (np.concatenate(p) for p in zip(*parts))
-    groups = {"all": np.ones(err.shape, bool), "fused": Flag.fused(qa),
-              "observed": qa == Flag.OBSERVED}
-    return {k: calibration(err[g], sigma[g], age[g]) for k, g in groups.items() if g.any()}
+        sample.add(lst.astype(np.float64) - ref[ts].values, sigma,
+                   np.abs(days[ts][:, None, None] - used).astype(np.float64), qa)
+    return sample.calibration()
 
 
 def compare_cubes_with_truth(cubes: dict[str, Path | str], truth: Path | str, *,
@@ -224,11 +214,12 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
             preds[m][t0:t1] = np.where(fused, block.lst_k, np.nan)
             mask[t0:t1] &= fused
             day = plan.task.first_day + np.arange(t0, t1)[:, None, None]
+            method_age = np.where(fused, np.abs(day - block.reference_day), np.nan)
             if block.uncertainty_k is not None:
                 sigma[m][t0:t1] = np.where(fused, block.uncertainty_k, np.nan)
-                ages[m][t0:t1] = np.where(fused, np.abs(day - block.reference_day), np.nan)
+                ages[m][t0:t1] = method_age
             if m == methods[0]:
-                age[t0:t1] = np.where(fused, np.abs(day - block.reference_day), np.nan)
+                age[t0:t1] = method_age
                 main_ref[t0:t1] = [most_common_day(r[f])
                                    for r, f in zip(block.reference_day, fused)]
         log(f"days {t0}..{t1 - 1} fused by {len(methods)} methods")

@@ -139,3 +139,22 @@ def test_the_memory_model_counts_the_features(simulated_tiny, tmp_path):
     read_pixels = min(cy + 2 * halo, 128) * min(cx + 2 * halo, 128)
     extra = on.task_bytes - off.task_bytes
     assert 0 < extra <= UNCERTAINTY_BYTES_PER_PIXEL_DAY * read_pixels * ct * 1.01
+
+
+def test_a_cube_is_calibrated_against_its_truth(uncertain_cube):
+    from lst_pipeline.evaluate import calibrate_cube_with_truth
+    from lst_pipeline.fusion.error_model import within
+
+    config, _ = uncertain_cube
+    cal = calibrate_cube_with_truth(config.output.cube, config.simulation.truth)
+    assert set(cal) == {"all", "fused", "observed"}
+    cube = open_cube(config.output.cube)
+    truth = xr.open_zarr(config.simulation.truth, consolidated=False)["lst"].values
+    err, sigma, qa = cube["lst"].values - truth, cube[UNCERTAINTY].values, cube["qa"].values
+    fused = Flag.fused(qa) & np.isfinite(err)
+    # the same coverage as over every pixel-day (the sample is evenly spaced)
+    assert cal["fused"].overall.within_1 == pytest.approx(within(err[fused], sigma[fused]),
+                                                          abs=0.01)
+    assert cal["all"].overall.n >= cal["fused"].overall.n + cal["observed"].overall.n - 1
+    # observed values: the simulated sensor reports its true noise, so about 68 % within it
+    assert 0.6 < cal["observed"].overall.within_1 < 0.76
