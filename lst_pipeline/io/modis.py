@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -251,22 +252,29 @@ def check_granule(granule: Granule, overpass: str = "day") -> GeoBox:
             raise InputError(f"{granule.path}: its metadata says day {begin[:10]}, its name says "
                              f"{granule.date}; the file was renamed or is damaged")
         box = hdf_grid(granule.path, struct)
-        for layer in layer_names(overpass).values():
-            try:
-                sds = sd.select(layer)
-            except HDF4Error as exc:
-                raise InputError(f"{granule.path}: has no {layer} dataset") from exc
-            try:
-                rows = sds.info()[2][0]
-                sds[rows - 1:rows, :]
-            except HDF4Error as exc:
-                raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
-                                 f"file?): {exc}") from exc
-            finally:
-                sds.endaccess()
+        _check_last_rows(sd, granule, layer_names(overpass).values())
     finally:
         sd.end()
     return box
+
+
+def _check_last_rows(sd: Any, granule: Granule, layers: Iterable[str]) -> None:
+    """Read the last row of every layer: a truncated or damaged tile fails here."""
+    from pyhdf.error import HDF4Error
+
+    for layer in layers:
+        try:
+            sds = sd.select(layer)
+        except HDF4Error as exc:
+            raise InputError(f"{granule.path}: has no {layer} dataset") from exc
+        try:
+            rows = sds.info()[2][0]
+            sds[rows - 1:rows, :]
+        except (HDF4Error, ValueError) as exc:  # pyhdf: ValueError "SDreaddata failure"
+            raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
+                             f"file?): {exc}") from exc
+        finally:
+            sds.endaccess()
 
 
 def hdf_grid(path: Path | str, struct_metadata: str) -> GeoBox:
@@ -348,7 +356,7 @@ def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
                 raise InputError(f"{granule.path}: has no {layer} dataset") from exc
             try:
                 out[key] = np.asarray(sds[ys, xs])
-            except HDF4Error as exc:
+            except (HDF4Error, ValueError) as exc:  # pyhdf: ValueError "SDreaddata failure"
                 raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
                                  f"file?): {exc}") from exc
             finally:
