@@ -84,7 +84,7 @@ def bench_pipeline(scratch: Path, *, config: PipelineConfig | None = None,
         start = time.perf_counter()
         simulate_region(config, progress=progress)
         return config, time.perf_counter() - start
-    if not (Path(config.inputs.stack) / "zarr.json").is_file():
+    if not (config.inputs.stack / "zarr.json").is_file():
         raise InputError(f"{config.inputs.stack}: input stack of pipeline {config.name!r} not "
                          "found (inputs.stack); run `lst-pipeline simulate CONFIG` or the "
                          "ingest first, or bench the demo after `lst-pipeline demo`")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lst_pipeline import explore
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.figures import colour_limits, pyplot, save
 
 
@@ -284,7 +285,8 @@ def range_gif(cube, name: str, start: np.datetime64, end: np.datetime64, out: Pa
                          title=f"{name}  ", fps=fps)
 
 
-def truth_comparison_png(cube_path: Path, truth_path: Path, stack_path: Path, coarse_factor: int,
+def truth_comparison_png(cube_path: StorePath, truth_path: StorePath, stack_path: StorePath,
+                         coarse_factor: int,
                          path: Path) -> Path:
     """Truth, MODIS, fused and error maps of the day with the most fused pixels."""
     from lst_pipeline.io.cube import Flag, open_cube

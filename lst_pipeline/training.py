@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, as_store_path, require_local
 from lst_pipeline.model.data import RegionData
 
 if TYPE_CHECKING:
@@ -35,20 +36,28 @@ def simulate_training_region(region: RegionSpec, workdir: Path | str) -> Path:
         days=(region.end - region.start).days + 1,
         origin=(300_000.0 + 10_000.0 * (region.seed % 50), 6_100_000.0),
         resolution=region.resolution, coarse_factor=region.coarse_factor, **simulation)
-    stack = config.inputs.stack
+    stack = require_local(config.inputs.stack, "training region")
     if store_status(stack) == "complete":
         return stack
     simulate_region(config, overwrite=True, progress=False)
     return stack
 
 
-def load_region(stack: Path | str, name: str | None = None) -> RegionData:
+def _adapted_path(stack: StorePath, out: Path | str | None) -> Path:
+    """Where ``adapt`` writes: ``out``, or ``<stack>.adapted.pt`` beside a local stack."""
+    if out is not None:
+        return Path(out)
+    local = require_local(stack, "adapt --out is needed: the input stack")
+    return local.with_name(local.name + ".adapted.pt")
+
+
+def load_region(stack: StorePath | str, name: str | None = None) -> RegionData:
     """Read every Landsat date of a stack and the MODIS of those dates (upsampled)."""
     from lst_pipeline.grid import Window
     from lst_pipeline.io.stack import StackReader
     from lst_pipeline.resample import upsample_bilinear
 
-    reader = StackReader(Path(stack))
+    reader = StackReader(as_store_path(stack))
     ny, nx = reader.grid.shape
     whole = Window(0, ny, 0, nx)
     idx = np.arange(len(reader.landsat_dates))
@@ -110,7 +119,7 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     from lst_pipeline.model.adapt import adapt_checkpoint
     from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
 
-    stack = Path(config.inputs.stack)
+    stack = config.inputs.stack
     fusion = config.fusion
     starfm_params = dict(fusion.method_params()) if fusion.method == "starfm" \
         else dataclasses.asdict(fusion.starfm)
@@ -118,7 +127,7 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     return adapt_checkpoint(
         load_region(stack, str(stack)),
         start=Path(checkpoint or fusion.checkpoint or DEFAULT_CHECKPOINT),
-        out=Path(out) if out is not None else stack.with_name(stack.name + ".adapted.pt"),
+        out=_adapted_path(stack, out),
         max_gap_days=fusion.max_reference_gap_days, device=fusion.device,
         starfm_params=starfm_params,
         source={"stack": str(stack), "stack_content_sha256": content_fingerprint(stack)},

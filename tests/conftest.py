@@ -117,12 +117,20 @@ def real_format_region(tmp_path_factory):
     return config, root
 
 
-def ingest_config(root: Path, stack: str = "ingested.zarr", **ingest: Any) -> PipelineConfig:
-    """The files region's pipeline reading ``ingest`` sources into ``root/stack``."""
-    data = config_dict(root, **FILES_REGION, inputs={"stack": str(root / stack)},
+def ingest_config(root: Path, stack: str = "ingested.zarr", *,
+                  storage_options: dict[str, Any] | None = None, **ingest: Any
+                  ) -> PipelineConfig:
+    """The files region's pipeline reading ``ingest`` sources into ``root/stack``.
+
+    ``stack`` may be a URL, reached with ``storage_options``.
+    """
+    where = stack if "://" in stack else str(root / stack)
+    data = config_dict(root, **FILES_REGION, inputs={"stack": where},
                        fusion={"landsat_days": "fuse"})
     data.pop("simulation")
     data["ingest"] = ingest
+    if storage_options:
+        data["storage_options"] = storage_options
     return load_pipeline(data)
 
 

@@ -7,6 +7,7 @@ import yaml
 
 from conftest import config_dict
 from lst_pipeline.config import bundled_pipeline, load_pipeline, replace_paths
+from lst_pipeline.config.locations import is_remote
 from lst_pipeline.errors import ConfigError
 
 
@@ -120,16 +121,40 @@ def test_baseline_method_options_are_validated(tmp_path):
             load_pipeline(config_dict(tmp_path, fusion=fusion))
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/inputs.zarr", "gs://b/x.zarr", "az://c/x.zarr",
-                                 "https://example.org/x.zarr", "memory://x.zarr"])
-def test_store_urls_are_refused_not_written_as_local_directories(tmp_path, url, monkeypatch):
+@pytest.mark.parametrize("url", ["s3://bucket/inputs.zarr", "memory://region/inputs.zarr"])
+def test_store_urls_are_object_store_locations_not_local_directories(tmp_path, url, monkeypatch):
     """`s3://b/x` taken as a file name would write ./s3:/b/x and reach no bucket."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"^inputs\.stack: .*URL.*local path or a mounted"):
+    config = load_pipeline(config_dict(tmp_path, inputs={"stack": url}))
+    assert is_remote(config.inputs.stack) and str(config.inputs.stack) == url
+    assert not is_remote(config.output.cube)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_storage_options_reach_the_stores_and_are_never_printed(tmp_path):
+    config = load_pipeline(config_dict(
+        tmp_path, inputs={"stack": "s3://bucket/in.zarr"}, output={"cube": "s3://bucket/out.zarr"},
+        storage_options={"key": "AKIA-NOT-PRINTED", "secret": "s3cr3t-not-printed"}))
+    assert config.inputs.stack.storage_options["secret"] == "s3cr3t-not-printed"
+    assert config.output.cube.storage_options["key"] == "AKIA-NOT-PRINTED"
+    assert "not-printed" not in repr(config) and "not-printed" not in str(config.inputs.stack)
+
+
+@pytest.mark.parametrize("url", ["https://example.org/x.zarr", "ftp://host/x.zarr",
+                                 "s3://bucket-only"])
+def test_store_urls_that_cannot_hold_a_store_are_refused(tmp_path, url, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^inputs\.stack: .*(cannot be at|names a bucket)"):
         load_pipeline(config_dict(tmp_path, inputs={"stack": url}))
     with pytest.raises(ConfigError, match=r"^output\.cube: "):
         load_pipeline(config_dict(tmp_path, output={"cube": url}))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stores_at_urls_must_be_apart(tmp_path):
+    with pytest.raises(ConfigError, match=r"output\.cube: .* lies inside inputs\.stack"):
+        load_pipeline(config_dict(tmp_path, inputs={"stack": "s3://bucket/in.zarr"},
+                                  output={"cube": "s3://bucket/in.zarr/cube.zarr"}))
 
 
 def test_file_urls_are_local_paths(tmp_path):

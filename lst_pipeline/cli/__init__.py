@@ -67,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lst-pipeline {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception as exc:
+        from lst_pipeline.io.location import describe_backend_error
+
+        message = describe_backend_error(exc)
+        if message is not None:  # credentials, endpoint, bucket: the user's to mend
+            print(f"lst-pipeline {args.command}: error: {message}", file=sys.stderr)
+            return 2
         import traceback
 
         traceback.print_exc()

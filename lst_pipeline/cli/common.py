@@ -21,6 +21,22 @@ def path_arg(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
 
 
+def store_arg(text: str) -> Any:
+    """``argparse`` type of a store argument: a local path or an object-store URL.
+
+    URLs (``s3://bucket/cube.zarr`` ...) take their credentials and endpoint from the
+    standard environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` ...); a URL
+    that cannot hold a store is argparse's one-line usage error (exit 2).
+    """
+    from lst_pipeline.config.parse import store_path
+    from lst_pipeline.errors import ConfigError, MissingDependencyError
+
+    try:
+        return store_path(text, "argument")
+    except (ConfigError, MissingDependencyError) as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
+
+
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
     """``--cluster NAME|PATH`` and ``--scheduler ADDRESS``."""
     p.add_argument("--cluster", metavar="NAME|PATH",

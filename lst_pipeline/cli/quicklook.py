@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from lst_pipeline.cli.common import path_arg
+from lst_pipeline.cli.common import path_arg, store_arg
 
 
 def add_parsers(sub) -> None:
@@ -16,7 +15,8 @@ def add_parsers(sub) -> None:
                                    "with the input Landsat and MODIS overlaid, or an animated "
                                    "GIF of the days START..END (--animate). Reads only the "
                                    "chunks it needs.")
-    p.add_argument("cube", type=path_arg, help="output cube (Zarr), e.g. demo_output/cube.zarr")
+    p.add_argument("cube", type=store_arg,
+                   help="output cube (Zarr path or URL), e.g. demo_output/cube.zarr")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--date", metavar="YYYY-MM-DD", help="map of this day")
     what.add_argument("--point", metavar="LON,LAT", help="time series at this point (degrees)")
@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", type=path_arg, default=None,
                    help="file to write (default: lst_<date>.png, lst_point_<lon>_<lat>.png or "
                         "lst_<start>_<end>.gif in the current directory)")
-    p.add_argument("--inputs", type=path_arg, default=None,
+    p.add_argument("--inputs", type=store_arg, default=None,
                    help="input stack to overlay on --point (default: the one recorded in the "
                         "cube's attributes, if it exists)")
     p.add_argument("--no-uncertainty", action="store_true",
@@ -40,7 +40,7 @@ def cmd_quicklook(args: argparse.Namespace) -> int:
     from lst_pipeline.io.cube import open_cube
 
     cube = open_cube(args.cube, flags=False)
-    name = Path(args.cube).name
+    name = args.cube.name
     if args.date:
         path = quicklook.day_png(cube, name, explore.parse_date(args.date), args.output,
                                  uncertainty=not args.no_uncertainty)

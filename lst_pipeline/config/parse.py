@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 from lst_pipeline.errors import ConfigError
 
 if typing.TYPE_CHECKING:
+    from lst_pipeline.config.locations import StorePath
     from lst_pipeline.config.pipeline import PipelineConfig
 
 T = TypeVar("T")
@@ -59,7 +60,10 @@ def from_mapping(cls: type, data: Any, path: str = "") -> Any:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{field_path}: required field is missing")
             continue
-        kwargs[name] = _convert(hints[name], data[name], field_path)
+        if f.metadata.get("store"):
+            kwargs[name] = _store_path(data[name], field_path)
+        else:
+            kwargs[name] = _convert(hints[name], data[name], field_path)
     return cls(**kwargs)
 
 
@@ -89,6 +93,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple) or len(value) != len(args):
             raise ConfigError(f"{path}: expected a list of {len(args)} values, got {value!r}")
         return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{path}: expected a mapping of names to values, got {value!r}")
+        return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true or false, got {value!r}")
@@ -132,9 +140,10 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 def local_path(value: str, where: str) -> Path:
     """A local path from a configuration value or argument; ``file://`` URLs accepted.
 
-    Other URLs (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ``memory://`` ...) are
-    refused: this version reads and writes only local or mounted file systems, and a URL
-    taken as a file name would quietly write a directory named ``s3:`` here.
+    Other URLs (``s3://``, ``http(s)://`` ...) are refused: inputs, checkpoints and reports
+    are read and written on local or mounted file systems (stores may be at URLs:
+    :func:`store_path`), and a URL taken as a file name would quietly write a directory
+    named ``s3:`` here.
 
     Raises
     ------
@@ -149,9 +158,42 @@ def local_path(value: str, where: str) -> Path:
         from urllib.parse import unquote, urlparse
 
         return Path(unquote(urlparse(value).path))
-    raise ConfigError(f"{where}: {value} is a {scheme}:// URL; stores and inputs on object "
-                      "storage or the web are not supported by this version: give a local "
+    raise ConfigError(f"{where}: {value} is a {scheme}:// URL; only Zarr stores (inputs.stack, "
+                      "output.cube, simulation.truth) may be on object storage: give a local "
                       "path or a mounted file system (e.g. an s3fs, gcsfuse or blobfuse mount)")
+
+
+def store_path(value: str, where: str, storage_options: Mapping[str, Any] | None = None
+               ) -> StorePath:
+    """A store's location: a local path, or an object-store URL (``s3://``, ``gs://`` ...).
+
+    Parameters
+    ----------
+    value
+        A path, a ``file://`` URL, or a URL of
+        :data:`~lst_pipeline.io.location.STORE_SCHEMES`.
+    where
+        The field or option the value comes from, for messages.
+    storage_options
+        fsspec options for URLs (the configuration's ``storage_options``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where`` for a URL a store cannot have (``http://``, ``ftp://`` ...).
+    """
+    match = _URL.match(value)
+    if match is None or match["scheme"].lower() == "file":
+        return local_path(value, where)
+    from lst_pipeline.config.locations import store_url
+
+    return store_url(value, where, dict(storage_options or {}))
+
+
+def _store_path(value: Any, where: str) -> StorePath:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a path or a URL, got {value!r}")
+    return store_path(value, where)
 
 
 def load_yaml_config(source: str | Path | Mapping[str, Any], cls: type[T], what: str, *,
@@ -223,9 +265,10 @@ def load_pipeline(source: str | Path | Mapping[str, Any]) -> PipelineConfig:
 
 def replace_paths(config: PipelineConfig, workdir: Path) -> PipelineConfig:
     """Return ``config`` with every relative store path placed under ``workdir``."""
+    from lst_pipeline.config.locations import is_remote
 
-    def under(p: Path) -> Path:
-        return p if p.is_absolute() else workdir / p.name
+    def under(p: StorePath) -> StorePath:
+        return p if is_remote(p) or p.is_absolute() else workdir / p.name
 
     sim = config.simulation
     return dataclasses.replace(

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from upath import UPath
+
 from lst_pipeline.config.sources import IngestConfig
 from lst_pipeline.errors import ConfigError, require_config
 from lst_pipeline.fusion.registry import (
@@ -128,7 +130,7 @@ class DateRange:
 class InputsConfig:
     """Where the input stack (Landsat + MODIS on the target grid) lives."""
 
-    stack: Path
+    stack: Path | UPath = field(metadata={"store": True})
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class OutputConfig:
     ``true`` always (a stack too short is an error), ``false`` never.
     """
 
-    cube: Path
+    cube: Path | UPath = field(metadata={"store": True})
     dtype: OutputDtype = "int16"
     uncertainty: Literal["auto", True, False] = "auto"
 
@@ -286,7 +288,7 @@ class SimulationConfig:
         Every class's seasonal mean shifted, seasonal range scaled.
     """
 
-    truth: Path
+    truth: Path | UPath = field(metadata={"store": True})
     seed: int = 0
     landsat_revisit_days: Literal[8, 16] = 16
     landsat_noise_k: float = 0.4
@@ -330,26 +332,48 @@ class PipelineConfig:
     simulation: SimulationConfig | None = None
     ingest: IngestConfig | None = None
     cluster: str = "local"
+    #: fsspec options of the stores at URLs (endpoint, credentials, ...); never printed or
+    #: written into a store. Without it fsspec reads the standard environment variables.
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if self.storage_options:
+            _apply_storage_options(self)
         stores = {"inputs.stack": self.inputs.stack, "output.cube": self.output.cube}
         if self.simulation is not None:
             stores["simulation.truth"] = self.simulation.truth
         _require_apart(stores)
 
 
-def _require_apart(stores: dict[str, Path]) -> None:
+def _apply_storage_options(config: PipelineConfig) -> None:
+    """Give the stores at URLs the configuration's ``storage_options`` (in place, once)."""
+    from lst_pipeline.config.locations import is_remote, store_url
+
+    def with_options(p: Path | UPath, where: str) -> Path | UPath:
+        return store_url(str(p), where, config.storage_options) if is_remote(p) else p
+
+    object.__setattr__(config, "inputs", dataclasses.replace(
+        config.inputs, stack=with_options(config.inputs.stack, "inputs.stack")))
+    object.__setattr__(config, "output", dataclasses.replace(
+        config.output, cube=with_options(config.output.cube, "output.cube")))
+    if config.simulation is not None:
+        object.__setattr__(config, "simulation", dataclasses.replace(
+            config.simulation, truth=with_options(config.simulation.truth, "simulation.truth")))
+
+
+def _require_apart(stores: dict[str, Path | UPath]) -> None:
     """No store path may equal another or lie inside another (one would destroy the other)."""
-    resolved = {name: Path(p).resolve() for name, p in stores.items()}
-    names = list(resolved)
+    from lst_pipeline.config.locations import overlap
+
+    names = list(stores)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            pa, pb = resolved[a], resolved[b]
-            if pa == pb:
+            relation = overlap(stores[a], stores[b])
+            if relation == "same":
                 raise ConfigError(f"{b}: {stores[b]} is the same store as {a}; give each store "
                                   "its own path")
-            if pa in pb.parents or pb in pa.parents:
-                inner, outer = (b, a) if pa in pb.parents else (a, b)
+            if relation is not None:
+                inner, outer = (a, b) if relation == "inside" else (b, a)
                 raise ConfigError(f"{inner}: {stores[inner]} lies inside {outer} "
                                   f"({stores[outer]}); give each store its own path, side by "
                                   "side")

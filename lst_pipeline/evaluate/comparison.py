@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.evaluate.calibration import Calibration, calibration, cross_validated_sigma
 from lst_pipeline.evaluate.metrics import METRIC_LABELS, Scores, grouped_metrics
 from lst_pipeline.fusion.registry import METHODS
 
 
-def compare_with_truth(cube: Path | str, truth: Path | str) -> dict[str, Scores]:
+def compare_with_truth(cube: StorePath | str, truth: StorePath | str) -> dict[str, Scores]:
     """Scores of a cube against a truth cube on the same grid and days.
 
     Returns scores for ``fused`` pixels, ``observed`` pixels and ``all`` valid pixels.
@@ -183,7 +184,7 @@ def compare_methods(config: Any, methods: tuple[str, ...] = ALL_METHODS, *,
     from lst_pipeline.io.truth import open_truth
 
     sim = config.simulation
-    if sim is None or not Path(sim.truth).exists():
+    if sim is None or not sim.truth.exists():
         where = "simulation.truth" if sim is None else str(sim.truth)
         raise InputError(f"{where}: evaluate needs the simulated truth store; run "
                          "`lst-pipeline simulate CONFIG` first (or give a config with a "
@@ -304,7 +305,7 @@ def evaluate(config: Any, methods: tuple[str, ...] | None = None, *, against: st
         raise ConfigError(f"--methods: unknown method {unknown[0]!r}; available: "
                           f"{', '.join(ALL_METHODS)}")
     if against == "auto":
-        has_truth = config.simulation is not None and Path(config.simulation.truth).exists()
+        has_truth = config.simulation is not None and config.simulation.truth.exists()
         against = "truth" if has_truth else "holdout"
     if against == "truth":
         return compare_methods(config, methods, time_block=time_block, log=log)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import InputError, LSTPipelineError
 from lst_pipeline.fusion.error_model import ErrorInputs
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 
 @lru_cache(maxsize=4)
-def _reader(path: str) -> StackReader:
+def _reader(path: StorePath) -> StackReader:
     """One stack reader per worker process and store (metadata read once)."""
-    return StackReader(Path(path))
+    return StackReader(path)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
 from lst_pipeline.chunks import OutputChunk
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import LSTPipelineError, StoreError, TaskError, describe_os_error
 from lst_pipeline.flags import Flag
 from lst_pipeline.fusion import timing
@@ -45,8 +45,8 @@ def worker_threads() -> int | None:
 
 
 @lru_cache(maxsize=8)
-def _writer(path: str) -> CubeWriter:
-    return CubeWriter(Path(path))
+def _writer(path: StorePath) -> CubeWriter:
+    return CubeWriter(path)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
 class RunSummary:
     """Totals of an executed run."""
 
-    cube: Path
+    cube: StorePath
     days: int
     shape: tuple[int, int]
     chunks: int
@@ -178,7 +178,7 @@ def prepare_cube(plan: RunPlan, *, overwrite: bool, log=print
         remove_store,
     )
 
-    cube = Path(plan.task.cube)
+    cube = plan.task.cube
     protected = {"inputs.stack": plan.task.stack}
     lock, made_dir = lock_store(cube, "cube", field="output.cube",
                                 what="another run is writing this cube", protected=protected)
@@ -265,7 +265,7 @@ def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
     ``lst_pipeline:status`` becomes ``complete`` only when every chunk is recorded. A killed
     run leaves ``writing`` and its records, and the next run continues from there.
     """
-    cube = Path(plan.task.cube)
+    cube = plan.task.cube
     start = time.perf_counter()
     record, done = prepare_cube(plan, overwrite=overwrite, log=log)
     try:

@@ -22,6 +22,7 @@ import numpy as np
 
 from lst_pipeline._version import __version__
 from lst_pipeline.chunks import ChunkPlan, TaskCost, choose_chunks, plan_chunks
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import GridError, InputError
 from lst_pipeline.fusion.methods import FusionMethod, get_method
 from lst_pipeline.fusion.registry import method_geometry
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 class FusionTask:
     """Everything a chunk task needs besides its chunk; small and picklable."""
 
-    stack: str
-    cube: str
+    stack: StorePath
+    cube: StorePath
     method: str
     checkpoint: str | None
     device: str
@@ -210,7 +211,7 @@ def _task(config: PipelineConfig, grid: TargetGrid, days: np.ndarray) -> FusionT
     """What every chunk task of the run needs, from the configuration."""
     fusion = config.fusion
     return FusionTask(
-        stack=str(config.inputs.stack), cube=str(config.output.cube), method=fusion.method,
+        stack=config.inputs.stack, cube=config.output.cube, method=fusion.method,
         checkpoint=None if fusion.checkpoint is None else str(fusion.checkpoint),
         device=fusion.device, mixed_precision=fusion.mixed_precision,
         batch_pixels=fusion.batch_pixels, coarse_factor=grid.coarse_factor,

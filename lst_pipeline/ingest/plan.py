@@ -19,6 +19,7 @@ from lst_pipeline.config import (
     ModisSourceConfig,
     PipelineConfig,
 )
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import ConfigError, InputError
 from lst_pipeline.grid import TargetGrid, resolve_grid
 from lst_pipeline.io import landsat, modis, pregridded, stac
@@ -56,7 +57,7 @@ class IngestPlan:
 
     config: PipelineConfig
     grid: TargetGrid
-    stack: Path
+    stack: StorePath
     landsat: list[DateSources]
     modis: list[DateSources]
     skipped: list[str] = field(default_factory=list)
@@ -178,7 +179,7 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
                 day = pregridded.file_date(p, pg.date_regex, pg.date_format)
                 by_date[(sensor, day, "pregridded")].append(str(p))
     items = _date_items(by_date, (first, last), skipped)
-    plan = IngestPlan(config, grid, Path(config.inputs.stack), items["landsat"],
+    plan = IngestPlan(config, grid, config.inputs.stack, items["landsat"],
                       items["modis"], skipped, grid_notes)
     check_existing_stack(plan, modis_options(ingest).platform)
     return plan

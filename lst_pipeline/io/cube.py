@@ -25,13 +25,14 @@ provenance (method, parameters, package version, inputs) and ``lst_pipeline:stat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, as_store_path
 from lst_pipeline.errors import InputError, StoreError
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
+from lst_pipeline.io.location import zarr_store
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
     STATUS_ATTR,
@@ -86,7 +87,7 @@ def encode_uncertainty(sigma_k: np.ndarray) -> np.ndarray:
 
 
 def create_cube(
-    path: Path,
+    path: StorePath,
     grid: TargetGrid,
     days: np.ndarray,
     chunks: tuple[int, int, int],
@@ -184,10 +185,10 @@ def _encoding(dtype: str, chunks: tuple[int, ...], uncertainty: bool
 class CubeWriter:
     """Region writes into a cube created by :func:`create_cube` (safe from any worker)."""
 
-    path: Path
+    path: StorePath
 
     def __post_init__(self) -> None:
-        self.path = Path(self.path)
+        self.path = as_store_path(self.path)
         self._group = open_group(self.path, mode="r+")
         self._packed = np.dtype(self._group[LST].dtype) == np.int16
         self.has_uncertainty = UNCERTAINTY in set(self._group.array_keys())
@@ -222,7 +223,7 @@ class CubeWriter:
 
 
 
-def cube_status(path: Path | str) -> str | None:
+def cube_status(path: StorePath | str) -> str | None:
     """The ``lst_pipeline:status`` of a cube (``writing`` or ``complete``), None if absent."""
     return store_status(path)
 
@@ -268,7 +269,7 @@ def flag_category(qa: xr.DataArray) -> xr.DataArray:
         long_name="how the value was obtained", categories=list(names))
 
 
-def open_cube(path: Path | str, *, flags: bool = True) -> xr.Dataset:
+def open_cube(path: StorePath | str, *, flags: bool = True) -> xr.Dataset:
     """Open an output cube lazily: CF-decoded Kelvin, dates, CRS via rioxarray, flag helpers.
 
     Parameters
@@ -293,12 +294,12 @@ def open_cube(path: Path | str, *, flags: bool = True) -> xr.Dataset:
     import rioxarray  # noqa: F401  (registers the .rio accessor)
     import xarray as xr
 
-    path = Path(path)
+    path = as_store_path(path)
     if not (path / "zarr.json").is_file():
         raise InputError(f"{path}: no cube here (no zarr.json); give the path of an output "
                          "cube, e.g. demo_output/cube.zarr after `lst-pipeline demo`")
     try:
-        cube = xr.open_zarr(path, consolidated=False)
+        cube = xr.open_zarr(zarr_store(as_store_path(path), read_only=True), consolidated=False)
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{path}: cannot open as a cube ({type(exc).__name__}: {exc})") from exc
     if LST not in cube or QA not in cube:

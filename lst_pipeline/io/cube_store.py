@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lst_pipeline.config.locations import StorePath, as_store_path, is_remote
+from lst_pipeline.io.location import ensure_dir
 from lst_pipeline.io.lock import StoreLock
 from lst_pipeline.io.ownership import store_kind
 from lst_pipeline.io.zarr_store import (
@@ -38,8 +40,8 @@ class CubeStore:
 
     INPUTS = "inputs.json"
 
-    def __init__(self, cube: Path | str) -> None:
-        self.cube = Path(cube)
+    def __init__(self, cube: StorePath | str) -> None:
+        self.cube = as_store_path(cube)
         self.root = self.cube / PRIVATE_GROUP
         self.done_dir = self.root / "done"
         self.lock = StoreLock(self.cube, "another run is writing this cube")
@@ -89,17 +91,17 @@ class CubeStore:
     def ensure(self) -> None:
         """Create the record group (idempotent)."""
         private_dir(self.cube)
-        self.done_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.done_dir)
 
     def mark_done(self, index: tuple[int, int, int]) -> None:
         """Record a chunk as completely written."""
-        (self.done_dir / "-".join(map(str, index))).touch()
+        (self.done_dir / "-".join(map(str, index))).write_bytes(b"")
 
     def done(self) -> set[tuple[int, int, int]]:
         """The chunks recorded as completely written."""
         if not self.done_dir.is_dir():
             return set()
-        return {_chunk_index(p.name) for p in self.done_dir.iterdir()}
+        return {_chunk_index(p.name) for p in self.done_dir.iterdir() if p.name[:1].isdigit()}
 
     def forget(self, indices: set[tuple[int, int, int]]) -> None:
         """Drop the completion records of chunks that must be computed again."""
@@ -126,10 +128,10 @@ class CubeStore:
         for folder in (self.root / "logs", Path(tempfile.gettempdir())):
             path = folder / f"{name}-{stamp}.log"
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                ensure_dir(folder)
                 path.write_text(text)
                 return str(path)
-            except OSError:
+            except Exception:  # a full disk, a refused PUT: try the next place
                 continue
         return "(no log: neither the cube nor the temporary directory can be written)"
 
@@ -162,16 +164,18 @@ def _chunk_index(name: str) -> tuple[int, int, int]:
     return it, iy, ix
 
 
-def remove_partial_writes(path: Path | str) -> int:
+def remove_partial_writes(path: StorePath | str) -> int:
     """Delete the temporary files of chunk writes that never finished; returns how many.
 
     Zarr writes a chunk to ``<key>.<uuid>.partial`` and renames it into place, so a worker
     killed in the middle of a write leaves such a file behind (never a damaged chunk). Run
     once every chunk is recorded, the sweep leaves exactly the chunks of an uninterrupted
-    run.
+    run. Object stores write each chunk in one atomic PUT: there is nothing to sweep.
     """
     import os
 
+    if is_remote(as_store_path(path)):
+        return 0
     removed = 0
     stack = [os.path.join(str(path), name) for name in ARRAYS]
     while stack:

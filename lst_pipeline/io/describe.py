@@ -5,10 +5,9 @@ Only metadata and the small per-date arrays are read, never a whole image.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, as_store_path
 from lst_pipeline.errors import InputError
 from lst_pipeline.grid import crs_name
 from lst_pipeline.io.stack import (
@@ -28,7 +27,7 @@ from lst_pipeline.io.zarr_store import (
 USABLE_CLEAR_FRACTION = 0.2
 
 
-def describe_grid(path: Path, attrs: dict) -> list[str]:
+def describe_grid(path: StorePath, attrs: dict) -> list[str]:
     """Grid lines: CRS, shape, pixel size, bounds, coarse grid."""
     grid = grid_from_attrs(attrs, path)
     box = grid.fine
@@ -58,7 +57,7 @@ def record_gaps(dates: np.ndarray, usable: np.ndarray, *, longest: int = 3
     return [(good[i], good[i + 1], int(gaps[i])) for i in order]
 
 
-def _stack_lines(path: Path, group, dates: bool) -> list[str]:
+def _stack_lines(path: StorePath, group, dates: bool) -> list[str]:
     lines = []
     record = IngestRecord.load(path) if (path / RECORD_PATH).is_file() else None
     for sensor, clear_name in (("landsat", LANDSAT_CLEAR), ("modis", MODIS_CLEAR)):
@@ -95,7 +94,7 @@ def _stack_lines(path: Path, group, dates: bool) -> list[str]:
     return lines
 
 
-def _cube_lines(path: Path, group) -> list[str]:
+def _cube_lines(path: StorePath, group) -> list[str]:
     from lst_pipeline.io.cube import open_cube
 
     ds = open_cube(path)
@@ -120,7 +119,7 @@ def _cube_lines(path: Path, group) -> list[str]:
     return lines
 
 
-def describe_store(path: Path | str, *, dates: bool = False) -> str:
+def describe_store(path: StorePath | str, *, dates: bool = False) -> str:
     """Describe an input stack or output cube.
 
     Parameters
@@ -135,7 +134,7 @@ def describe_store(path: Path | str, *, dates: bool = False) -> str:
     InputError
         No store at ``path``, or a store not written by lst_pipeline.
     """
-    path = Path(path)
+    path = as_store_path(path)
     if not path.exists():
         raise InputError(f"{path}: no such store")
     group = open_group(path)

@@ -1,16 +1,17 @@
 """The writer lock of a store: one command writes a store at a time.
 
-``<store>/_lst_pipeline/lock`` is written in full under a temporary name and hard-linked
-into place, which fails if a lock exists. A lock whose process is dead (same host) is stale
-and taken over.
+``<store>/_lst_pipeline/lock`` is created only if absent
+(:func:`~lst_pipeline.io.location.create_exclusive`: a hard link on disk, a conditional
+write on S3). A lock whose process is dead (same host) is stale and taken over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
+from lst_pipeline.config.locations import StorePath, as_store_path, is_remote
 from lst_pipeline.errors import StoreError
+from lst_pipeline.io.location import create_exclusive, make_dirs, remove_tree
 from lst_pipeline.io.ownership import check_replaceable, is_unborn
 from lst_pipeline.io.zarr_store import PRIVATE_GROUP, private_dir
 
@@ -18,10 +19,10 @@ from lst_pipeline.io.zarr_store import PRIVATE_GROUP, private_dir
 class StoreLock:
     """A writer lock inside a store: ``<store>/_lst_pipeline/lock``, created exclusively.
 
-    The lock file is written in full under a temporary name and then hard-linked into place,
-    which fails if a lock exists: two processes that start together cannot both hold it, and
-    a lock file is never seen half-written. A lock whose process is dead (same host) is stale
-    and taken over.
+    The lock document is created only if absent, in one step (a hard link of a complete
+    temporary file on disk, a conditional write on S3): two processes that start together
+    cannot both hold it, and a lock is never seen half-written. A lock whose process is
+    dead (same host) is stale and taken over.
 
     Parameters
     ----------
@@ -31,9 +32,9 @@ class StoreLock:
         What the holder is doing, for the message (``another run is writing this cube``).
     """
 
-    def __init__(self, store: Path | str,
+    def __init__(self, store: StorePath | str,
                  what: str = "another command is writing this store") -> None:
-        self.store = Path(store)
+        self.store = as_store_path(store)
         self.path = self.store / PRIVATE_GROUP / "lock"
         self.what = what
 
@@ -53,12 +54,8 @@ class StoreLock:
         private_dir(self.store)
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        tmp = self.path.with_name(f".lock.{os.getpid()}.tmp")
         for _ in range(2):
-            tmp.write_text(json.dumps(me))
-            try:
-                _link_exclusive(tmp, self.path)
-            except FileExistsError:
+            if not create_exclusive(self.path, json.dumps(me)):
                 holder = self.holder()
                 if holder is None:
                     raise StoreError(
@@ -72,8 +69,6 @@ class StoreLock:
                     f"{self.store}: {self.what} (pid {holder.get('pid')} "
                     f"on {holder.get('host')}, since {holder.get('started')}); wait for it, or "
                     f"if it died on another host delete {self.path}") from None
-            finally:
-                tmp.unlink(missing_ok=True)
             return
         raise StoreError(f"{self.store}: could not take the lock {self.path}")
 
@@ -103,20 +98,6 @@ class StoreLock:
         self.release()
 
 
-def _link_exclusive(source: Path, target: Path) -> None:
-    """Create ``target`` with ``source``'s content, failing if it exists (atomic)."""
-    import os
-
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links on this file system: exclusive create instead
-        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(source.read_text())
-
-
 def _pid_alive(pid: object) -> bool:
     import os
 
@@ -131,8 +112,9 @@ def _pid_alive(pid: object) -> bool:
     return True
 
 
-def lock_store(path: Path | str, kind: str, *, field: str, what: str,
-               protected: Mapping[str, Path | str] | None = None) -> tuple[StoreLock, bool]:
+def lock_store(path: StorePath | str, kind: str, *, field: str, what: str,
+               protected: Mapping[str, StorePath | str] | None = None
+               ) -> tuple[StoreLock, bool]:
     """Check that ``path`` is ours (or free), create its directory if absent, and lock it.
 
     The lock is taken before any store metadata is written, so two commands started
@@ -145,16 +127,9 @@ def lock_store(path: Path | str, kind: str, *, field: str, what: str,
         The held lock, and whether this call created the directory (the caller removes it
         with :func:`discard_unborn` if it gives up before writing the store).
     """
-    path = Path(path)
+    path = as_store_path(path)
     check_replaceable(path, kind, field=field, protected=protected)
-    created = False
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            path.mkdir()
-            created = True
-        except FileExistsError:  # another command just created it: the lock decides
-            pass
+    created = make_dirs(path) or (is_remote(path) and not path.exists())
     lock = StoreLock(path, what)
     try:
         lock.acquire()
@@ -167,14 +142,12 @@ def lock_store(path: Path | str, kind: str, *, field: str, what: str,
     return lock, created
 
 
-def discard_unborn(path: Path | str) -> None:
+def discard_unborn(path: StorePath | str) -> None:
     """Remove a store directory that never got its metadata (only our private group in it).
 
     Anything else in it is left alone; a lock of another live process keeps it too.
     """
-    import shutil
-
-    path = Path(path)
+    path = as_store_path(path)
     if not path.is_dir() or (path / "zarr.json").exists():
         return
     if not is_unborn(path):
@@ -182,4 +155,4 @@ def discard_unborn(path: Path | str) -> None:
     holder = StoreLock(path).holder()
     if holder is not None and _pid_alive(holder.get("pid")):
         return
-    shutil.rmtree(path)
+    remove_tree(path)

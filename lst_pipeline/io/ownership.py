@@ -9,9 +9,10 @@ is, contains or lies inside a protected one (the run's inputs).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
+from lst_pipeline.config.locations import StorePath, as_store_path, is_remote, overlap
 from lst_pipeline.errors import StoreError
+from lst_pipeline.io.location import remove_tree
 from lst_pipeline.io.zarr_store import KIND_ATTR, PRIVATE_GROUP, root_attrs
 
 #: Human names of the store kinds, for messages.
@@ -23,7 +24,7 @@ _LEGACY_TITLES = {"lst_pipeline daily LST cube": "cube", "lst_pipeline input sta
 LOCK_FILES = (f"{PRIVATE_GROUP}/lock", f"{PRIVATE_GROUP}/zarr.json")
 
 
-def store_kind(path: Path | str) -> str | None:
+def store_kind(path: StorePath | str) -> str | None:
     """``cube``, ``stack`` or ``truth`` for a store written by lst_pipeline, else None."""
     attrs = root_attrs(path)
     if attrs is None:
@@ -39,40 +40,49 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
-def _protected_clash(path: Path, protected: Mapping[str, Path | str]) -> str | None:
-    target = path.resolve()
+def _protected_clash(path: StorePath, protected: Mapping[str, StorePath | str]) -> str | None:
     for name, other in protected.items():
-        other = Path(other).resolve()
-        if target == other:
+        relation = overlap(path, as_store_path(other))
+        if relation == "same":
             return f"it is {name} ({other})"
-        if target in other.parents:
+        if relation == "contains":
             return f"it contains {name} ({other})"
-        if other in target.parents:
+        if relation == "inside":
             return f"it lies inside {name} ({other})"
     return None
 
 
-def is_unborn(path: Path) -> bool:
+def is_unborn(path: StorePath) -> bool:
     """An empty directory, or one holding only our private group (a store being created)."""
-    entries = list(path.iterdir())
+    entries = _children(path)
     return not entries or (len(entries) == 1 and entries[0].name == PRIVATE_GROUP
                            and (entries[0] / "zarr.json").is_file())
 
 
-def _foreign_entries(path: Path) -> list[str]:
+def _foreign_entries(path: StorePath) -> list[str]:
     """Entries of a store directory that are not part of a Zarr v3 store of ours."""
     foreign = []
-    for entry in sorted(path.iterdir()):
+    for entry in sorted(_children(path), key=lambda e: e.name):
         if entry.name == "zarr.json" and entry.is_file():
             continue
-        if entry.is_dir() and not entry.is_symlink() and (entry / "zarr.json").is_file():
+        if entry.is_dir() and not _is_link(entry) and (entry / "zarr.json").is_file():
             continue  # an array or group of the store, or our private group
         foreign.append(entry.name)
     return foreign
 
 
-def check_replaceable(path: Path | str, kind: str, *, field: str,
-                      protected: Mapping[str, Path | str] | None = None,
+def _children(path: StorePath) -> list[StorePath]:
+    from typing import cast
+
+    return cast("list[StorePath]", list(path.iterdir()))
+
+
+def _is_link(path: StorePath) -> bool:
+    return not is_remote(path) and path.is_symlink()  # objects stores have no links
+
+
+def check_replaceable(path: StorePath | str, kind: str, *, field: str,
+                      protected: Mapping[str, StorePath | str] | None = None,
                       source: str | None = None) -> bool:
     """Check that ``path`` may be (re)created as a store of ``kind``; True if it exists.
 
@@ -106,13 +116,13 @@ def check_replaceable(path: Path | str, kind: str, *, field: str,
     StoreError
         Naming the path and why it is not ours to replace; nothing has been changed.
     """
-    path = Path(path)
+    path = as_store_path(path)
     clash = _protected_clash(path, protected or {})
     what = KINDS[kind]
     if clash:
         raise StoreError(f"{field}: {path} cannot be the {what}: {clash}; choose another path "
                          "(nothing was changed)")
-    if path.is_symlink():
+    if _is_link(path):
         raise StoreError(f"{field}: {path} is a symbolic link; give the real path of the "
                          f"{what} (nothing was changed)")
     if not path.exists():
@@ -145,8 +155,9 @@ def check_replaceable(path: Path | str, kind: str, *, field: str,
     return True
 
 
-def remove_store(path: Path | str, kind: str, *, field: str,
-                 protected: Mapping[str, Path | str] | None = None, source: str | None = None,
+def remove_store(path: StorePath | str, kind: str, *, field: str,
+                 protected: Mapping[str, StorePath | str] | None = None,
+                 source: str | None = None,
                  keep: tuple[str, ...] = ()) -> None:
     """Delete a store that :func:`check_replaceable` proves is ours (else nothing happens).
 
@@ -158,21 +169,19 @@ def remove_store(path: Path | str, kind: str, *, field: str,
         Paths relative to the store that are kept (``_lst_pipeline/lock`` of the run doing
         the replacement).
     """
-    import shutil
-
-    path = Path(path)
+    path = as_store_path(path)
     if not check_replaceable(path, kind, field=field, protected=protected, source=source):
         return
-    kept = {path / k for k in keep}
-    for entry in path.iterdir():
-        if entry in kept:
+    kept = {str(path / k) for k in keep}
+    for entry in _children(path):
+        if str(entry) in kept:
             continue
-        inner = [k for k in kept if entry in k.parents]
+        inner = [k for k in kept if k.startswith(str(entry) + "/")]
         if inner:  # a kept file inside this folder: empty the folder around it
-            for sub in entry.iterdir():
-                if sub not in kept:
-                    shutil.rmtree(sub) if sub.is_dir() else sub.unlink()
+            for sub in _children(entry):
+                if str(sub) not in kept:
+                    remove_tree(sub) if sub.is_dir() else sub.unlink()
         elif entry.is_dir():
-            shutil.rmtree(entry)
+            remove_tree(entry)
         else:
             entry.unlink()

@@ -15,11 +15,12 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, SupportsInt
 
+from lst_pipeline.config.locations import StorePath, as_store_path, is_remote, overlap
 from lst_pipeline.errors import ConfigError, InputError, StoreError
 from lst_pipeline.io.cube import LST
+from lst_pipeline.io.location import zarr_store
 from lst_pipeline.io.lock import (
     discard_unborn,
     lock_store,
@@ -50,8 +51,8 @@ RECHUNKED_FROM_ATTR = "lst_pipeline:rechunked_from"
 class RechunkPlan:
     """A rechunk, fully decided but not started."""
 
-    source: Path
-    target: Path
+    source: StorePath
+    target: StorePath
     shape: tuple[int, int, int]
     source_chunks: tuple[int, int, int]
     chunks: tuple[int, int, int]
@@ -104,7 +105,7 @@ def parse_chunks(text: str | None) -> tuple[int, ...] | None:
         raise ConfigError(f"--chunks: {text!r} is not T,Y,X integers") from None
 
 
-def plan_rechunk(source: Path | str, target: Path | str, *,
+def plan_rechunk(source: StorePath | str, target: StorePath | str, *,
                  chunks: tuple[int, ...] | None = None, target_mib: float = 32.0,
                  method: str = "p2p", overwrite: bool = False) -> RechunkPlan:
     """Check a rechunk request and decide the target chunks (reads metadata only).
@@ -133,11 +134,10 @@ def plan_rechunk(source: Path | str, target: Path | str, *,
         If ``target`` is the source (or inside it), exists without ``overwrite``, or the
         source is not complete.
     """
-    source, target = Path(source), Path(target)
+    source, target = as_store_path(source), as_store_path(target)
     if method not in ("p2p", "tasks"):
         raise StoreError(f"--method: {method!r} is not p2p or tasks")
-    src, tgt = source.resolve(), target.resolve()
-    if tgt == src or src in tgt.parents or tgt in src.parents:
+    if overlap(source, target) is not None:
         raise StoreError(f"{target}: OUT is the cube {source} itself (or inside it, or around "
                          "it); give another path: rechunk never writes over its source")
     group = open_group(source)
@@ -180,7 +180,8 @@ def build_rechunk(plan: RechunkPlan) -> Delayed:
     """
     import xarray as xr
 
-    ds = xr.open_zarr(plan.source, consolidated=False, decode_cf=False)
+    ds = xr.open_zarr(zarr_store(as_store_path(plan.source), read_only=True),
+                      consolidated=False, decode_cf=False)
     variables, encoding = {}, {}
     for name, var in ds.variables.items():
         attrs = dict(var.attrs)
@@ -197,7 +198,8 @@ def build_rechunk(plan: RechunkPlan) -> Delayed:
         encoding[name] = {k: v for k, v in enc.items() if v is not None or k == "_FillValue"}
     attrs = dict(ds.attrs)
     attrs[RECHUNKED_FROM_ATTR] = {
-        "cube": str(plan.source.resolve()), "source_chunks": list(plan.source_chunks),
+        "cube": str(plan.source if is_remote(plan.source) else plan.source.resolve()),
+        "source_chunks": list(plan.source_chunks),
         "chunks": list(plan.chunks), "method": f"dask.array.rechunk(method={plan.method!r})",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     attrs["title"] = f"{attrs.get('title', 'lst_pipeline cube')} (time-series layout)"
@@ -206,7 +208,7 @@ def build_rechunk(plan: RechunkPlan) -> Delayed:
     ds = xr.Dataset({n: v for n, v in variables.items() if n in ds.data_vars},
                     coords={n: v for n, v in variables.items() if n in ds.coords}, attrs=attrs)
     # the target was proven free (or emptied) by execute_rechunk: "a" only adds to it
-    return ds.to_zarr(plan.target, mode="a", zarr_format=3, consolidated=False,
+    return ds.to_zarr(zarr_store(plan.target), mode="a", zarr_format=3, consolidated=False,
                       encoding=encoding, compute=False)
 
 

@@ -40,13 +40,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, as_store_path
 from lst_pipeline.errors import InputError
 from lst_pipeline.io import landsat, modis
+from lst_pipeline.io.location import zarr_store
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
     STATUS_ATTR,
@@ -125,7 +126,7 @@ def _stack_variables(fine_shape: tuple[int, int, int], fine_chunks: tuple[int, i
 
 
 def create_stack(
-    path: Path,
+    path: StorePath,
     grid: TargetGrid,
     landsat_dates: np.ndarray,
     modis_dates: np.ndarray,
@@ -200,12 +201,12 @@ def create_stack(
 CONTENT_RECORD = "content.json"
 
 
-def read_content(stack: Path | str) -> dict[str, dict[str, str]] | None:
+def read_content(stack: StorePath | str) -> dict[str, dict[str, str]] | None:
     """The content record of a stack (None for stacks written before it existed)."""
     return read_json(stack, CONTENT_RECORD)
 
 
-def content_fingerprint(stack: Path | str) -> str | None:
+def content_fingerprint(stack: StorePath | str) -> str | None:
     """SHA-256 of a stack's whole content record (None for stacks written before it existed).
 
     One digest for every date's digest: what a checkpoint adapted on the stack records.
@@ -226,10 +227,10 @@ class StackReader:
     Only the requested dates and window are read; nothing loads a whole scene.
     """
 
-    path: Path
+    path: StorePath
 
     def __post_init__(self) -> None:
-        self.path = Path(self.path)
+        self.path = as_store_path(self.path)
         if not self.path.exists():
             raise InputError(f"{self.path}: input stack not found; create it with "
                              "`lst-pipeline simulate CONFIG` (or ingest real data)")
@@ -326,7 +327,7 @@ class StackReader:
         return out
 
 
-def stack_dates(path: Path | str, sensor: str) -> np.ndarray:
+def stack_dates(path: StorePath | str, sensor: str) -> np.ndarray:
     """Sorted ``datetime64[D]`` dates of ``sensor`` (``landsat`` or ``modis``) in a stack."""
     return decode_dates(open_group(path)[TIME_DIMS[sensor]])
 
@@ -340,15 +341,15 @@ class IngestRecord:
     and ``sources`` (file names).
     """
 
-    path: Path
+    path: StorePath
     dates: dict[str, dict[str, dict[str, Any]]]
 
     @classmethod
-    def load(cls, stack: Path | str) -> IngestRecord:
+    def load(cls, stack: StorePath | str) -> IngestRecord:
         """The record of ``stack`` (empty if it has none yet)."""
         import json
 
-        path = Path(stack) / RECORD_PATH
+        path = as_store_path(stack) / RECORD_PATH
         dates: dict[str, dict[str, dict[str, Any]]] = {"landsat": {}, "modis": {}}
         if path.is_file():
             dates.update(json.loads(path.read_text()))
@@ -370,8 +371,8 @@ def decode_dates(array: Any) -> np.ndarray:
     return np.asarray(decoded.values, dtype="datetime64[D]")
 
 
-def open_stack(path: Path | str) -> xr.Dataset:
+def open_stack(path: StorePath | str) -> xr.Dataset:
     """Open an input stack lazily as an xarray Dataset (CRS available via rioxarray)."""
     import xarray as xr
 
-    return xr.open_zarr(path, consolidated=False)
+    return xr.open_zarr(zarr_store(as_store_path(path), read_only=True), consolidated=False)

@@ -11,11 +11,11 @@ next ingest into the stack finishes it first.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, as_store_path, is_remote
 from lst_pipeline.io import landsat, modis
 from lst_pipeline.io.ownership import remove_store
 from lst_pipeline.io.stack import (
@@ -56,6 +56,8 @@ STAGING = "staging.zarr"
 TAIL = "tail.zarr"
 JOURNAL = "commit.json"
 SENSORS = ("landsat", "modis")
+#: The per-date arrays of each sensor: clear fraction and acquisition (view) time.
+_SCALARS = {"landsat": (LANDSAT_CLEAR, LANDSAT_HOUR), "modis": (MODIS_CLEAR, MODIS_VIEW_TIME)}
 #: Most bytes of one array copied at once by the commit (bounds its memory).
 COMMIT_BLOCK_BYTES = 16 << 20
 
@@ -68,11 +70,16 @@ class StackWriter:
     digests of the dates it was computed from, so a resume sees exactly which dates changed.
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: StorePath | str, *, defer_scalars: bool = False) -> None:
+        self.path = as_store_path(path)
         self._group = open_group(self.path, mode="r+")
         self.content: dict[str, dict[str, str]] = {"landsat": {}, "modis": {}}
         self._dates: dict[str, np.ndarray] = {}
+        #: With ``defer_scalars``, the per-date values (clear fraction, time) are kept here
+        #: instead of written: they share one chunk for all dates, so writers in several
+        #: processes hand them to one that writes them all (:meth:`write_scalars`).
+        self.deferred: dict[str, list[tuple[int, float, float]]] | None = (
+            {"landsat": [], "modis": []} if defer_scalars else None)
 
     def _date(self, sensor: str, index: int) -> str:
         if sensor not in self._dates:
@@ -115,8 +122,7 @@ class StackWriter:
             self._group[LANDSAT_ST_UNCERTAINTY][index] = np.where(
                 usable, sigma, np.nan).astype(np.float16)
         clear = float(usable.mean())
-        self._group[LANDSAT_CLEAR][index] = np.float32(clear)
-        self._group[LANDSAT_HOUR][index] = np.float32(hour_utc)
+        self._scalars("landsat", index, [clear], [hour_utc])
         self.content["landsat"][self._date("landsat", index)] = content_digest(lst)
         return clear
 
@@ -154,12 +160,45 @@ class StackWriter:
         self._group[MODIS_LST][start:stop] = lst
         self._group[MODIS_QC][start:stop] = qc.astype(np.uint8)
         self._group[MODIS_VALID][start:stop] = valid_fraction.astype(np.float32)
-        self._group[MODIS_CLEAR][start:stop] = clear
-        if view_time_h is not None:
-            self._group[MODIS_VIEW_TIME][start:stop] = np.asarray(view_time_h, np.float32)
+        times = (np.full(len(clear), np.nan) if view_time_h is None
+                 else np.asarray(view_time_h, np.float64))
+        self._scalars("modis", start, clear.tolist(), times.tolist(),
+                      keep_time=view_time_h is not None)
         for k in range(lst.shape[0]):
             self.content["modis"][self._date("modis", start + k)] = content_digest(lst[k])
         return clear
+
+    def _scalars(self, sensor: str, start: int, clear: list[float], times: list[float], *,
+                 keep_time: bool = True) -> None:
+        """Write (or defer) the clear fraction and time of dates ``start, start + 1 ...``."""
+        if self.deferred is not None:
+            self.deferred[sensor] += [(start + k, float(c), float(t) if keep_time
+                                       else float("nan")) for k, (c, t)
+                                      in enumerate(zip(clear, times))]
+            return
+        clear_name, time_name = _SCALARS[sensor]
+        stop = start + len(clear)
+        self._group[clear_name][start:stop] = np.asarray(clear, np.float32)
+        if keep_time:
+            self._group[time_name][start:stop] = np.asarray(times, np.float32)
+
+    def write_scalars(self, deferred: dict[str, list[tuple[int, float, float]]]) -> None:
+        """Write the per-date values other writers deferred, one write per array.
+
+        A NaN time stays unwritten (the store's fill value, as for a direct write without
+        one).
+        """
+        for sensor, rows in deferred.items():
+            if not rows:
+                continue
+            index = np.array([r[0] for r in rows])
+            for name, column in zip(_SCALARS[sensor], (1, 2)):
+                values = np.array([r[column] for r in rows], np.float32)
+                arr = self._group[name]
+                whole = arr[...]
+                keep = np.isfinite(values) if column == 2 else np.ones(len(rows), bool)
+                whole[index[keep]] = values[keep]
+                arr[...] = whole
 
     def save_content(self) -> None:
         """Merge the digests of this writer's dates into the store's content record."""
@@ -256,14 +295,14 @@ class StackCommit:
         Root attributes of the staging stores.
     """
 
-    def __init__(self, stack: Path | str, grid: TargetGrid, *, spatial_chunk: int,
+    def __init__(self, stack: StorePath | str, grid: TargetGrid, *, spatial_chunk: int,
                  attrs: dict[str, Any] | None = None) -> None:
-        self.stack = Path(stack)
+        self.stack = as_store_path(stack)
         self.grid = grid
         self.spatial_chunk = spatial_chunk
         self.attrs = dict(attrs or {})
 
-    def _path(self, name: str) -> Path:
+    def _path(self, name: str) -> StorePath:
         return self.stack / PRIVATE_GROUP / name
 
     def interrupted(self) -> dict[str, Any] | None:
@@ -276,7 +315,8 @@ class StackCommit:
             path = self._path(name)
             if path.exists():
                 remove_store(path, "stack", field=f"{self.stack} staging")
-                path.rmdir()
+                if not is_remote(path):  # an object store's prefix is gone with its objects
+                    path.rmdir()
 
     def staging_writer(self, landsat_dates: np.ndarray, modis_dates: np.ndarray
                        ) -> StackWriter:

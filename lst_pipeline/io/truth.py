@@ -20,11 +20,12 @@ written) and the generator's parameters.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, as_store_path
+from lst_pipeline.io.location import zarr_store
 from lst_pipeline.io.zarr_store import (
     GRID_ATTR,
     STATUS_ATTR,
@@ -44,7 +45,8 @@ LST = "lst"
 LAND_COVER = "land_cover"
 
 
-def create_truth(path: Path, grid: TargetGrid, days: np.ndarray, *, class_names: tuple[str, ...],
+def create_truth(path: StorePath, grid: TargetGrid, days: np.ndarray, *,
+                 class_names: tuple[str, ...],
                  static: dict[str, tuple[str, dict[str, Any]]] | None = None,
                  day_chunk: int = 16, attrs: dict[str, Any] | None = None) -> None:
     """Create an empty truth store (filled by :class:`TruthWriter`) at a free path.
@@ -98,8 +100,8 @@ def create_truth(path: Path, grid: TargetGrid, days: np.ndarray, *, class_names:
 class TruthWriter:
     """Fills a truth store: days of ``lst`` in any order, the static layers once."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: StorePath | str) -> None:
+        self.path = as_store_path(path)
         self._group = open_group(self.path, mode="r+")
 
     def write_days(self, start: int, lst_k: np.ndarray) -> None:
@@ -115,8 +117,8 @@ class TruthWriter:
         set_status(self.path, "complete", self._group)
 
 
-def open_truth(path: Path | str) -> xr.Dataset:
+def open_truth(path: StorePath | str) -> xr.Dataset:
     """Open a truth store lazily (``lst`` and its static layers)."""
     import xarray as xr
 
-    return xr.open_zarr(path, consolidated=False)
+    return xr.open_zarr(zarr_store(as_store_path(path), read_only=True), consolidated=False)

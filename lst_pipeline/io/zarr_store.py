@@ -7,10 +7,11 @@ is cheap, works from any Dask worker and never rewrites metadata.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lst_pipeline.config.locations import StorePath, as_store_path
 from lst_pipeline.errors import InputError, StoreError
+from lst_pipeline.io.location import ensure_dir, write_atomic, zarr_store
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -33,7 +34,7 @@ def grid_attrs(grid: TargetGrid) -> dict[str, Any]:
     }
 
 
-def grid_from_attrs(attrs: dict[str, Any], source: Path | str) -> TargetGrid:
+def grid_from_attrs(attrs: dict[str, Any], source: StorePath | str) -> TargetGrid:
     """Rebuild the :class:`~lst_pipeline.grid.TargetGrid` recorded by :func:`grid_attrs`."""
     from affine import Affine
     from odc.geo.geobox import GeoBox
@@ -75,33 +76,24 @@ KIND_ATTR = "lst_pipeline:kind"
 _GROUP_METADATA = '{"zarr_format": 3, "node_type": "group", "attributes": {}}'
 
 
-def private_dir(store: Path | str) -> Path:
-    """``<store>/_lst_pipeline``: our own files inside a store (records, locks, staging).
+def private_dir(store: StorePath | str) -> StorePath:
+    """``<store>/_lst_pipeline``: our own records inside a store (records, locks, staging).
 
     It is made a Zarr group (its own ``zarr.json``), so Zarr and xarray pass over it quietly,
     even before the store's root metadata exists.
     """
-    root = Path(store) / PRIVATE_GROUP
+    root = as_store_path(store) / PRIVATE_GROUP
     if not (root / "zarr.json").exists():
-        root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(root)
         write_atomic(root / "zarr.json", _GROUP_METADATA)
     return root
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` atomically (a reader sees the old or the new file)."""
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def root_attrs(path: Path | str) -> dict[str, Any] | None:
+def root_attrs(path: StorePath | str) -> dict[str, Any] | None:
     """The root attributes of a Zarr v3 store, read from its ``zarr.json`` (None: no store)."""
     import json
 
-    meta = Path(path) / "zarr.json"
+    meta = as_store_path(path) / "zarr.json"
     try:
         data = json.loads(meta.read_text())
     except (OSError, ValueError):
@@ -112,7 +104,7 @@ def root_attrs(path: Path | str) -> dict[str, Any] | None:
     return attrs if isinstance(attrs, dict) else {}
 
 
-def store_status(path: Path | str) -> str | None:
+def store_status(path: StorePath | str) -> str | None:
     """A store's ``lst_pipeline:status`` (``writing`` or ``complete``); None if no store."""
     attrs = root_attrs(path)
     return None if attrs is None else attrs.get(STATUS_ATTR)
@@ -125,7 +117,7 @@ def compressor() -> Any:
     return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
 
-def create_store(path: Path, template: xr.Dataset, encoding: dict[str, dict], *,
+def create_store(path: StorePath, template: xr.Dataset, encoding: dict[str, dict], *,
                  kind: str) -> None:
     """Write ``template``'s metadata and coordinates (not its lazy data) as a new Zarr v3 store.
 
@@ -144,27 +136,28 @@ def create_store(path: Path, template: xr.Dataset, encoding: dict[str, dict], *,
     kind
         ``cube``, ``stack`` or ``truth``: recorded as :data:`KIND_ATTR`.
     """
-    path = Path(path)
+    path = as_store_path(path)
     if (path / "zarr.json").exists():
         raise StoreError(f"{path}: store already exists; pass --overwrite to replace it")
     for enc in encoding.values():
         enc.setdefault("compressors", [compressor()])
     template = template.assign_attrs({KIND_ATTR: kind})
-    template.to_zarr(path, mode="a", compute=False, zarr_format=3, consolidated=False,
+    template.to_zarr(zarr_store(path), mode="a", compute=False, zarr_format=3, consolidated=False,
                      encoding=encoding)
 
 
-def open_group(path: Path | str, mode: str = "r") -> Any:
+def open_group(path: StorePath | str, mode: str = "r") -> Any:
     """Open a Zarr group, with a clear error when it is missing."""
     import zarr
 
+    store = zarr_store(as_store_path(path), read_only=mode == "r")
     try:  # live metadata always: a consolidated copy describes the store when it was complete
-        return zarr.open_group(str(path), mode=mode, zarr_format=3, use_consolidated=False)
+        return zarr.open_group(store, mode=mode, zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise InputError(f"{path}: no Zarr store here ({exc.__class__.__name__})") from exc
 
 
-def set_status(path: Path | str, status: str, group: Any = None) -> None:
+def set_status(path: StorePath | str, status: str, group: Any = None) -> None:
     """Set a store's ``lst_pipeline:status``; consolidate its metadata when ``complete``.
 
     A complete store gets Zarr's consolidated metadata, so ``xr.open_zarr(path)`` reads one
@@ -180,14 +173,14 @@ def set_status(path: Path | str, status: str, group: Any = None) -> None:
     if status == "complete":
         with warnings.catch_warnings():  # "not part of the Zarr v3 specification" (yet)
             warnings.simplefilter("ignore", UserWarning)
-            zarr.consolidate_metadata(str(path), zarr_format=3)
+            zarr.consolidate_metadata(zarr_store(as_store_path(path)), zarr_format=3)
 
 
-def read_json(store: Path | str, name: str) -> Any:
+def read_json(store: StorePath | str, name: str) -> Any:
     """A JSON document kept in the store's private group (None if absent)."""
     import json
 
-    path = Path(store) / PRIVATE_GROUP / name
+    path = as_store_path(store) / PRIVATE_GROUP / name
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -196,16 +189,16 @@ def read_json(store: Path | str, name: str) -> Any:
         raise InputError(f"{path}: unreadable record ({exc}); the store is damaged") from exc
 
 
-def write_json(store: Path | str, name: str, data: Any) -> None:
+def write_json(store: StorePath | str, name: str, data: Any) -> None:
     """Replace a JSON document in the store's private group atomically."""
     import json
 
     write_atomic(private_dir(store) / name, json.dumps(data, indent=1, sort_keys=True))
 
 
-def delete_json(store: Path | str, name: str) -> None:
+def delete_json(store: StorePath | str, name: str) -> None:
     """Remove a JSON document from the store's private group (no error if absent)."""
-    (Path(store) / PRIVATE_GROUP / name).unlink(missing_ok=True)
+    (as_store_path(store) / PRIVATE_GROUP / name).unlink(missing_ok=True)
 
 
 def content_digest(values: Any) -> str:

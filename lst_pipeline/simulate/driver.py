@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lst_pipeline.config import PipelineConfig, SimulationConfig
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import ConfigError, StoreError
 from lst_pipeline.io import modis
 from lst_pipeline.io.lock import (
@@ -76,8 +77,8 @@ class SimulationSummary:
     landsat_clear_fraction: float
     modis_clear_fraction: float
     seconds: float
-    stack: Path
-    truth: Path
+    stack: StorePath
+    truth: StorePath
     notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
@@ -135,7 +136,7 @@ def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
         raise ConfigError("simulation: section missing; add a `simulation:` section with at "
                           "least `truth: <path of the truth store>`")
     started = _time.perf_counter()
-    stack_path, truth_path = Path(config.inputs.stack), Path(sim.truth)
+    stack_path, truth_path = config.inputs.stack, sim.truth
     stores = ((stack_path, "stack", "inputs.stack", SIMULATE_SOURCE),
               (truth_path, "truth", "simulation.truth", None))
     for path, kind, field, source in stores:
@@ -191,8 +192,8 @@ def _region_draws(sim: Any, shape: tuple[int, int], resolution: float, factor: i
     )
 
 
-def _simulate(config: PipelineConfig, sim: SimulationConfig, stack_path: Path,
-              truth_path: Path, started: float, progress: bool) -> SimulationSummary:
+def _simulate(config: PipelineConfig, sim: SimulationConfig, stack_path: StorePath,
+              truth_path: StorePath, started: float, progress: bool) -> SimulationSummary:
     """Write the region of ``config`` into the (locked, free) stack and truth paths."""
     from tqdm.auto import tqdm
 

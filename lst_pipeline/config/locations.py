@@ -1,0 +1,112 @@
+"""Where a store lives: a local path, or an object-store URL (``s3://``, ``gs://`` ...).
+
+A store path is a :class:`pathlib.Path` (local or mounted file systems) or a
+:class:`upath.UPath` (fsspec, with the configuration's ``storage_options`` and the standard
+environment variables for credentials). Both have pathlib's interface; what differs when
+reading and writing is in :mod:`lst_pipeline.io.location`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from lst_pipeline.errors import ConfigError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+    from upath import UPath
+
+#: A store's location: a local path or an fsspec URL path.
+StorePath: TypeAlias = "Path | UPath"
+
+#: URL schemes a store may have, and the fsspec package each needs.
+STORE_SCHEMES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs",
+                 "abfs": "adlfs", "abfss": "adlfs", "memory": "fsspec"}
+#: Schemes whose fsspec implementation takes ``use_listings_cache`` (switched off: a run
+#: lists completion records that other processes have just written).
+_LISTING_CACHES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
+
+
+def store_url(value: str, where: str, storage_options: dict[str, Any] | None = None) -> UPath:
+    """An object-store location from a URL of :data:`STORE_SCHEMES`.
+
+    Parameters
+    ----------
+    value
+        ``s3://bucket/path.zarr`` and the like.
+    where
+        The field or option the URL comes from, for messages.
+    storage_options
+        fsspec options (endpoint, credentials, ...); none are needed when the standard
+        environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` ...) are set.
+
+    Raises
+    ------
+    ConfigError
+        If the scheme is not one a store can have, or the URL names no path in a bucket.
+    MissingDependencyError
+        If the fsspec implementation of the scheme is not installed.
+    """
+    import importlib.util
+
+    scheme, _, rest = value.partition("://")
+    scheme = scheme.lower()
+    if scheme not in STORE_SCHEMES:
+        raise ConfigError(f"{where}: {value}: a store cannot be at a {scheme}:// URL; give a "
+                          f"local path or a URL of {', '.join(sorted(STORE_SCHEMES))}")
+    if scheme != "memory" and "/" not in rest.strip("/"):
+        raise ConfigError(f"{where}: {value} names a bucket, not a store inside it; give a "
+                          f"path such as {scheme}://{rest.strip('/') or 'bucket'}/name.zarr")
+    package = STORE_SCHEMES[scheme]
+    if importlib.util.find_spec(package) is None:
+        raise MissingDependencyError(f"{where}: {value} needs the {package} package; install "
+                                     f"it (pip install {package}, or lst-pipeline[cloud])")
+    from upath import UPath
+
+    options = dict(storage_options or {})
+    if scheme in _LISTING_CACHES:
+        options.setdefault("use_listings_cache", False)
+    return UPath(value.rstrip("/"), **options)
+
+
+def is_remote(path: Any) -> TypeIs[UPath]:
+    """Whether ``path`` is an object-store location (not a local or mounted path)."""
+    return not isinstance(path, Path) and hasattr(path, "storage_options")
+
+
+def as_store_path(path: Any) -> StorePath:
+    """A store path as given (``Path`` or ``UPath``), or a ``Path`` made from a string."""
+    return path if is_remote(path) else Path(path)
+
+
+def require_local(path: StorePath, what: str) -> Path:
+    """``path`` itself if it is local.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``what`` if ``path`` is an object-store URL.
+    """
+    if is_remote(path):
+        raise ConfigError(f"{what}: {path} is an object-store URL; this needs a local path")
+    return path
+
+
+def overlap(a: StorePath, b: StorePath) -> str | None:
+    """``same``, ``inside`` (``a`` lies inside ``b``), ``contains`` or None (apart)."""
+    if is_remote(a) or is_remote(b):
+        if not (is_remote(a) and is_remote(b)):
+            return None
+        ka, kb = str(a).rstrip("/"), str(b).rstrip("/")
+        if ka == kb:
+            return "same"
+        if ka.startswith(kb + "/"):
+            return "inside"
+        return "contains" if kb.startswith(ka + "/") else None
+    ra, rb = a.resolve(), b.resolve()
+    if ra == rb:
+        return "same"
+    if rb in ra.parents:
+        return "inside"
+    return "contains" if ra in rb.parents else None
