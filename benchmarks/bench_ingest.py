@@ -7,15 +7,19 @@ tiles (1200 x 1200, deflate). The temperatures are smooth random fields: ingest 
 not depend on them. Then, each in its own process so that peak memory is its own:
 
 1. ingest of the first quarter (6 scenes, 91 days) into a new stack;
-2. ingest of the whole year into a new stack.
+2. ingest of the whole year into a new stack;
+3. ingest of the whole year on a LocalCluster of 1, then 2 worker processes (1 thread each;
+   ``ingest --cluster``): the files are read and regridded on the workers. The cluster is
+   started before the clock starts (its start is recorded apart).
 
 Records wall time, MB of files read, MB/s, files/s and the peak resident memory of each,
-and the ratio of the two peaks (memory must not grow with the number of dates).
-Appends a JSON line to ``results/ingest.jsonl``.
+the ratio of the two peaks (memory must not grow with the number of dates), and the speed-up
+of 2 workers over 1. Appends a JSON line to ``results/ingest.jsonl``.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_ingest.py [--size 2000] [--days 365] [--keep DIR]
+        [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -102,8 +106,13 @@ def write_files(root: Path, size: int, days: int, seed: int = 1) -> None:
                           qc, view)
 
 
-def ingest_once(root: Path, size: int, days: int, stack: Path) -> dict:
-    """Run in a child process: ingest ``days`` days, report time, bytes and peak RSS."""
+def ingest_once(root: Path, size: int, days: int, stack: Path, workers: int = 0) -> dict:
+    """Run in a child process: ingest ``days`` days, report time, bytes and peak RSS.
+
+    ``workers`` > 0: on a LocalCluster of that many worker processes (peak RSS is then the
+    client's own).
+    """
+    import contextlib
     import resource
 
     from lst_pipeline.config import load_pipeline
@@ -121,13 +130,21 @@ def ingest_once(root: Path, size: int, days: int, stack: Path) -> dict:
     })
     import warnings
 
-    with warnings.catch_warnings():
+    from lst_pipeline.cluster import ClusterProfile, connect
+
+    cluster_start = time.perf_counter()
+    with warnings.catch_warnings(), (connect(ClusterProfile(n_workers=workers), quiet=True)
+                                     if workers else contextlib.nullcontext()) as client:
         warnings.simplefilter("ignore")
+        if client is not None:
+            client.wait_for_workers(workers)
+        cluster_seconds = time.perf_counter() - cluster_start
         started = time.perf_counter()
         plan = plan_ingest(config)
-        summary = execute_ingest(plan, progress=False)
+        summary = execute_ingest(plan, progress=False, client=client)
         seconds = time.perf_counter() - started
-    return {"days": days, "landsat_dates": summary.landsat_dates,
+    return {"days": days, "workers": workers, "cluster_start_seconds":
+            cluster_seconds if workers else None, "landsat_dates": summary.landsat_dates,
             "modis_dates": summary.modis_dates, "files": summary.files,
             "seconds": seconds, "mb_read": summary.bytes_read / 1e6,
             "mb_per_s": summary.bytes_read / 1e6 / seconds,
@@ -141,11 +158,14 @@ def main() -> None:
                         help="grid edge in 30 m pixels (a multiple of 32)")
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", default="1,2",
+                        help="worker counts of the cluster runs of the whole period")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        root, days, stack = args.child
-        print(json.dumps(ingest_once(Path(root), args.size, int(days), Path(stack))))
+        root, days, stack, workers = args.child
+        print(json.dumps(ingest_once(Path(root), args.size, int(days), Path(stack),
+                                     int(workers))))
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
@@ -154,14 +174,17 @@ def main() -> None:
             write_files(root, args.size, args.days)
         print(f"files written in {time.perf_counter() - started:.0f} s")
         runs = []
-        for days in (args.days // 4, args.days):
+        cases = [(args.days // 4, 0), (args.days, 0),
+                 *((args.days, int(n)) for n in args.workers.split(",") if n)]
+        for days, workers in cases:
             out = subprocess.run(
                 [sys.executable, __file__, "--size", str(args.size), "--child", str(root),
-                 str(days), str(Path(tmp) / f"stack_{days}.zarr")],
+                 str(days), str(Path(tmp) / f"stack_{days}_{workers}.zarr"), str(workers)],
                 capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(runs[-1])
-    quarter, year = runs
+    quarter, year, *on_cluster = runs
+    by_workers = {r["workers"]: r for r in on_cluster}
     record = {
         "benchmark": "ingest", "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -169,11 +192,20 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "size": args.size, "quarter": quarter, "year": year,
         "peak_rss_ratio_year_vs_quarter": year["peak_rss_mib"] / quarter["peak_rss_mib"],
+        "cluster": on_cluster,
+        "speedup_2_vs_1_workers": (by_workers[1]["seconds"] / by_workers[2]["seconds"]
+                                   if {1, 2} <= set(by_workers) else None),
     }
     print(f"year: {year['seconds']:.1f} s, {year['mb_read']:.0f} MB read at "
           f"{year['mb_per_s']:.0f} MB/s, {year['files_per_s']:.1f} files/s; peak RSS "
           f"{year['peak_rss_mib']:.0f} MiB (quarter {quarter['peak_rss_mib']:.0f} MiB, ratio "
           f"{record['peak_rss_ratio_year_vs_quarter']:.2f})")
+    for run in on_cluster:
+        print(f"year on {run['workers']} worker(s): {run['seconds']:.1f} s "
+              f"({run['files_per_s']:.1f} files/s; cluster started in "
+              f"{run['cluster_start_seconds']:.1f} s before)")
+    if record["speedup_2_vs_1_workers"]:
+        print(f"2 workers / 1 worker: {record['speedup_2_vs_1_workers']:.2f}x")
     print(f"recorded in {append_result('ingest', record)}")
 
 

@@ -185,8 +185,8 @@ def test_the_yanco_series_fuses_with_dlstfm_at_coarse_factor_10(tmp_path, capsys
 def test_a_store_url_argument_is_a_usage_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
-        main(["inspect", "s3://bucket/cube.zarr"])
+        main(["inspect", "https://example.org/cube.zarr"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "argument store: s3://bucket/cube.zarr is a s3:// URL" in err
+    assert "argument store: https://example.org/cube.zarr: a store cannot be at a https://" in err
     assert list(tmp_path.iterdir()) == []

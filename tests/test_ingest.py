@@ -316,3 +316,67 @@ def test_tiles_of_one_day_mosaic_by_area_across_the_tile_edge(tmp_path):
     # coarse cells of 2000 m: the third one straddles the tile edge, half in each tile
     np.testing.assert_allclose(row, [300, 300, 305, 310, 310, 310], atol=0.02)
     np.testing.assert_allclose(ds.modis_valid_fraction.values[0, 0], 1.0, atol=1e-3)
+
+
+def test_ingest_on_a_cluster_equals_ingest_in_this_process(real_format_region, ingested, client,
+                                                          tmp_path):
+    """Workers read, regrid and stage the dates; the stack is the one-process one exactly."""
+    from lst_pipeline.io.stack import read_content
+
+    _, root = real_format_region
+    cfg_all, _ = ingested
+    cfg = ingest_config(root, stack=str(tmp_path / "cluster.zarr"),
+                        landsat={"paths": [files(root, "landsat")]},
+                        modis={"paths": [files(root, "modis")]})
+    summary = execute_ingest(plan_ingest(cfg), progress=False, client=client)
+    assert summary.modis_dates == len(stack_dates(cfg_all.inputs.stack, "modis"))
+    assert_same_stack(cfg.inputs.stack, cfg_all.inputs.stack)
+    assert read_content(cfg.inputs.stack) == read_content(cfg_all.inputs.stack)
+    assert IngestRecord.load(cfg.inputs.stack).dates == IngestRecord.load(
+        cfg_all.inputs.stack).dates
+    StackReader(cfg.inputs.stack)  # complete
+
+
+def test_a_bad_file_read_on_a_worker_leaves_the_stack_as_it_was(real_format_region, client,
+                                                                tmp_path):
+    """Its header passes planning; its image fails on the worker that reads it."""
+    _, root = real_format_region
+    hdfs = sorted((root / "files" / "modis").glob("*.hdf"))
+    stack = tmp_path / "s.zarr"
+    ingest(ingest_config(root, stack=str(stack), modis={"paths": [str(p) for p in hdfs[:5]]}),
+           progress=False)
+    before = arrays(stack)
+    scenes = sorted((root / "files" / "landsat").glob("*"))
+    broken = tmp_path / "scenes"
+    for scene in scenes:
+        shutil.copytree(scene, broken / scene.name)
+    band = next((broken / scenes[0].name).glob("*ST_B10.TIF"))
+    data = bytearray(band.read_bytes())
+    lo, hi = int(len(data) * 0.3), int(len(data) * 0.7)  # the image strips, not the header
+    data[lo:hi] = np.random.default_rng(1).integers(0, 256, hi - lo, np.uint8).tobytes()
+    band.write_bytes(bytes(data))
+    cfg = ingest_config(root, stack=str(stack), landsat={"paths": [str(broken / "*")]},
+                        modis={"paths": [str(p) for p in hdfs[5:40]]})
+    plan = plan_ingest(cfg)  # the header is sound
+    with pytest.raises(InputError, match=f"{band.name}: cannot read the raster"):
+        execute_ingest(plan, progress=False, client=client)
+    after = arrays(stack)
+    assert set(after) == set(before)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not (stack / "_lst_pipeline" / "staging.zarr").exists()
+    StackReader(stack)
+
+
+def test_a_tile_with_damaged_data_is_named(real_format_region, tmp_path):
+    """pyhdf reports damaged compressed data as a bare ValueError: it gets the file's name."""
+    _, root = real_format_region
+    hdf = sorted((root / "files" / "modis").glob("*.hdf"))[3]
+    data = bytearray(hdf.read_bytes())
+    lo, hi = int(len(data) * 0.4), int(len(data) * 0.6)
+    data[lo:hi] = np.random.default_rng(2).integers(0, 256, hi - lo, np.uint8).tobytes()
+    bad = tmp_path / hdf.name
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=rf"{bad.name}: cannot read \w+ \(corrupt or truncated"):
+        plan_ingest(ingest_config(root, stack=str(tmp_path / "s.zarr"),
+                                  modis={"paths": [str(bad)]}))

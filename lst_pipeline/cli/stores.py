@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lst_pipeline.cli.common import add_cluster_options, add_no_progress, path_arg
+from lst_pipeline.cli.common import add_cluster_options, add_no_progress, path_arg, store_arg
 
 
 def add_parsers(sub) -> None:
@@ -34,6 +34,11 @@ def add_parsers(sub) -> None:
     p.add_argument("config", type=path_arg, help="pipeline YAML with an `ingest` section")
     p.add_argument("--plan-only", action="store_true",
                    help="check every input and print what would be ingested, write nothing")
+    p.add_argument("--cluster", metavar="NAME|PATH",
+                   help="read and regrid the files on this cluster profile's workers (local, "
+                        "slurm, kubernetes ... or a YAML path); default: in this process")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="read the files on the workers of a running Dask scheduler")
     add_no_progress(p, "no progress bar")
     p.set_defaults(func=cmd_ingest)
 
@@ -41,7 +46,8 @@ def add_parsers(sub) -> None:
                        description="Describe a store written by lst_pipeline: grid, dates per "
                                    "sensor, clear fractions and gaps in the record (input "
                                    "stack), or days, method and provenance (output cube).")
-    p.add_argument("store", type=path_arg, help="input stack or output cube (.zarr directory)")
+    p.add_argument("store", type=store_arg,
+                   help="input stack or output cube (a .zarr directory or an s3:// ... URL)")
     p.add_argument("--dates", action="store_true",
                    help="also list every date with its clear fraction and sources")
     p.set_defaults(func=cmd_inspect)
@@ -52,8 +58,8 @@ def add_parsers(sub) -> None:
                                    "(method p2p on a distributed cluster). Values, CF "
                                    "encoding, attributes and spatial_ref are kept exactly; "
                                    "CUBE is never written.")
-    p.add_argument("cube", type=path_arg, help="a complete output cube")
-    p.add_argument("out", type=path_arg, help="the copy to write (not CUBE)")
+    p.add_argument("cube", type=store_arg, help="a complete output cube (path or URL)")
+    p.add_argument("out", type=store_arg, help="the copy to write (not CUBE; path or URL)")
     p.add_argument("--chunks", metavar="T,Y,X", default=None,
                    help="target chunks (-1: whole dimension); default: all days x a square "
                         "of about --target-mib MiB of lst per chunk")
@@ -101,7 +107,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)  # listed in the summary instead
-        summary = execute_ingest(plan, progress=not args.no_progress)
+        if args.cluster or args.scheduler:
+            from lst_pipeline.cluster import connect, load_profile
+
+            context = (connect(scheduler=args.scheduler) if args.scheduler
+                       else connect(load_profile(args.cluster)))
+            with context as client:
+                summary = execute_ingest(plan, progress=not args.no_progress, client=client)
+        else:
+            summary = execute_ingest(plan, progress=not args.no_progress)
     print(summary)
     for reason in summary.skipped:
         print(f"  skipped: {reason}")
@@ -119,6 +133,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_rechunk(args: argparse.Namespace) -> int:
     """Plan the copy, print it, then rechunk on a cluster."""
     from lst_pipeline.cluster import connect, load_profile
+    from lst_pipeline.config.locations import is_remote
     from lst_pipeline.io.rechunk import execute_rechunk, parse_chunks, plan_rechunk
 
     plan = plan_rechunk(args.cube, args.out, chunks=parse_chunks(args.chunks),
@@ -131,5 +146,6 @@ def cmd_rechunk(args: argparse.Namespace) -> int:
         cluster = connect(load_profile(args.cluster or "local"))
     with cluster as client:
         seconds = execute_rechunk(plan, client, progress=not args.no_progress)
-    print(f"wrote {plan.target.resolve()} in {seconds:.1f} s")
+    print(f"wrote {plan.target if is_remote(plan.target) else plan.target.resolve()} in "
+          f"{seconds:.1f} s")
     return 0

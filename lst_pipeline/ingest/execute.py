@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lst_pipeline.config import PipelineConfig
+from lst_pipeline.config.locations import StorePath
 from lst_pipeline.ingest.plan import (
     PLATFORM_ATTR,
-    DateSources,
     IngestPlan,
     check_existing_stack,
     modis_options,
     plan_ingest,
 )
-from lst_pipeline.ingest.read import DateOnGrid, read_date
+from lst_pipeline.ingest.read import Updates, read_dates
 from lst_pipeline.io.lock import (
     discard_unborn,
     lock_store,
@@ -33,8 +32,10 @@ from lst_pipeline.io.ownership import (
     remove_store,
 )
 from lst_pipeline.io.stack import create_stack
-from lst_pipeline.io.stack_writer import COMMIT_BLOCK_BYTES, StackCommit, StackWriter
-from lst_pipeline.model.runtime import trim_heap
+from lst_pipeline.io.stack_writer import StackCommit, StackWriter
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 INGEST_SOURCE = "lst_pipeline.ingest"
 
@@ -43,7 +44,7 @@ INGEST_SOURCE = "lst_pipeline.ingest"
 class IngestSummary:
     """What an ingest did."""
 
-    stack: Path
+    stack: StorePath
     landsat_dates: int
     modis_dates: int
     files: int
@@ -66,7 +67,8 @@ class IngestSummary:
                 f"MODIS {mean(self.modis_clear)}")
 
 
-def execute_ingest(plan: IngestPlan, *, progress: bool = True, log=print) -> IngestSummary:
+def execute_ingest(plan: IngestPlan, *, progress: bool = True, log=print,
+                   client: Client | None = None) -> IngestSummary:
     """Read every planned date onto the grid and commit them into the stack.
 
     The stack is locked for the whole ingest (a second ingest into it is refused). Dates are
@@ -83,6 +85,10 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True, log=print) -> Ing
         Show a progress bar over the files.
     log
         Where notes (a finished interrupted commit) go.
+    client
+        A Dask client: the files are read and regridded on its workers, each staging the
+        dates it read (:mod:`lst_pipeline.ingest.parallel`); the commit stays here. None:
+        read in this process.
 
     Returns
     -------
@@ -115,7 +121,12 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True, log=print) -> Ing
         staged = commit.staging_writer(
             *(np.array([d.date for d in getattr(plan, s)], "datetime64[D]")
               for s in ("landsat", "modis")))
-        updates, bytes_read = _read_into(plan, staged, progress)
+        if client is None:
+            updates, bytes_read = _read_into(plan, staged, progress)
+        else:
+            from lst_pipeline.ingest.parallel import read_on_cluster
+
+            updates, bytes_read = read_on_cluster(plan, staged, client, progress=progress)
         journal = commit.prepare(staged, updates)
         committing = True
         commit.commit(journal)
@@ -143,71 +154,13 @@ def _stack_chunk(plan: IngestPlan) -> int:
     return plan.config.chunks.y or plan.config.chunks.x or 512
 
 
-def _valid_fraction(read: DateOnGrid) -> np.ndarray:
-    """The valid fraction of a MODIS date (:func:`read_date` always gives MODIS dates one)."""
-    assert read.valid_fraction is not None  # granules and pre-gridded MODIS files carry one
-    return read.valid_fraction
-
-
-def _read_into(plan: IngestPlan, writer: StackWriter, progress: bool
-               ) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
-    """Read every planned date onto the grid into the staging store (plan order).
-
-    Landsat dates are written one by one (each is a full fine-grid image); MODIS days,
-    small coarse images, are written in consecutive blocks of up to
-    :data:`COMMIT_BLOCK_BYTES` (one Zarr write per block instead of per day).
-
-    Returns
-    -------
-    (record updates per sensor and date, bytes of files read)
-    """
+def _read_into(plan: IngestPlan, writer: StackWriter, progress: bool) -> tuple[Updates, int]:
+    """Read every planned date onto the grid into the staging store (plan order)."""
     from tqdm.auto import tqdm
 
-    updates: dict[str, dict[str, dict[str, Any]]] = {"landsat": {}, "modis": {}}
-    bytes_read = 0
-    block: list[tuple[int, DateSources, DateOnGrid]] = []
-    per_day = 4 * 4 * int(np.prod(plan.grid.coarse_shape))  # lst, valid, qc, ... per day
-
-    def record(item: DateSources, read: DateOnGrid, clear: float) -> None:
-        updates[item.sensor][str(item.date)] = {
-            "platform": read.platform, "clear_fraction": round(clear, 6),
-            "time_h": None if not np.isfinite(read.time_h) else round(read.time_h, 4),
-            "sources": read.sources, "kind": item.kind}
-
-    def flush() -> None:
-        if not block:
-            return
-        clear = writer.write_modis(
-            block[0][0], np.stack([r.bits for _, _, r in block]),
-            np.stack([r.lst for _, _, r in block]), masked=True,
-            valid_fraction=np.stack([_valid_fraction(r) for _, _, r in block]),
-            view_time_h=np.array([r.time_h for _, _, r in block]))
-        for (_, item, read), c in zip(block, clear, strict=True):
-            record(item, read, float(c))
-        block.clear()
-
     with tqdm(total=plan.n_files, unit="file", desc="ingest", disable=not progress) as bar:
-        for index, item in enumerate(plan.landsat):
-            read = read_date(item, plan)
-            bar.update(len(item.sources))
-            if read is not None:
-                bytes_read += read.bytes_read
-                record(item, read, writer.write_landsat(
-                    index, read.bits, read.lst, masked=True, hour_utc=read.time_h,
-                    st_uncertainty=read.st_uncertainty))
-            trim_heap()  # keep the peak that of one fine-grid date
-        for index, item in enumerate(plan.modis):
-            read = read_date(item, plan)
-            bar.update(len(item.sources))
-            if read is None:
-                flush()  # the block must stay consecutive
-                continue
-            bytes_read += read.bytes_read
-            block.append((index, item, read))
-            if len(block) * per_day >= COMMIT_BLOCK_BYTES:
-                flush()
-        flush()
-    return updates, bytes_read
+        return read_dates(plan, writer, range(len(plan.landsat)), range(len(plan.modis)),
+                          tick=bar.update)
 
 
 def ingest(config: PipelineConfig, *, progress: bool = True) -> IngestSummary:

@@ -1,15 +1,17 @@
-"""Reading one planned date onto the target grid: scenes, granules or pre-gridded files.
+"""Reading planned dates onto the target grid: scenes, granules or pre-gridded files.
 
 Several scenes (Landsat) or tiles (MODIS) of one date are mosaicked; MODIS tiles meeting
-inside a coarse cell are weighted by the area each covers.
+inside a coarse cell are weighted by the area each covers. :func:`read_dates` writes a run
+of dates into a staging store, in this process or on a worker.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +24,12 @@ from lst_pipeline.ingest.plan import (
     source_name,
 )
 from lst_pipeline.io import landsat, modis, pregridded
+from lst_pipeline.io.stack_writer import COMMIT_BLOCK_BYTES
+from lst_pipeline.model.runtime import trim_heap
 from lst_pipeline.resample import block_mean
+
+if TYPE_CHECKING:
+    from lst_pipeline.io.stack_writer import StackWriter
 
 
 @dataclass
@@ -172,3 +179,85 @@ def _read_pregridded(item: DateSources, path: str, plan: IngestPlan
     qc = np.where(np.isfinite(values), modis.make_qc(modis.MANDATORY_GOOD),
                   modis.make_qc(modis.MANDATORY_NOT_PRODUCED))
     return values, qc.astype(np.uint8), frac
+
+
+#: What reading dates gives: record entries per sensor and date, and the bytes read.
+Updates = dict[str, dict[str, dict[str, Any]]]
+
+
+def _valid_fraction(read: DateOnGrid) -> np.ndarray:
+    """The valid fraction of a MODIS date (:func:`read_date` always gives MODIS dates one)."""
+    assert read.valid_fraction is not None  # granules and pre-gridded MODIS files carry one
+    return read.valid_fraction
+
+
+def read_dates(plan: IngestPlan, writer: StackWriter, landsat: range, modis: range, *,
+               tick: Callable[[int], object] = lambda n: None) -> tuple[Updates, int]:
+    """Read the planned dates at positions ``landsat`` and ``modis`` into ``writer``.
+
+    Landsat dates are written one by one (each is a full fine-grid image); MODIS days,
+    small coarse images, are written in consecutive blocks of up to
+    :data:`COMMIT_BLOCK_BYTES` (one Zarr write per block instead of per day).
+
+    Parameters
+    ----------
+    plan
+        The ingest plan.
+    writer
+        The staging store's writer.
+    landsat, modis
+        Positions in ``plan.landsat`` and ``plan.modis`` (= in the staging store).
+    tick
+        Called with the number of files of each date read (a progress bar's update).
+
+    Returns
+    -------
+    (record updates per sensor and date, bytes of files read)
+    """
+    updates: Updates = {"landsat": {}, "modis": {}}
+    bytes_read = 0
+    block: list[tuple[int, DateSources, DateOnGrid]] = []
+    per_day = 4 * 4 * int(np.prod(plan.grid.coarse_shape))  # lst, valid, qc, ... per day
+
+    def record(item: DateSources, read: DateOnGrid, clear: float) -> None:
+        updates[item.sensor][str(item.date)] = {
+            "platform": read.platform, "clear_fraction": round(clear, 6),
+            "time_h": None if not np.isfinite(read.time_h) else round(read.time_h, 4),
+            "sources": read.sources, "kind": item.kind}
+
+    def flush() -> None:
+        if not block:
+            return
+        clear = writer.write_modis(
+            block[0][0], np.stack([r.bits for _, _, r in block]),
+            np.stack([r.lst for _, _, r in block]), masked=True,
+            valid_fraction=np.stack([_valid_fraction(r) for _, _, r in block]),
+            view_time_h=np.array([r.time_h for _, _, r in block]))
+        for (_, item, read), c in zip(block, clear, strict=True):
+            record(item, read, float(c))
+        block.clear()
+
+    for index in landsat:
+        item = plan.landsat[index]
+        read = read_date(item, plan)
+        tick(len(item.sources))
+        if read is not None:
+            bytes_read += read.bytes_read
+            record(item, read, writer.write_landsat(
+                index, read.bits, read.lst, masked=True, hour_utc=read.time_h,
+                st_uncertainty=read.st_uncertainty))
+        trim_heap()  # keep the peak that of one fine-grid date
+    for index in modis:
+        item = plan.modis[index]
+        read = read_date(item, plan)
+        tick(len(item.sources))
+        if read is None or (block and block[-1][0] != index - 1):
+            flush()  # a block must stay consecutive
+        if read is None:
+            continue
+        bytes_read += read.bytes_read
+        block.append((index, item, read))
+        if len(block) * per_day >= COMMIT_BLOCK_BYTES:
+            flush()
+    flush()
+    return updates, bytes_read
