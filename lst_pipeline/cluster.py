@@ -27,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,6 +63,14 @@ class ClusterProfile:
         shell lines run before the worker, e.g. ``module load cuda``).
     image, namespace, name
         Kubernetes worker image (with lst_pipeline installed), namespace, cluster name.
+    env
+        Environment variables of every worker (and the Kubernetes scheduler), e.g.
+        ``AWS_ENDPOINT_URL`` and ``AWS_REGION`` of the bucket the stores are in. Never put
+        credentials here: they belong in a secret (``env_from_secret``).
+    env_from_secret
+        Kubernetes: the name of a ``Secret`` whose keys become the pods' environment
+        (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` ...), so credentials never
+        appear in a profile, a task or a store.
     """
 
     kind: Literal["local", "local-gpu", "slurm", "kubernetes"] = "local"
@@ -77,6 +86,8 @@ class ClusterProfile:
     image: str = "ghcr.io/dask/dask:latest"
     namespace: str | None = None
     name: str = "lst-pipeline"
+    env: dict[str, str] = field(default_factory=dict)
+    env_from_secret: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_workers < 0 or (self.kind != "local-gpu" and self.n_workers < 1):
@@ -118,6 +129,10 @@ def _thread_env(profile: ClusterProfile) -> dict[str, str]:
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
+def _profile_env(profile: ClusterProfile) -> dict[str, str]:
+    return {str(k): str(v) for k, v in profile.env.items()}
+
+
 # --------------------------------------------------------------------------------------
 # SLURM and Kubernetes: rendering is separate from starting, so it can be checked anywhere.
 
@@ -131,7 +146,8 @@ def slurm_cluster_kwargs(profile: ClusterProfile) -> dict[str, Any]:
         worker_args = ["--resources", "GPU=1"]
     if profile.account:
         directives.append(f"--account={profile.account}")
-    prologue = [f"export {k}={v}" for k, v in _thread_env(profile).items()]
+    prologue = [f"export {k}={shlex.quote(v)}"
+                for k, v in {**_thread_env(profile), **_profile_env(profile)}.items()]
     return {
         "cores": profile.threads_per_worker, "processes": 1,
         "memory": profile.memory_bytes_per_worker, "queue": profile.queue,
@@ -163,8 +179,13 @@ def kubernetes_cluster_spec(profile: ClusterProfile) -> dict[str, Any]:
         raise MissingDependencyError("Kubernetes profiles need dask-kubernetes: "
                                      "pip install 'lst-pipeline[cluster]'") from exc
     spec = make_cluster_spec(name=profile.name, image=profile.image,
-                             n_workers=profile.n_workers, env=_thread_env(profile))
+                             n_workers=profile.n_workers,
+                             env={**_thread_env(profile), **_profile_env(profile)})
     worker = spec["spec"]["worker"]["spec"]["containers"][0]
+    if profile.env_from_secret:
+        for role in ("worker", "scheduler"):
+            container = spec["spec"][role]["spec"]["containers"][0]
+            container["envFrom"] = [{"secretRef": {"name": profile.env_from_secret}}]
     limits = {"cpu": str(profile.threads_per_worker),
               "memory": profile.memory_bytes_per_worker}
     if profile.gpus_per_worker:

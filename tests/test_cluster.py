@@ -14,7 +14,8 @@ from lst_pipeline.cluster import (
 )
 from lst_pipeline.errors import ConfigError
 
-SHIPPED = ["local", "local-gpu", "slurm", "slurm-gpu", "kubernetes", "kubernetes-gpu"]
+SHIPPED = ["local", "local-gpu", "slurm", "slurm-gpu", "kubernetes", "kubernetes-gpu",
+           "kubernetes-s3"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -59,6 +60,22 @@ def test_kubernetes_gpu_spec_requests_gpus_for_workers_only():
     assert "nvidia.com/gpu" not in str(scheduler.get("resources", {}))
     cpu = kubernetes_cluster_spec(load_profile("kubernetes"))
     assert "nvidia.com/gpu" not in str(cpu)
+
+
+def test_kubernetes_s3_profile_takes_credentials_from_a_secret_only():
+    profile = load_profile("kubernetes-s3")
+    spec = kubernetes_cluster_spec(profile)
+    for role in ("worker", "scheduler"):
+        container = spec["spec"][role]["spec"]["containers"][0]
+        assert container["envFrom"] == [{"secretRef": {"name": "lst-pipeline-s3"}}]
+        assert {"name": "AWS_REGION", "value": "eu-central-1"} in container["env"]
+    assert "AWS_SECRET_ACCESS_KEY" not in str(spec)
+
+
+def test_profile_env_reaches_slurm_jobs(tmp_path):
+    path = tmp_path / "slurm-s3.yaml"
+    path.write_text("kind: slurm\nenv: {AWS_ENDPOINT_URL: 'http://minio:9000'}\n")
+    assert "export AWS_ENDPOINT_URL=http://minio:9000" in slurm_job_script(load_profile(path))
 
 
 def test_local_gpu_specs_pin_one_gpu_per_worker():
