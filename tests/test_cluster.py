@@ -117,9 +117,11 @@ def _start(args, log):
 
 def test_run_on_a_cluster_started_like_slurm_and_kubernetes_start_one(simulated_tiny, tmp_path):
     """`dask scheduler` and two `dask worker` processes, as a batch job or a pod starts them;
-    `lst-pipeline run --scheduler ADDRESS` fuses on them and writes the same cube as a run
-    on the local profile."""
+    `lst-pipeline run --scheduler ADDRESS` fuses on them, one worker is SIGKILLed mid-run, and
+    the cube is complete and the same as a run on the local profile."""
     import json
+    import signal
+    import subprocess
     import sys
     import time
     from pathlib import Path
@@ -130,6 +132,7 @@ def test_run_on_a_cluster_started_like_slurm_and_kubernetes_start_one(simulated_
 
     from conftest import config_dict
     from lst_pipeline.cli import main
+    from lst_pipeline.io.cube_store import CubeStore
 
     dask = str(Path(sys.executable).parent / "dask")
     scheduler_file = tmp_path / "scheduler.json"
@@ -148,12 +151,26 @@ def test_run_on_a_cluster_started_like_slurm_and_kubernetes_start_one(simulated_
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
         stack = simulated_tiny.inputs.stack
-        for name, extra in (("remote", ["--scheduler", address]), ("local", [])):
+        paths = {}
+        for name in ("remote", "local"):
             data = config_dict(tmp_path, inputs={"stack": str(stack)},
-                               output={"cube": str(tmp_path / f"{name}.zarr")})
-            path = tmp_path / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(data))
-            assert main(["run", str(path), "--no-progress", *extra]) == 0
+                               output={"cube": str(tmp_path / f"{name}.zarr")},
+                               chunks={"time": 4})  # 48 chunks: time to kill a worker
+            paths[name] = tmp_path / f"{name}.yaml"
+            paths[name].write_text(yaml.safe_dump(data))
+        run = subprocess.Popen([sys.executable, "-m", "lst_pipeline.cli", "run",
+                                str(paths["remote"]), "--no-progress", "--scheduler", address],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        record = CubeStore(tmp_path / "remote.zarr")
+        while len(record.done()) < 5:
+            assert run.poll() is None, run.stdout.read()
+            assert time.monotonic() < deadline + 240
+            time.sleep(0.02)
+        procs[1].send_signal(signal.SIGKILL)  # worker w0 dies mid-run
+        out, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, out
+        assert procs[1].wait(timeout=30) == -signal.SIGKILL
+        assert main(["run", str(paths["local"]), "--no-progress"]) == 0
         with Client(address, timeout=60) as client:  # the chunk tasks ran on these workers
             ran = client.run_on_scheduler(
                 lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
@@ -161,6 +178,7 @@ def test_run_on_a_cluster_started_like_slurm_and_kubernetes_start_one(simulated_
         remote = zarr.open_group(str(tmp_path / "remote.zarr"), mode="r")
         local = zarr.open_group(str(tmp_path / "local.zarr"), mode="r")
         assert remote.attrs["lst_pipeline:status"] == "complete"
+        assert len(record.done()) == 48
         for name in ("lst", "qa", "reference_date"):
             np.testing.assert_array_equal(remote[name][:], local[name][:], err_msg=name)
     finally:
