@@ -87,3 +87,66 @@ def moto_server(timeout_s: float = 30.0) -> Iterator[S3Server]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@dataclass
+class HTTPServer:
+    """A local web server over a folder, with byte ranges, and the requests it served."""
+
+    url: str
+    requests: list[tuple[str, str, str | None]]  # (method, path, Range header)
+
+    def served(self, suffix: str) -> list[tuple[str, str, str | None]]:
+        return [r for r in self.requests if r[1].endswith(suffix)]
+
+
+@contextlib.contextmanager
+def http_server(root: Any) -> Iterator[HTTPServer]:
+    """Serve ``root`` on 127.0.0.1 in a thread: GET (one byte range or whole) and HEAD."""
+    import http.server
+    import threading
+    from functools import partial
+
+    log: list[tuple[str, str, str | None]] = []
+
+    class RangeHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+        def send_head(self):  # type: ignore[override]
+            log.append((self.command, self.path, self.headers.get("Range")))
+            rng = self.headers.get("Range")
+            path = self.translate_path(self.path)
+            if rng is None or not os.path.isfile(path):
+                return super().send_head()
+            size = os.path.getsize(path)
+            first, _, last = rng.removeprefix("bytes=").partition("-")
+            start, stop = int(first), min(int(last) if last else size - 1, size - 1)
+            fh = open(path, "rb")
+            fh.seek(start)
+            self.send_response(206)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Range", f"bytes {start}-{stop}/{size}")
+            self.send_header("Content-Length", str(stop - start + 1))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            self._remaining = stop - start + 1
+            return fh
+
+        def copyfile(self, source, outputfile):  # type: ignore[override]
+            remaining = getattr(self, "_remaining", None)
+            if remaining is None:
+                return super().copyfile(source, outputfile)
+            outputfile.write(source.read(remaining))
+            self._remaining = None
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HTTPServer(f"http://127.0.0.1:{server.server_address[1]}", log)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

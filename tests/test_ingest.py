@@ -380,3 +380,40 @@ def test_a_tile_with_damaged_data_is_named(real_format_region, tmp_path):
     with pytest.raises(InputError, match=rf"{bad.name}: cannot read \w+ \(corrupt or truncated"):
         plan_ingest(ingest_config(root, stack=str(tmp_path / "s.zarr"),
                                   modis={"paths": [str(bad)]}))
+
+
+def test_inputs_over_http_ingest_like_the_same_files_on_disk(real_format_region, tmp_path):
+    """COG bands are read with range requests; HDF4 tiles through a removed temporary file."""
+    import tempfile
+
+    from object_store import http_server
+
+    _, root = real_format_region
+    base = root / "files"
+    mtls = sorted((base / "landsat").glob("*/*_MTL.txt"))
+    tifs = sorted((base / "modis_tif").glob("*LST_Day_1km*.tif"))
+    hdfs = sorted((base / "modis").glob("*.hdf"))[:6]
+    temp_before = set(Path(tempfile.gettempdir()).glob("lst-pipeline-*"))
+    with http_server(base) as web:
+        def url(p):
+            return f"{web.url}/{p.relative_to(base).as_posix()}"
+
+        for name, sources in (("cog", {"landsat": mtls, "modis": tifs}),
+                              ("hdf", {"modis": hdfs})):
+            remote = ingest_config(root, stack=str(tmp_path / f"{name}-web.zarr"),
+                                   **{k: {"paths": [url(p) for p in v]}
+                                      for k, v in sources.items()})
+            disk = ingest_config(root, stack=str(tmp_path / f"{name}-disk.zarr"),
+                                 **{k: {"paths": [str(p) for p in v]}
+                                    for k, v in sources.items()})
+            summary = ingest(remote, progress=False)
+            on_disk = ingest(disk, progress=False)
+            assert_same_stack(remote.inputs.stack, disk.inputs.stack)
+            assert summary.bytes_read == on_disk.bytes_read > 0  # sizes from HEAD requests
+            web_record = IngestRecord.load(remote.inputs.stack).dates
+            assert sorted(web_record["modis"]) == sorted(
+                IngestRecord.load(disk.inputs.stack).dates["modis"])
+        band_reads = [r for r in web.requests if r[0] == "GET" and r[1].endswith((".TIF", ".tif"))]
+    assert band_reads and all(r[2] is not None for r in band_reads), band_reads[:3]
+    assert web.served(".hdf")  # downloaded for pyhdf ...
+    assert set(Path(tempfile.gettempdir()).glob("lst-pipeline-*")) == temp_before  # ... and gone

@@ -110,3 +110,58 @@ def overlap(a: StorePath, b: StorePath) -> str | None:
     if rb in ra.parents:
         return "inside"
     return "contains" if ra in rb.parents else None
+
+
+#: URL schemes an input file (scene band, MTL, MODIS tile, STAC asset) may have.
+INPUT_SCHEMES = ("http", "https")
+
+
+def input_path(value: Any, where: str = "input") -> Path | UPath:
+    """An input file's location: a local ``Path``, or a ``UPath`` for an ``http(s)://`` URL.
+
+    GeoTIFF and COG bands at URLs are read with windowed range requests (GDAL's
+    ``/vsicurl/``); small text files (MTL) are fetched whole; HDF4 tiles are downloaded to a
+    temporary file, which the format needs (:func:`lst_pipeline.io.location.local_copy`).
+
+    Raises
+    ------
+    ConfigError
+        For a URL of another scheme (``s3://`` inputs: mount the bucket, or list the
+        objects' ``https://`` URLs).
+    """
+    if is_remote(value):
+        return value
+    text = str(value)
+    if "://" not in text:
+        return Path(text)
+    scheme = text.split("://", 1)[0].lower()
+    if scheme == "file":
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(text).path))
+    if scheme not in INPUT_SCHEMES:
+        raise ConfigError(f"{where}: {text}: input files are read from local paths or "
+                          f"{' / '.join(s + '://' for s in INPUT_SCHEMES)} URLs, not "
+                          f"{scheme}://; mount the bucket or give the objects' https URLs")
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is None:
+        raise MissingDependencyError(f"{where}: {text} needs aiohttp to be fetched; install "
+                                     "it (pip install aiohttp, or lst-pipeline[cloud])")
+    from upath import UPath
+
+    return UPath(text)
+
+
+def is_input_file(path: Path | UPath) -> bool:
+    """Whether an input file exists: ``is_file()``, or one HEAD request for a URL.
+
+    (fsspec's ``is_file`` on ``http(s)://`` starts a GET of the whole file.)
+    """
+    if not is_remote(path):
+        return path.is_file()
+    try:
+        path.fs.size(path.path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -84,17 +84,21 @@ class IngestPlan:
         return "\n".join(lines)
 
 
-def _expand(patterns: tuple[str, ...], field_path: str) -> list[Path]:
-    """Files named by glob patterns; the same file twice counts once.
+def _expand(patterns: tuple[str, ...], field_path: str) -> list[Any]:
+    """Files named by glob patterns or ``http(s)://`` URLs; the same file twice counts once.
 
     A pattern that is an existing path is taken literally (so ``[`` and ``]`` in real
-    directory names work).
+    directory names work); a URL is always literal.
     """
-    from lst_pipeline.config.parse import local_path
+    from lst_pipeline.config.locations import input_path, is_remote
 
-    paths: list[Path] = []
+    paths: list[Any] = []
     for k, pattern in enumerate(patterns):
-        literal = local_path(pattern, f"{field_path}[{k}]")
+        literal = input_path(pattern, f"{field_path}[{k}]")
+        if is_remote(literal):  # a URL names one file: web servers cannot be globbed
+            paths.append(literal)
+            continue
+        literal = literal.expanduser()
         matches = [str(literal)] if literal.exists() else sorted(glob.glob(str(literal)))
         if not matches:
             hint = (" ('[' and ']' are glob characters: write [[] and []] for literal ones)"
@@ -102,8 +106,11 @@ def _expand(patterns: tuple[str, ...], field_path: str) -> list[Path]:
             raise InputError(f"{field_path}: no file matches {pattern!r}{hint} (relative paths "
                              f"are taken from the working directory {Path.cwd()})")
         paths.extend(Path(m) for m in matches)
-    unique = {p.resolve(): p for p in reversed(paths)}
-    return [p for p in paths if unique[p.resolve()] is p]
+    def key(p: Any) -> str:
+        return str(p) if is_remote(p) else str(p.resolve())
+
+    unique = {key(p): p for p in reversed(paths)}
+    return [p for p in paths if unique[key(p)] is p]
 
 
 def _unique_scenes(scenes: list[landsat.Scene], opts: LandsatSourceConfig,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, input_path, is_input_file, is_remote
 from lst_pipeline.errors import InputError
 
 # MTL parsing lives in landsat_mtl; its names are part of this module's API.
@@ -100,7 +100,7 @@ class Scene:
         return self.metadata.product_id
 
 
-def find_scene(path: Path | str) -> Scene:
+def find_scene(path: StorePath | str) -> Scene:
     """Locate a scene from its directory, its MTL file or its ST_B10 file.
 
     Raises
@@ -108,8 +108,9 @@ def find_scene(path: Path | str) -> Scene:
     InputError
         No MTL beside the bands, or the ST_B10 file named by the MTL is missing.
     """
-    path = Path(path)
-    if path.is_dir():
+    path = input_path(path, "Landsat scene")
+    mtl: StorePath
+    if not is_remote(path) and path.is_dir():  # a URL is a file: its folder cannot be listed
         mtls = sorted(path.glob("*_MTL.txt")) or sorted(path.glob("*_MTL.xml"))
         if not mtls:
             raise InputError(f"{path}: no *_MTL.txt or *_MTL.xml here; a Landsat Level-2 "
@@ -120,8 +121,8 @@ def find_scene(path: Path | str) -> Scene:
     else:
         stem = path.name.rsplit("_ST_B10", 1)[0]
         candidates = [path.with_name(f"{stem}_MTL.txt"), path.with_name(f"{stem}_MTL.xml")]
-        mtl = next((c for c in candidates if c.is_file()), candidates[0])
-        if not mtl.is_file():
+        mtl = next((c for c in candidates if is_input_file(c)), candidates[0])
+        if not is_input_file(mtl):
             raise InputError(f"{path}: no MTL file beside it (looked for {candidates[0].name}); "
                              "the MTL gives the date, time and scale factors")
     meta = read_metadata(mtl)
@@ -130,12 +131,12 @@ def find_scene(path: Path | str) -> Scene:
     if not path.is_dir() and path != mtl and path.name != meta.files["st_b10"]:
         raise InputError(f"{path}: the MTL beside it ({mtl.name}) describes "
                          f"{meta.files['st_b10']}; the band and metadata do not match")
-    if not st_b10.is_file():
+    if not is_input_file(st_b10):
         raise InputError(f"{st_b10}: ST_B10 band file named by {mtl.name} is missing")
     qa = folder / meta.files["qa_pixel"]
     st_qa = folder / meta.files["st_qa"]
-    return Scene(meta, str(st_b10), str(qa) if qa.is_file() else None,
-                 str(st_qa) if st_qa.is_file() else None)
+    return Scene(meta, str(st_b10), str(qa) if is_input_file(qa) else None,
+                 str(st_qa) if is_input_file(st_qa) else None)
 
 
 def scene_key(scene: Scene) -> tuple[str, str]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lst_pipeline.config.locations import StorePath, input_path
 from lst_pipeline.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class SceneMetadata:
     Corner coordinates are pixel centres in the scene's UTM projection, as in the MTL.
     """
 
-    mtl: Path
+    mtl: StorePath
     product_id: str
     spacecraft: str
     acquired: dt.datetime
@@ -71,13 +71,13 @@ class SceneMetadata:
         return GeoBox(shape, transform, f"EPSG:{32600 + zone}")
 
 
-def parse_mtl(path: Path) -> dict[str, dict[str, str]]:
+def parse_mtl(path: StorePath | str) -> dict[str, dict[str, str]]:
     """Parse a Landsat MTL (``.txt`` ODL or ``.xml``) into ``{group: {key: value}}``.
 
     Only the first occurrence of a group is kept: Level-2 MTLs repeat Level-1 groups whose
     keys (product id, processing level) describe the Level-1 parent.
     """
-    path = Path(path)
+    path = input_path(path, "MTL")
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
@@ -145,7 +145,7 @@ def product_fields(product_id: str) -> re.Match[str]:
     return match
 
 
-def read_metadata(mtl: Path) -> SceneMetadata:
+def read_metadata(mtl: StorePath | str) -> SceneMetadata:
     """Read and check the MTL of a Landsat 8/9 Collection 2 Level-2 scene.
 
     Raises
@@ -154,7 +154,7 @@ def read_metadata(mtl: Path) -> SceneMetadata:
         Collection 1 or Level-1 products, products other than Landsat 8/9 surface
         temperature, or an MTL missing the fields the ingest needs.
     """
-    mtl = Path(mtl)
+    mtl = input_path(mtl, "MTL")
     groups = parse_mtl(mtl)
     product = groups.get("PRODUCT_CONTENTS", {})
     image = groups.get("IMAGE_ATTRIBUTES", {})

@@ -18,6 +18,8 @@ one), so chunk writes leave no partial files to sweep.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from lst_pipeline.config.locations import StorePath, is_remote
@@ -144,6 +146,42 @@ def remove_tree(path: StorePath) -> None:
     import shutil
 
     shutil.rmtree(path)
+
+
+@contextlib.contextmanager
+def local_copy(path: Any, suffix: str = "") -> Iterator[str]:
+    """A local file name for ``path``: itself, or a temporary download of a URL (removed after).
+
+    For formats whose library reads only local files (HDF4 through pyhdf). The download
+    is streamed to disk in blocks, never held in memory whole.
+
+    Raises
+    ------
+    InputError
+        If the URL cannot be fetched (naming it).
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from lst_pipeline.config.locations import input_path
+    from lst_pipeline.errors import InputError
+
+    where = input_path(path)
+    if not is_remote(where):
+        yield str(where)
+        return
+    fd, name = tempfile.mkstemp(prefix="lst-pipeline-", suffix=suffix)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, where.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except Exception as exc:  # HTTP errors come from aiohttp, not as OSError
+            raise InputError(f"{path}: cannot download ({type(exc).__name__}: {exc})") from exc
+        yield name
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
 
 #: Packages whose exceptions mean the object store refused or could not be reached.

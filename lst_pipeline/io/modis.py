@@ -5,15 +5,17 @@ The one place for MODIS facts (MOD11 User's Guide, Collection 6.1).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lst_pipeline.config.locations import StorePath, input_path, is_input_file
 from lst_pipeline.errors import InputError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -134,7 +136,7 @@ class Granule:
         return Path(self.path).name
 
 
-def find_granule(path: Path | str, overpass: str = "day") -> Granule:
+def find_granule(path: StorePath | str, overpass: str = "day") -> Granule:
     """Identify a MOD11A1/MYD11A1 file from its name (HDF tile or GeoTIFF export).
 
     Raises
@@ -142,7 +144,7 @@ def find_granule(path: Path | str, overpass: str = "day") -> Granule:
     InputError
         Unknown product or version, or a GeoTIFF whose QC companion is missing.
     """
-    path = Path(path)
+    path = input_path(path, "MODIS file")
     name = path.name
     match = _HDF_NAME.match(name) or _APPEEARS_NAME.match(name) or _COG_NAME.match(name)
     if match is None:
@@ -160,7 +162,7 @@ def find_granule(path: Path | str, overpass: str = "day") -> Granule:
     parts = match.groupdict()
     tile, production = parts.get("tile"), parts.get("production")
     if name.lower().endswith(".hdf"):
-        if not path.is_file():
+        if not is_input_file(path):
             raise InputError(f"{path}: file not found")
         return Granule(str(path), product, date, match["version"], None, tile, production)
     names = layer_names(overpass)
@@ -171,7 +173,7 @@ def find_granule(path: Path | str, overpass: str = "day") -> Granule:
     layers = {}
     for key, layer_name in names.items():
         companion = path.with_name(name.replace(layer, layer_name))
-        if companion.is_file():
+        if is_input_file(companion):
             layers[key] = str(companion)
         elif key != "view_time":
             raise InputError(f"{companion}: {layer_name} file missing beside {name}; the QC "
@@ -219,19 +221,7 @@ def check_granule(granule: Granule, overpass: str = "day") -> GeoBox:
                                      f"({grid_offset(other, box)}); the layers come from "
                                      "different exports")
         return box
-    try:
-        from pyhdf.error import HDF4Error
-        from pyhdf.SD import SD, SDC
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{granule.path}: reading MODIS HDF4 tiles needs pyhdf: "
-            "pip install 'lst_pipeline[hdf4]' (or use GeoTIFF exports)") from exc
-    try:
-        sd = SD(granule.path, SDC.READ)
-    except HDF4Error as exc:
-        raise InputError(f"{granule.path}: cannot open as HDF4 (corrupt or truncated "
-                         f"download?): {exc}") from exc
-    try:
+    with _open_hdf(granule) as sd:
         attrs = sd.attributes()
         struct = attrs.get("StructMetadata.0")
         if struct is None:
@@ -253,9 +243,31 @@ def check_granule(granule: Granule, overpass: str = "day") -> GeoBox:
                              f"{granule.date}; the file was renamed or is damaged")
         box = hdf_grid(granule.path, struct)
         _check_last_rows(sd, granule, layer_names(overpass).values())
-    finally:
-        sd.end()
     return box
+
+
+@contextlib.contextmanager
+def _open_hdf(granule: Granule) -> Iterator[Any]:
+    """The tile's pyhdf ``SD`` (a URL is downloaded to a temporary file first), closed after."""
+    try:
+        from pyhdf.error import HDF4Error
+        from pyhdf.SD import SD, SDC
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{granule.path}: reading MODIS HDF4 tiles needs pyhdf: "
+            "pip install 'lst_pipeline[hdf4]' (or use GeoTIFF exports)") from exc
+    from lst_pipeline.io.location import local_copy
+
+    with local_copy(granule.path, ".hdf") as local:
+        try:
+            sd = SD(local, SDC.READ)
+        except HDF4Error as exc:
+            raise InputError(f"{granule.path}: cannot open as HDF4 (corrupt or truncated "
+                             f"download?): {exc}") from exc
+        try:
+            yield sd
+        finally:
+            sd.end()
 
 
 def _check_last_rows(sd: Any, granule: Granule, layers: Iterable[str]) -> None:
@@ -323,22 +335,11 @@ def read_layers(granule: Granule, overpass: str = "day", target: GeoBox | None =
 
 def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
                      ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
-    try:
-        from pyhdf.error import HDF4Error
-        from pyhdf.SD import SD, SDC
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{granule.path}: reading MODIS HDF4 tiles needs pyhdf: "
-            "pip install 'lst_pipeline[hdf4]' (or use GeoTIFF exports)") from exc
-
     from lst_pipeline.io.raster import overlap_roi
 
-    try:
-        sd = SD(granule.path, SDC.READ)
-    except HDF4Error as exc:
-        raise InputError(f"{granule.path}: cannot open as HDF4 (corrupt or truncated "
-                         f"download?): {exc}") from exc
-    try:
+    with _open_hdf(granule) as sd:
+        from pyhdf.error import HDF4Error
+
         attrs = sd.attributes()
         if "StructMetadata.0" not in attrs:
             raise InputError(f"{granule.path}: no StructMetadata.0; not an HDF4-EOS grid file")
@@ -361,22 +362,19 @@ def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
                                  f"file?): {exc}") from exc
             finally:
                 sds.endaccess()
-    finally:
-        sd.end()
     return out, box[ys, xs]
 
 
 def _read_tiff_layers(granule: Granule, layers: dict[str, str], target: GeoBox | None
                       ) -> tuple[dict[str, np.ndarray], GeoBox] | None:
-    import rasterio
 
-    from lst_pipeline.io.raster import read_tiff
+    from lst_pipeline.io.raster import open_raster, read_tiff
 
     lst = read_tiff(layers["lst"], target=target)
     if lst is None:
         return None
     out = {"lst": lst.data}
-    with rasterio.open(layers["lst"]) as src:
+    with open_raster(layers["lst"]) as src:
         scale = float(src.tags().get("scale_factor", 1.0 if src.dtypes[0].startswith("float")
                                      else LST_SCALE_K))
     if scale != LST_SCALE_K:  # e.g. an export already in Kelvin: back to DN

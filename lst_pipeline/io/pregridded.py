@@ -50,7 +50,7 @@ def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, 
     InputError
         The file lies on none of the grids (the message compares them).
     """
-    from lst_pipeline.io.raster import read_tiff, same_grid
+    from lst_pipeline.io.raster import open_raster, read_tiff, same_grid
 
     raster = read_tiff(path)
     assert raster is not None  # read_tiff returns None only when it misses a target grid
@@ -62,9 +62,8 @@ def read_on_grid(path: Path | str, grid: GeoBox, *, alternatives: tuple[GeoBox, 
                          f"grid ({expected}); pre-gridded files must match the configured grid "
                          "exactly: fix grid: in the config, or ingest them as landsat/modis "
                          "sources, which are reprojected")
-    import rasterio
 
-    with rasterio.open(str(path)) as src:
+    with open_raster(str(path)) as src:
         nodata = src.nodata
     data = raster.data.astype(np.float64)
     bad = ~np.isfinite(data)

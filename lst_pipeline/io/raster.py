@@ -9,10 +9,12 @@ cloudy or fill pixel never leaks into an average.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +30,24 @@ class GeoRaster:
 
     data: np.ndarray
     geobox: GeoBox
+
+
+#: GDAL options for files at URLs (``/vsicurl/``): no directory listing or side-car probes
+#: on open (one HEAD and range GETs of the file itself), bounded waits and a few retries.
+URL_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_TIMEOUT": "60",
+                    "GDAL_HTTP_MAX_RETRY": "3", "GDAL_HTTP_RETRY_DELAY": "1",
+                    "CPL_VSIL_CURL_USE_HEAD": "YES"}
+
+
+@contextlib.contextmanager
+def open_raster(path: Path | str) -> Iterator[Any]:
+    """``rasterio.open(path)`` for reading; a URL is read with :data:`URL_GDAL_OPTIONS`."""
+    import rasterio
+
+    text = str(path)
+    env = rasterio.Env(**URL_GDAL_OPTIONS) if "://" in text else contextlib.nullcontext()
+    with env, rasterio.open(text) as src:
+        yield src
 
 
 def overlap_roi(source: GeoBox, target: GeoBox, *, padding: int = 2
@@ -95,7 +115,7 @@ def read_tiff(path: Path | str, *, band: int = 1, target: GeoBox | None = None,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path_str) as src:
+            with open_raster(path_str) as src:
                 if expect_shape is None and georeference is not None:
                     expect_shape = tuple(georeference.shape)
                 if expect_shape is not None and tuple(expect_shape) != (src.height, src.width):
@@ -165,7 +185,6 @@ def check_tiff(path: Path | str, *, expect_shape: tuple[int, int] | None = None,
     import math
     import os
 
-    import rasterio
     from odc.geo.geobox import GeoBox
     from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 
@@ -176,7 +195,7 @@ def check_tiff(path: Path | str, *, expect_shape: tuple[int, int] | None = None,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path_str) as src:
+            with open_raster(path_str) as src:
                 shape = (src.height, src.width)
                 if expect_shape is not None and tuple(expect_shape) != shape:
                     raise InputError(f"{path}: image is {shape[0]} x {shape[1]} pixels but "
