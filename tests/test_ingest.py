@@ -161,13 +161,27 @@ def test_reingest_is_idempotent_and_dates_merge_in_order(real_format_region, ing
         np.testing.assert_array_equal(values, before[name], err_msg=name)
 
 
-def test_bad_file_leaves_the_stack_as_it_was(real_format_region, tmp_path):
+def five_day_stack(real_format_region, tmp_path):
+    """The files region's root, its HDF tiles, and a stack of its first 5 MODIS days."""
     _, root = real_format_region
     hdfs = sorted((root / "files" / "modis").glob("*.hdf"))
     stack = tmp_path / "s.zarr"
     ingest(ingest_config(root, stack=str(stack), modis={"paths": [str(p) for p in hdfs[:5]]}),
            progress=False)
-    before = arrays(stack)
+    return root, hdfs, stack, arrays(stack)
+
+
+def assert_unchanged(stack, before):
+    """The stack holds exactly ``before``'s arrays and no staging store."""
+    after = arrays(stack)
+    assert set(after) == set(before)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not (stack / "_lst_pipeline" / "staging.zarr").exists()
+
+
+def test_bad_file_leaves_the_stack_as_it_was(real_format_region, tmp_path):
+    root, hdfs, stack, before = five_day_stack(real_format_region, tmp_path)
     broken = tmp_path / "broken"
     broken.mkdir()
     for p in hdfs[5:10]:
@@ -177,11 +191,7 @@ def test_bad_file_leaves_the_stack_as_it_was(real_format_region, tmp_path):
     cfg = ingest_config(root, stack=str(stack), modis={"paths": [str(broken / "*.hdf")]})
     with pytest.raises(InputError, match=f"{victim.name}: cannot"):
         ingest(cfg, progress=False)
-    after = arrays(stack)
-    assert set(after) == set(before)
-    for name in before:
-        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
-    assert not (stack / "_lst_pipeline" / "staging.zarr").exists()
+    assert_unchanged(stack, before)
     StackReader(stack)  # still complete
     # a stack this ingest would have created is not left behind
     fresh = tmp_path / "fresh.zarr"
@@ -340,12 +350,7 @@ def test_ingest_on_a_cluster_equals_ingest_in_this_process(real_format_region, i
 def test_a_bad_file_read_on_a_worker_leaves_the_stack_as_it_was(real_format_region, client,
                                                                 tmp_path):
     """Its header passes planning; its image fails on the worker that reads it."""
-    _, root = real_format_region
-    hdfs = sorted((root / "files" / "modis").glob("*.hdf"))
-    stack = tmp_path / "s.zarr"
-    ingest(ingest_config(root, stack=str(stack), modis={"paths": [str(p) for p in hdfs[:5]]}),
-           progress=False)
-    before = arrays(stack)
+    root, hdfs, stack, before = five_day_stack(real_format_region, tmp_path)
     scenes = sorted((root / "files" / "landsat").glob("*"))
     broken = tmp_path / "scenes"
     for scene in scenes:
@@ -360,11 +365,7 @@ def test_a_bad_file_read_on_a_worker_leaves_the_stack_as_it_was(real_format_regi
     plan = plan_ingest(cfg)  # the header is sound
     with pytest.raises(InputError, match=f"{band.name}: cannot read the raster"):
         execute_ingest(plan, progress=False, client=client)
-    after = arrays(stack)
-    assert set(after) == set(before)
-    for name in before:
-        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
-    assert not (stack / "_lst_pipeline" / "staging.zarr").exists()
+    assert_unchanged(stack, before)
     StackReader(stack)
 
 
