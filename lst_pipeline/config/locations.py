@@ -113,21 +113,25 @@ def overlap(a: StorePath, b: StorePath) -> str | None:
 
 
 #: URL schemes an input file (scene band, MTL, MODIS tile, STAC asset) may have.
-INPUT_SCHEMES = ("http", "https")
+INPUT_SCHEMES = ("http", "https", "s3")
 
 
 def input_path(value: Any, where: str = "input") -> Path | UPath:
     """An input file's location: a local ``Path``, or a ``UPath`` for an ``http(s)://`` URL.
 
     GeoTIFF and COG bands at URLs are read with windowed range requests (GDAL's
-    ``/vsicurl/``); small text files (MTL) are fetched whole; HDF4 tiles are downloaded to a
-    temporary file, which the format needs (:func:`lst_pipeline.io.location.local_copy`).
+    ``/vsicurl/`` and ``/vsis3/``); small text files (MTL) are fetched whole; HDF4 tiles are
+    downloaded to a temporary file, which the format needs
+    (:func:`lst_pipeline.io.location.local_copy`). ``s3://`` inputs (a ``UPath`` too)
+    take their credentials and endpoint from the standard environment variables
+    (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` ...), which
+    both fsspec and GDAL read.
 
     Raises
     ------
     ConfigError
-        For a URL of another scheme (``s3://`` inputs: mount the bucket, or list the
-        objects' ``https://`` URLs).
+        For a URL of another scheme (``gs://``, ``az://`` inputs: mount the storage, or give
+        the files' ``https://`` URLs).
     """
     if is_remote(value):
         return value
@@ -142,7 +146,9 @@ def input_path(value: Any, where: str = "input") -> Path | UPath:
     if scheme not in INPUT_SCHEMES:
         raise ConfigError(f"{where}: {text}: input files are read from local paths or "
                           f"{' / '.join(s + '://' for s in INPUT_SCHEMES)} URLs, not "
-                          f"{scheme}://; mount the bucket or give the objects' https URLs")
+                          f"{scheme}://; mount the storage or give the files' https URLs")
+    if scheme == "s3":  # credentials and endpoint from the environment, as GDAL reads them
+        return store_url(text, where)
     import importlib.util
 
     if importlib.util.find_spec("aiohttp") is None:

@@ -45,9 +45,27 @@ def open_raster(path: Path | str) -> Iterator[Any]:
     import rasterio
 
     text = str(path)
-    env = rasterio.Env(**URL_GDAL_OPTIONS) if "://" in text else contextlib.nullcontext()
+    env = (rasterio.Env(**URL_GDAL_OPTIONS, **_s3_endpoint_options()) if "://" in text
+           else contextlib.nullcontext())
     with env, rasterio.open(text) as src:
         yield src
+
+
+def _s3_endpoint_options() -> dict[str, str]:
+    """GDAL's ``/vsis3/`` options for ``AWS_ENDPOINT_URL`` (an S3-compatible server).
+
+    boto and fsspec read the endpoint as a URL; GDAL wants the host, whether to use HTTPS,
+    and path-style addressing. Credentials GDAL reads from the environment itself.
+    """
+    import os
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint or "AWS_S3_ENDPOINT" in os.environ:
+        return {}
+    url = urlparse(endpoint)
+    return {"AWS_S3_ENDPOINT": url.netloc, "AWS_HTTPS": "YES" if url.scheme == "https" else "NO",
+            "AWS_VIRTUAL_HOSTING": "FALSE"}
 
 
 def overlap_roi(source: GeoBox, target: GeoBox, *, padding: int = 2

@@ -242,3 +242,34 @@ def test_a_second_run_on_s3_is_refused_and_credentials_come_from_the_environment
     assert code == 2, out
     assert f"another run is writing this cube (pid {os.getpid()}" in out
     assert not s3.filesystem().exists(f"{BUCKET}/second/cube.zarr/zarr.json")
+
+
+@pytest.mark.slow
+def test_input_files_in_a_bucket_ingest_like_the_same_files_on_disk(real_format_region, s3,
+                                                                    tmp_path, monkeypatch):
+    """s3:// scene bands and GeoTIFF layers by GDAL range reads, HDF4 tiles via temp files;
+    the credentials and endpoint come from the environment, as GDAL and boto read them."""
+    from lst_pipeline.ingest import ingest
+
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    _, root = real_format_region
+    base = root / "files"
+    fs = s3.filesystem()
+    fs.put(str(base) + "/", f"{BUCKET}/inputs/", recursive=True)
+    sources = {"landsat": sorted((base / "landsat").glob("*/*_MTL.txt")),
+               "modis": sorted((base / "modis_tif").glob("*LST_Day_1km*.tif"))[:20]
+               + sorted((base / "modis").glob("*.hdf"))[20:26]}
+    in_bucket = {k: {"paths": [s3.url(f"inputs/{p.relative_to(base).as_posix()}") for p in v]}
+                 for k, v in sources.items()}
+    on_disk = {k: {"paths": [str(p) for p in v]} for k, v in sources.items()}
+    remote = ingest(ingest_config(root, str(tmp_path / "from-bucket.zarr"), **in_bucket),
+                    progress=False)
+    local = ingest(ingest_config(root, str(tmp_path / "from-disk.zarr"), **on_disk),
+                   progress=False)
+    assert (remote.landsat_dates, remote.modis_dates) == (local.landsat_dates, 26)
+    assert remote.bytes_read == local.bytes_read
+    a, b = stack_arrays(tmp_path / "from-bucket.zarr"), stack_arrays(tmp_path / "from-disk.zarr")
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
