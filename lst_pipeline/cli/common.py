@@ -12,7 +12,7 @@ def path_arg(text: str) -> Path:
 
     Other URLs are refused at parse time with argparse's one-line usage error (exit 2).
     """
-    from lst_pipeline.config.parse import local_path
+    from lst_pipeline.config.locations import local_path
     from lst_pipeline.errors import ConfigError
 
     try:
@@ -28,7 +28,7 @@ def store_arg(text: str) -> Any:
     standard environment variables (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` ...); a URL
     that cannot hold a store is argparse's one-line usage error (exit 2).
     """
-    from lst_pipeline.config.parse import store_path
+    from lst_pipeline.config.locations import store_path
     from lst_pipeline.errors import ConfigError, MissingDependencyError
 
     try:

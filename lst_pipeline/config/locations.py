@@ -8,6 +8,8 @@ reading and writing is in :mod:`lst_pipeline.io.location`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -60,8 +62,9 @@ def store_url(value: str, where: str, storage_options: dict[str, Any] | None = N
                           f"path such as {scheme}://{rest.strip('/') or 'bucket'}/name.zarr")
     package = STORE_SCHEMES[scheme]
     if importlib.util.find_spec(package) is None:
+        extra = {"s3fs": "cloud", "gcsfs": "gcs", "adlfs": "azure"}[package]
         raise MissingDependencyError(f"{where}: {value} needs the {package} package; install "
-                                     f"it (pip install {package}, or lst-pipeline[cloud])")
+                                     f"it (pip install {package}, or lst-pipeline[{extra}])")
     from upath import UPath
 
     options = dict(storage_options or {})
@@ -112,6 +115,61 @@ def overlap(a: StorePath, b: StorePath) -> str | None:
     return "contains" if ra in rb.parents else None
 
 
+#: ``scheme://`` at the start of a path: a URL, not a file name.
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def local_path(value: str, where: str) -> Path:
+    """A local path from a configuration value or argument; ``file://`` URLs accepted.
+
+    Other URLs (``s3://``, ``http(s)://`` ...) are refused: inputs, checkpoints and reports
+    are read and written on local or mounted file systems (stores may be at URLs:
+    :func:`store_path`), and a URL taken as a file name would quietly write a directory
+    named ``s3:`` here.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where`` (the field or option) for a URL that is not ``file://``.
+    """
+    match = _URL.match(value)
+    if match is None:
+        return Path(value).expanduser()
+    scheme = match["scheme"].lower()
+    if scheme == "file":
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(value).path))
+    raise ConfigError(f"{where}: {value} is a {scheme}:// URL; only Zarr stores (inputs.stack, "
+                      "output.cube, simulation.truth) may be on object storage: give a local "
+                      "path or a mounted file system (e.g. an s3fs, gcsfuse or blobfuse mount)")
+
+
+def store_path(value: str, where: str, storage_options: Mapping[str, Any] | None = None
+               ) -> StorePath:
+    """A store's location: a local path, or an object-store URL (``s3://``, ``gs://`` ...).
+
+    Parameters
+    ----------
+    value
+        A path, a ``file://`` URL, or a URL of
+        :data:`~lst_pipeline.config.locations.STORE_SCHEMES`.
+    where
+        The field or option the value comes from, for messages.
+    storage_options
+        fsspec options for URLs (the configuration's ``storage_options``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where`` for a URL a store cannot have (``http://``, ``ftp://`` ...).
+    """
+    match = _URL.match(value)
+    if match is None or match["scheme"].lower() == "file":
+        return local_path(value, where)
+    return store_url(value, where, dict(storage_options or {}))
+
+
 #: URL schemes an input file (scene band, MTL, MODIS tile, STAC asset) may have.
 INPUT_SCHEMES = ("http", "https", "s3")
 
@@ -136,13 +194,10 @@ def input_path(value: Any, where: str = "input") -> Path | UPath:
     if is_remote(value):
         return value
     text = str(value)
-    if "://" not in text:
-        return Path(text)
-    scheme = text.split("://", 1)[0].lower()
+    match = _URL.match(text)
+    scheme = match["scheme"].lower() if match else "file"
     if scheme == "file":
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(text).path))
+        return local_path(text, where)
     if scheme not in INPUT_SCHEMES:
         raise ConfigError(f"{where}: {text}: input files are read from local paths or "
                           f"{' / '.join(s + '://' for s in INPUT_SCHEMES)} URLs, not "
@@ -159,15 +214,19 @@ def input_path(value: Any, where: str = "input") -> Path | UPath:
     return UPath(text)
 
 
-def is_input_file(path: Path | UPath) -> bool:
-    """Whether an input file exists: ``is_file()``, or one HEAD request for a URL.
+def input_size(path: Path | UPath) -> int | None:
+    """Bytes of an input file, None if it does not exist (one HEAD request for a URL).
 
     (fsspec's ``is_file`` on ``http(s)://`` starts a GET of the whole file.)
     """
     if not is_remote(path):
-        return path.is_file()
+        return path.stat().st_size if path.is_file() else None
     try:
-        path.fs.size(path.path)
+        return int(path.fs.size(path.path) or 0)
     except FileNotFoundError:
-        return False
-    return True
+        return None
+
+
+def is_input_file(path: Path | UPath) -> bool:
+    """Whether an input file exists (:func:`input_size`)."""
+    return input_size(path) is not None

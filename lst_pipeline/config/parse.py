@@ -11,17 +11,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from lst_pipeline.config.locations import StorePath, is_remote, local_path, store_path
 from lst_pipeline.errors import ConfigError
 
 if typing.TYPE_CHECKING:
-    from lst_pipeline.config.locations import StorePath
     from lst_pipeline.config.pipeline import PipelineConfig
 
 T = TypeVar("T")
@@ -133,63 +132,6 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     raise TypeError(f"unsupported annotation {tp!r} at {path}")  # programming error
 
 
-#: ``scheme://`` at the start of a path: a URL, not a file name.
-_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def local_path(value: str, where: str) -> Path:
-    """A local path from a configuration value or argument; ``file://`` URLs accepted.
-
-    Other URLs (``s3://``, ``http(s)://`` ...) are refused: inputs, checkpoints and reports
-    are read and written on local or mounted file systems (stores may be at URLs:
-    :func:`store_path`), and a URL taken as a file name would quietly write a directory
-    named ``s3:`` here.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``where`` (the field or option) for a URL that is not ``file://``.
-    """
-    match = _URL.match(value)
-    if match is None:
-        return Path(value).expanduser()
-    scheme = match["scheme"].lower()
-    if scheme == "file":
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(value).path))
-    raise ConfigError(f"{where}: {value} is a {scheme}:// URL; only Zarr stores (inputs.stack, "
-                      "output.cube, simulation.truth) may be on object storage: give a local "
-                      "path or a mounted file system (e.g. an s3fs, gcsfuse or blobfuse mount)")
-
-
-def store_path(value: str, where: str, storage_options: Mapping[str, Any] | None = None
-               ) -> StorePath:
-    """A store's location: a local path, or an object-store URL (``s3://``, ``gs://`` ...).
-
-    Parameters
-    ----------
-    value
-        A path, a ``file://`` URL, or a URL of
-        :data:`~lst_pipeline.io.location.STORE_SCHEMES`.
-    where
-        The field or option the value comes from, for messages.
-    storage_options
-        fsspec options for URLs (the configuration's ``storage_options``).
-
-    Raises
-    ------
-    ConfigError
-        Naming ``where`` for a URL a store cannot have (``http://``, ``ftp://`` ...).
-    """
-    match = _URL.match(value)
-    if match is None or match["scheme"].lower() == "file":
-        return local_path(value, where)
-    from lst_pipeline.config.locations import store_url
-
-    return store_url(value, where, dict(storage_options or {}))
-
-
 def _store_path(value: Any, where: str) -> StorePath:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: expected a path or a URL, got {value!r}")
@@ -265,8 +207,6 @@ def load_pipeline(source: str | Path | Mapping[str, Any]) -> PipelineConfig:
 
 def replace_paths(config: PipelineConfig, workdir: Path) -> PipelineConfig:
     """Return ``config`` with every relative store path placed under ``workdir``."""
-    from lst_pipeline.config.locations import is_remote
-
     def under(p: StorePath) -> StorePath:
         return p if is_remote(p) or p.is_absolute() else workdir / p.name
 

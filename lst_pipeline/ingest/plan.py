@@ -98,7 +98,6 @@ def _expand(patterns: tuple[str, ...], field_path: str) -> list[Any]:
         if is_remote(literal):  # a URL names one file: web servers cannot be globbed
             paths.append(literal)
             continue
-        literal = literal.expanduser()
         matches = [str(literal)] if literal.exists() else sorted(glob.glob(str(literal)))
         if not matches:
             hint = (" ('[' and ']' are glob characters: write [[] and []] for literal ones)"

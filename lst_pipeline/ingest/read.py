@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lst_pipeline.config.locations import input_path, is_remote
+from lst_pipeline.config.locations import input_path, input_size
 from lst_pipeline.errors import InputWarning
 from lst_pipeline.ingest.plan import (
     DateSources,
@@ -54,15 +54,7 @@ def _file_bytes(source: Any) -> int:
         paths = list(source.layers.values()) if source.layers else [source.path]
     else:
         paths = [source]
-    return sum(_size(p) for p in paths if p)
-
-
-def _size(path: str) -> int:
-    """Bytes of a file (a URL: what its server says, one HEAD request)."""
-    where = input_path(path)
-    if is_remote(where):
-        return int(where.fs.size(where.path) or 0)
-    return where.stat().st_size if where.is_file() else 0
+    return sum(input_size(input_path(p)) or 0 for p in paths if p)
 
 
 def read_date(item: DateSources, plan: IngestPlan) -> DateOnGrid | None:

@@ -101,7 +101,7 @@ class CubeStore:
         """The chunks recorded as completely written."""
         if not self.done_dir.is_dir():
             return set()
-        return {_chunk_index(p.name) for p in self.done_dir.iterdir() if p.name[:1].isdigit()}
+        return {_chunk_index(p.name) for p in self.done_dir.iterdir()}
 
     def forget(self, indices: set[tuple[int, int, int]]) -> None:
         """Drop the completion records of chunks that must be computed again."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from lst_pipeline.config.locations import StorePath, is_remote
@@ -52,9 +53,17 @@ def write_atomic(path: StorePath, text: str) -> None:
         return
     import os
 
+    tmp = _temporary(path, text)
+    os.replace(tmp, path)
+
+
+def _temporary(path: Path, text: str) -> Path:
+    """``text`` written in full beside ``path``, under a name of this process."""
+    import os
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)
+    return tmp
 
 
 def create_exclusive(path: StorePath, text: str) -> bool:
@@ -80,8 +89,7 @@ def create_exclusive(path: StorePath, text: str) -> bool:
         return True
     import os
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    tmp = _temporary(path, text)
     try:
         try:
             os.link(tmp, path)
@@ -106,9 +114,11 @@ def ensure_dir(path: StorePath) -> None:
 
 
 def make_dirs(path: StorePath) -> bool:
-    """Create the directory ``path`` (and its parents); True if this call created it.
+    """Create the directory ``path`` (and its parents); True if it was absent.
 
-    Object stores have no directories: nothing is created there, and the bucket must exist.
+    Object stores have no directories: nothing is created there, the bucket must exist, and
+    the prefix counts as absent while no object lies under it. A caller that gives up
+    before writing a store removes what it began with ``discard_unborn``.
 
     Raises
     ------
@@ -118,7 +128,7 @@ def make_dirs(path: StorePath) -> bool:
     if is_remote(path):
         bucket = path.path.split("/", 1)[0]
         if str(path).startswith("memory://"):
-            return False
+            return not path.exists()
         try:
             found = path.fs.exists(bucket)
         except Exception as exc:  # credentials, endpoint, network: the backend's own words
@@ -127,7 +137,7 @@ def make_dirs(path: StorePath) -> bool:
         if not found:
             raise StoreError(f"{path}: the bucket {bucket} does not exist; create it first "
                              "(lst_pipeline never creates buckets)")
-        return False
+        return not path.exists()
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +205,9 @@ def describe_backend_error(exc: BaseException) -> str | None:
     message, which names the bucket or key at fault, and says where credentials come from.
     """
     chain: BaseException | None = exc
-    while chain is not None:
+    seen: set[int] = set()
+    while chain is not None and id(chain) not in seen:
+        seen.add(id(chain))
         if type(chain).__module__.split(".")[0] in _BACKENDS:
             return (f"object storage: {type(chain).__name__}: {chain}; check the credentials "
                     "and endpoint (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL "

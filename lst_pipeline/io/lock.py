@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lst_pipeline.config.locations import StorePath, as_store_path, is_remote
+from lst_pipeline.config.locations import StorePath, as_store_path
 from lst_pipeline.errors import StoreError
 from lst_pipeline.io.location import create_exclusive, make_dirs, remove_tree
 from lst_pipeline.io.ownership import check_replaceable, is_unborn
@@ -129,7 +129,7 @@ def lock_store(path: StorePath | str, kind: str, *, field: str, what: str,
     """
     path = as_store_path(path)
     check_replaceable(path, kind, field=field, protected=protected)
-    created = make_dirs(path) or (is_remote(path) and not path.exists())
+    created = make_dirs(path)
     lock = StoreLock(path, what)
     try:
         lock.acquire()
