@@ -66,10 +66,7 @@ def read_on_cluster(plan: IngestPlan, staged: StackWriter, client: Client, *,
     from distributed import as_completed, wait
     from tqdm.auto import tqdm
 
-    from lst_pipeline.io.stack import MODIS_LST
-
-    chunk = int(staged._group[MODIS_LST].chunks[0]) if len(plan.modis) else 1
-    work = batches(plan, chunk)
+    work = batches(plan, staged.modis_time_chunk)
     [shared] = client.scatter([plan], broadcast=True, hash=False)
     futures = {client.submit(read_batch, shared, staged.path, lo, mo, pure=False): (lo, mo)
                for lo, mo in work}

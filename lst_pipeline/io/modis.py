@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,7 +242,8 @@ def check_granule(granule: Granule, overpass: str = "day") -> GeoBox:
             raise InputError(f"{granule.path}: its metadata says day {begin[:10]}, its name says "
                              f"{granule.date}; the file was renamed or is damaged")
         box = hdf_grid(granule.path, struct)
-        _check_last_rows(sd, granule, layer_names(overpass).values())
+        for layer in layer_names(overpass).values():  # a truncated or damaged tile fails
+            _read_layer(sd, granule, layer, None, slice(None))
     return box
 
 
@@ -270,23 +271,31 @@ def _open_hdf(granule: Granule) -> Iterator[Any]:
             sd.end()
 
 
-def _check_last_rows(sd: Any, granule: Granule, layers: Iterable[str]) -> None:
-    """Read the last row of every layer: a truncated or damaged tile fails here."""
+def _read_layer(sd: Any, granule: Granule, layer: str, rows: slice | None,
+                cols: slice) -> np.ndarray:
+    """``rows`` x ``cols`` of one layer (``rows`` None: the last row, to check the tile).
+
+    Raises
+    ------
+    InputError
+        A missing layer, or data that cannot be read (truncated or damaged file).
+    """
     from pyhdf.error import HDF4Error
 
-    for layer in layers:
-        try:
-            sds = sd.select(layer)
-        except HDF4Error as exc:
-            raise InputError(f"{granule.path}: has no {layer} dataset") from exc
-        try:
-            rows = sds.info()[2][0]
-            sds[rows - 1:rows, :]
-        except (HDF4Error, ValueError) as exc:  # pyhdf: ValueError "SDreaddata failure"
-            raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
-                             f"file?): {exc}") from exc
-        finally:
-            sds.endaccess()
+    try:
+        sds = sd.select(layer)
+    except HDF4Error as exc:
+        raise InputError(f"{granule.path}: has no {layer} dataset") from exc
+    try:
+        if rows is None:
+            last = sds.info()[2][0]
+            rows = slice(last - 1, last)
+        return np.asarray(sds[rows, cols])
+    except (HDF4Error, ValueError) as exc:  # pyhdf: ValueError "SDreaddata failure"
+        raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
+                         f"file?): {exc}") from exc
+    finally:
+        sds.endaccess()
 
 
 def hdf_grid(path: Path | str, struct_metadata: str) -> GeoBox:
@@ -338,8 +347,6 @@ def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
     from lst_pipeline.io.raster import overlap_roi
 
     with _open_hdf(granule) as sd:
-        from pyhdf.error import HDF4Error
-
         attrs = sd.attributes()
         if "StructMetadata.0" not in attrs:
             raise InputError(f"{granule.path}: no StructMetadata.0; not an HDF4-EOS grid file")
@@ -349,19 +356,8 @@ def _read_hdf_layers(granule: Granule, overpass: str, target: GeoBox | None
         if roi is None:
             return None
         ys, xs = roi
-        out = {}
-        for key, layer in layer_names(overpass).items():
-            try:
-                sds = sd.select(layer)
-            except HDF4Error as exc:
-                raise InputError(f"{granule.path}: has no {layer} dataset") from exc
-            try:
-                out[key] = np.asarray(sds[ys, xs])
-            except (HDF4Error, ValueError) as exc:  # pyhdf: ValueError "SDreaddata failure"
-                raise InputError(f"{granule.path}: cannot read {layer} (corrupt or truncated "
-                                 f"file?): {exc}") from exc
-            finally:
-                sds.endaccess()
+        out = {key: _read_layer(sd, granule, layer, ys, xs)
+               for key, layer in layer_names(overpass).items()}
     return out, box[ys, xs]
 
 

@@ -81,6 +81,11 @@ class StackWriter:
         self.deferred: dict[str, list[tuple[int, float, float]]] | None = (
             {"landsat": [], "modis": []} if defer_scalars else None)
 
+    @property
+    def modis_time_chunk(self) -> int:
+        """Days per chunk of the MODIS arrays (writers in other processes own whole ones)."""
+        return int(self._group[MODIS_LST].chunks[0])
+
     def _date(self, sensor: str, index: int) -> str:
         if sensor not in self._dates:
             self._dates[sensor] = decode_dates(self._group[TIME_DIMS[sensor]])
@@ -160,44 +165,39 @@ class StackWriter:
         self._group[MODIS_LST][start:stop] = lst
         self._group[MODIS_QC][start:stop] = qc.astype(np.uint8)
         self._group[MODIS_VALID][start:stop] = valid_fraction.astype(np.float32)
-        times = (np.full(len(clear), np.nan) if view_time_h is None
-                 else np.asarray(view_time_h, np.float64))
-        self._scalars("modis", start, clear.tolist(), times.tolist(),
-                      keep_time=view_time_h is not None)
+        self._scalars("modis", start, clear.tolist(), None if view_time_h is None
+                      else np.asarray(view_time_h, np.float64).tolist())
         for k in range(lst.shape[0]):
             self.content["modis"][self._date("modis", start + k)] = content_digest(lst[k])
         return clear
 
-    def _scalars(self, sensor: str, start: int, clear: list[float], times: list[float], *,
-                 keep_time: bool = True) -> None:
+    def _scalars(self, sensor: str, start: int, clear: list[float],
+                 times: list[float] | None) -> None:
         """Write (or defer) the clear fraction and time of dates ``start, start + 1 ...``."""
         if self.deferred is not None:
-            self.deferred[sensor] += [(start + k, float(c), float(t) if keep_time
-                                       else float("nan")) for k, (c, t)
-                                      in enumerate(zip(clear, times))]
+            times = times if times is not None else [float("nan")] * len(clear)
+            self.deferred[sensor] += [(start + k, float(c), float(t))
+                                      for k, (c, t) in enumerate(zip(clear, times))]
             return
         clear_name, time_name = _SCALARS[sensor]
         stop = start + len(clear)
         self._group[clear_name][start:stop] = np.asarray(clear, np.float32)
-        if keep_time:
+        if times is not None:
             self._group[time_name][start:stop] = np.asarray(times, np.float32)
 
     def write_scalars(self, deferred: dict[str, list[tuple[int, float, float]]]) -> None:
         """Write the per-date values other writers deferred, one write per array.
 
-        A NaN time stays unwritten (the store's fill value, as for a direct write without
-        one).
+        An unknown time is NaN, the arrays' fill value: the same as leaving it unwritten.
         """
         for sensor, rows in deferred.items():
             if not rows:
                 continue
             index = np.array([r[0] for r in rows])
             for name, column in zip(_SCALARS[sensor], (1, 2)):
-                values = np.array([r[column] for r in rows], np.float32)
                 arr = self._group[name]
                 whole = arr[...]
-                keep = np.isfinite(values) if column == 2 else np.ones(len(rows), bool)
-                whole[index[keep]] = values[keep]
+                whole[index] = np.array([r[column] for r in rows], np.float32)
                 arr[...] = whole
 
     def save_content(self) -> None:
