@@ -142,8 +142,11 @@ class CalibrationSample:
 
 
 def cross_validated_sigma(raw: np.ndarray, errors: np.ndarray, groups: np.ndarray,
-                          method: str) -> np.ndarray:
+                          method: str, observation_k: float = 0.0) -> np.ndarray:
     """Sigma of each residual from an error model fitted on the other groups only.
+
+    A residual's sigma includes the held-out observation's own error (``observation_k``),
+    which a fused value's does not (:meth:`ErrorModel.residual_sigma`).
 
     Parameters
     ----------
@@ -156,6 +159,8 @@ def cross_validated_sigma(raw: np.ndarray, errors: np.ndarray, groups: np.ndarra
         residuals.
     method
         The fusion method.
+    observation_k
+        Typical error of the held-out observations (K, 0 unknown).
 
     Returns
     -------
@@ -167,8 +172,9 @@ def cross_validated_sigma(raw: np.ndarray, errors: np.ndarray, groups: np.ndarra
         own = groups == g
         if (~own).sum() < 100:
             continue
-        model = fit_error_model(raw[:, ~own], errors[~own], method)
-        out[own] = model.sigma(raw[:, own])
+        model = fit_error_model(raw[:, ~own], errors[~own], method,
+                                observation_k=observation_k)
+        out[own] = model.residual_sigma(raw[:, own])
     return out
 
 

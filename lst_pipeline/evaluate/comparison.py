@@ -264,7 +264,8 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
     calibrations = {}
     for m, r in held.samples.items():
         if len(np.unique(held.days[r.rows])) >= 2:  # each date's sigma from the other dates
-            sigma = cross_validated_sigma(r.raw, r.errors, held.days[r.rows], m)
+            sigma = cross_validated_sigma(r.raw, r.errors, held.days[r.rows], m,
+                                          r.observation_k)
             calibrations[m] = calibration(r.errors, sigma, r.raw[0])
     return Comparison(config=config, days=held.days, truth=held.truth,
                       predictions=held.predictions, mask=held.mask,

@@ -24,19 +24,31 @@ truth enters. Two safeguards make that transfer to the days a run fuses:
   reference younger than the revisit interval, and a log-linear model must not extrapolate
   an age slope towards sigma = 0 on days next to a Landsat date.
 
-The held-out observation's own error stays in the residuals on purpose: taking its ST_QA
-out (fitting ``sigma^2 + ST_QA^2``) was tried and made sigma too small on a held-out
-simulator region (seed 902: 64 % instead of 75 % of the errors within 1 sigma), because
-the log-linear model then drives easy pixels towards 0 while fused values carry the
-reference's own noise.
+Two corrections then turn the fit on held-out residuals into the sigma of a fused value:
 
-One scale factor then matches the fraction of residuals within 1 and 2 sigma to a normal
-distribution's (0.683 and 0.954), because fusion errors have heavier tails than a Gaussian.
-Observed pixels take the Landsat ST_QA uncertainty where the stack holds it.
+- **the held-out observation's own error is taken out.** A held-out residual is the fused
+  value's error minus the hidden observation's, so its variance is the fused value's plus
+  the observation's (ST_QA squared). Taking the typical ST_QA of the held-out observations
+  (:attr:`ErrorModel.observation_k`, their median) out of the fitted variance, after the fit,
+  gives the fused value's; it never goes below ``observation_k`` itself, since a fused value
+  carries its reference's own observation error. Taking it out inside the fit (fitting
+  ``sigma^2 + ST_QA^2``) was tried and made sigma too small on a held-out simulator region
+  (seed 902: 64 % instead of 75 % of the errors within 1 sigma): the log-linear model then
+  drives easy pixels towards 0. Without ST_QA in the stack nothing is taken out.
+- **one scale factor per reference-age class** (up to one revisit, :data:`AGE_SPLIT_DAYS`,
+  and older) matches the fraction of residuals within 1 and 2 sigma to a normal
+  distribution's (0.683 and 0.954): fusion errors have heavier tails than a Gaussian, and
+  heavier with old references than with young ones, which one factor for all cannot follow.
+
+Both were chosen on simulator regions used neither to train DLSTFM nor to score
+``lst_uncertainty`` (seeds 201-204); ``benchmarks/bench_uncertainty.py`` scores them on
+held-out simulator seeds and on the independent test world. Observed pixels take the
+Landsat ST_QA uncertainty where the stack holds it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -54,6 +66,10 @@ RAW = ("age_days", "modis_change_k", "subcell_std_k", "cloud_fraction", "disagre
 SIGMA_RANGE_K = (0.05, 50.0)
 #: What a normal distribution puts within 1 and 2 sigma.
 NORMAL_WITHIN = (0.6827, 0.9545)
+#: Reference ages (days) up to this are one calibration class, older ones the other.
+AGE_SPLIT_DAYS = 16.0
+#: Fewest residuals an age class is calibrated on by itself (else the one scale of all).
+MIN_CLASS_RESIDUALS = 2000
 #: Landsat observed pixels without ST_QA in the stack: the typical Collection 2 ST error (K).
 DEFAULT_OBSERVED_K = 1.5
 
@@ -93,7 +109,13 @@ class ErrorModel:
     coefficients
         ``beta`` of ``log sigma^2 = X @ beta`` (intercept first, then :data:`FEATURES`).
     scale
-        Factor on sigma that calibrates the tails (see the module notes).
+        Factor on sigma that calibrates the tails (see the module notes), for references up
+        to :data:`AGE_SPLIT_DAYS` old.
+    scale_old
+        The same for older references (None: ``scale``).
+    observation_k
+        Typical error of the held-out Landsat observations (K, their ST_QA), taken out of
+        the fitted variance; 0 without ST_QA.
     ranges
         ``(low, high)`` of each feature column over the residuals it was fitted on; a
         feature outside is clamped to it, so that the log-linear model never extrapolates
@@ -112,11 +134,14 @@ class ErrorModel:
     observed_k: float = DEFAULT_OBSERVED_K
     ranges: tuple[tuple[float, float], ...] = ()
     fitted: dict = field(default_factory=dict, compare=False, hash=False)
+    scale_old: float | None = None
+    observation_k: float = 0.0
 
     def sigma(self, raw) -> np.ndarray:
-        """Sigma (K, float32) for raw features (``len(RAW)`` arrays of one shape).
+        """Sigma (K, float32) of fused values with raw features ``raw``.
 
-        NaN where the age or the MODIS change is NaN (no fused value).
+        ``raw`` is ``len(RAW)`` arrays of one shape. NaN where the age or the MODIS change
+        is NaN (no fused value).
         """
         age = np.asarray(raw[0])
         log_var = np.full(age.shape, self.coefficients[0], np.float32)
@@ -127,16 +152,29 @@ class ErrorModel:
                 log_var += np.float32(coef) * np.clip(column(), np.float32(lo), np.float32(hi))
         log_var *= np.float32(0.5)
         sigma = np.exp(log_var, out=log_var)
-        sigma *= np.float32(self.scale)
+        scale_old = self.scale if self.scale_old is None else self.scale_old
+        sigma *= np.where(age > AGE_SPLIT_DAYS, np.float32(scale_old), np.float32(self.scale))
+        if self.observation_k > 0:
+            q2 = np.float32(self.observation_k) ** 2
+            sigma = np.sqrt(np.maximum(sigma * sigma - q2, q2))
         np.clip(sigma, *SIGMA_RANGE_K, out=sigma)
         sigma[~(np.isfinite(age) & np.isfinite(raw[1]))] = np.nan
         return sigma
 
+    def residual_sigma(self, raw) -> np.ndarray:
+        """Sigma (K) of held-out residuals: a fused value's error and the observation's."""
+        sigma = self.sigma(raw)
+        return np.sqrt(sigma * sigma + np.float32(self.observation_k) ** 2)
+
     def as_attrs(self) -> dict:
         """The model as cube attributes (plain JSON data)."""
+        scale_old = self.scale if self.scale_old is None else self.scale_old
         return {"method": self.method, "features": ["intercept", *FEATURES],
                 "coefficients": [float(c) for c in self.coefficients],
-                "scale": float(self.scale), "observed_k": float(self.observed_k),
+                "scale": float(self.scale), "scale_old": float(scale_old),
+                "age_split_days": AGE_SPLIT_DAYS,
+                "observation_k": float(self.observation_k),
+                "observed_k": float(self.observed_k),
                 "ranges": [[float(lo), float(hi)] for lo, hi in self.ranges],
                 "fitted": self.fitted}
 
@@ -147,7 +185,9 @@ class ErrorModel:
                    coefficients=tuple(float(c) for c in attrs["coefficients"]),
                    scale=float(attrs["scale"]), observed_k=float(attrs["observed_k"]),
                    ranges=tuple((float(lo), float(hi)) for lo, hi in attrs.get("ranges", [])),
-                   fitted=dict(attrs.get("fitted", {})))
+                   fitted=dict(attrs.get("fitted", {})),
+                   scale_old=float(attrs.get("scale_old", attrs["scale"])),
+                   observation_k=float(attrs.get("observation_k", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -175,8 +215,8 @@ def within(errors: np.ndarray, sigma: np.ndarray, k: float = 1.0) -> float:
 
 def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
                     ridge: float = 1e-2, iterations: int = 50,
-                    observed_k: float = DEFAULT_OBSERVED_K, info: dict | None = None
-                    ) -> ErrorModel:
+                    observed_k: float = DEFAULT_OBSERVED_K, observation_k: float = 0.0,
+                    info: dict | None = None) -> ErrorModel:
     """Fit :class:`ErrorModel` to residuals by maximum Gaussian likelihood, then calibrate.
 
     Parameters
@@ -194,6 +234,8 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
         Most Newton steps (it stops earlier once converged).
     observed_k
         Sigma of observed pixels without ST_QA.
+    observation_k
+        Typical error of the held-out observations (K, their median ST_QA; 0 unknown).
     info
         Extra JSON data for :attr:`ErrorModel.fitted`.
 
@@ -223,13 +265,20 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
                                                               x[:, 1:].max(axis=0)))
     model = ErrorModel(method, tuple(float(c) for c in coef), observed_k=observed_k,
                        ranges=ranges)
-    scale = calibration_scale(np.asarray(errors), model.sigma(raw))
-    calibrated = ErrorModel(method, model.coefficients, scale, observed_k, ranges)
-    sigma = calibrated.sigma(raw)
+    errors = np.asarray(errors)
+    sigma = model.sigma(raw)
+    scale = calibration_scale(errors, sigma)
+    old = np.asarray(raw[0]) > AGE_SPLIT_DAYS
+    young_scale, old_scale = (calibration_scale(errors[part], sigma[part])
+                              if part.sum() >= MIN_CLASS_RESIDUALS else scale
+                              for part in (~old, old))
+    calibrated = dataclasses.replace(model, scale=young_scale, scale_old=old_scale,
+                                     observation_k=float(observation_k))
+    sigma = calibrated.residual_sigma(raw)
     fitted = {"residuals": len(e2), **(info or {}),
               "within_1_sigma": round(within(errors, sigma), 4),
               "within_2_sigma": round(within(errors, sigma, 2.0), 4)}
-    return ErrorModel(method, model.coefficients, scale, observed_k, ranges, fitted)
+    return dataclasses.replace(calibrated, fitted=fitted)
 
 
 def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterations: int

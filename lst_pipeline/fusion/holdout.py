@@ -65,11 +65,21 @@ class Residuals:
         ``(n,)`` prediction minus held-out observation (K).
     rows
         ``(n,)`` the :class:`HeldOut` row (date and window) of each.
+    observation_sigma
+        ``(n,)`` ST_QA uncertainty of the held-out observation (K, NaN where the stack has
+        none): the part of each residual that is the observation's own error.
     """
 
     raw: np.ndarray
     errors: np.ndarray
     rows: np.ndarray
+    observation_sigma: np.ndarray
+
+    @property
+    def observation_k(self) -> float:
+        """The held-out observations' typical error: median ST_QA (K), 0 if unknown."""
+        known = self.observation_sigma[np.isfinite(self.observation_sigma)]
+        return float(np.median(known)) if known.size else 0.0
 
     def __len__(self) -> int:
         return len(self.errors)
@@ -125,17 +135,21 @@ def _dates_to_hold_out(config: Any, reader: Any, days: np.ndarray, min_clear_fra
 SAMPLES_PER_ROW = 20_000
 
 
-def _sample(raw: np.ndarray, errors: np.ndarray, keep: np.ndarray, row: int) -> Residuals:
+def _sample(raw: np.ndarray, errors: np.ndarray, keep: np.ndarray, row: int,
+            observation_sigma: np.ndarray | None) -> Residuals:
     """Evenly spaced (deterministic) residuals where ``keep``, at most SAMPLES_PER_ROW."""
     index = np.flatnonzero(keep)
     if len(index) > SAMPLES_PER_ROW:
         index = index[np.linspace(0, len(index) - 1, SAMPLES_PER_ROW).astype(np.int64)]
+    noise = (np.full(len(index), np.nan, np.float32) if observation_sigma is None
+             else observation_sigma.ravel()[index])
     return Residuals(raw.reshape(len(raw), -1)[:, index], errors.ravel()[index],
-                     np.full(len(index), row, np.int32))
+                     np.full(len(index), row, np.int32), noise)
 
 
-def _read_held_out(reader: Any, config: Any, index: int, window: Window) -> np.ndarray:
-    """The held-out Landsat date's LST over ``window``.
+def _read_held_out(reader: Any, config: Any, index: int, window: Window,
+                   uncertainty: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The held-out Landsat date's LST over ``window``, and its ST_QA if asked and stored.
 
     Raises
     ------
@@ -143,7 +157,9 @@ def _read_held_out(reader: Any, config: Any, index: int, window: Window) -> np.n
         Naming the stack, if a chunk file is corrupt or unreadable.
     """
     try:
-        return reader.read_landsat(np.array([index]), window)[0]
+        at = np.array([index])
+        st_qa = reader.read_landsat_uncertainty(at, window) if uncertainty else None
+        return reader.read_landsat(at, window)[0], None if st_qa is None else st_qa[0]
     except Exception as exc:  # a corrupt or truncated chunk file, an I/O error ...
         raise InputError(f"{config.inputs.stack}: cannot read Landsat date "
                          f"{reader.landsat_dates[index]} to hold it out ({type(exc).__name__}: "
@@ -153,8 +169,8 @@ def _read_held_out(reader: Any, config: Any, index: int, window: Window) -> np.n
 def _joined(parts: list[Residuals]) -> Residuals:
     """The samples of every row as one."""
     return Residuals(np.concatenate([q.raw for q in parts], axis=-1),
-                     np.concatenate([q.errors for q in parts]),
-                     np.concatenate([q.rows for q in parts]))
+                     *(np.concatenate([getattr(q, name) for q in parts])
+                       for name in ("errors", "rows", "observation_sigma")))
 
 
 def _held_out_plans(config: Any, methods: tuple[str, ...], features: bool) -> dict[str, Any]:
@@ -232,7 +248,7 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
             row, (hy, hx) = i * len(windows) + k, w.shape
             read = Window(max(w.y0 - halo, 0), min(w.y1 + halo, ny),
                           max(w.x0 - halo, 0), min(w.x1 + halo, nx))
-            truth[row, :hy, :hx] = _read_held_out(reader, config, index, w)
+            truth[row, :hy, :hx], st_qa = _read_held_out(reader, config, index, w, features)
             inputs = read_block_inputs(first.task, t, t + 1, read)
             keep = inputs.landsat_days != ldays[index].astype(np.int64)
             hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
@@ -247,7 +263,7 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
                 if block.features is not None:
                     err = block.lst_k[0] - truth[row, :hy, :hx]
                     parts[m].append(_sample(block.features[:, 0], err,
-                                            fused & np.isfinite(err), row))
+                                            fused & np.isfinite(err), row, st_qa))
                 if m == methods[0]:
                     age[row, :hy, :hx], main_ref[row] = _reference_age(
                         plan.task.first_day + t, block.reference_day[0], fused)
@@ -368,6 +384,7 @@ def fit_uncertainty(config: Any, method: str, held: HeldOut | None = None, *,
             "lst_uncertainty; use a stack with more clear Landsat dates, or set "
             "output.uncertainty: false")
     model = fit_error_model(residuals.raw, residuals.errors, method,
+                            observation_k=residuals.observation_k,
                             info={"held_out_dates": dates, "windows": len(held.windows)})
     log(f"uncertainty: error model for {method} fitted on {n:,} residuals of "
         f"{len(dates)} held-out Landsat date(s); within 1 sigma "

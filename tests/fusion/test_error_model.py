@@ -7,6 +7,7 @@ import pytest
 
 from lst_pipeline.evaluate.calibration import calibration, cross_validated_sigma
 from lst_pipeline.fusion.error_model import (
+    AGE_SPLIT_DAYS,
     FEATURES,
     RAW,
     ErrorModel,
@@ -120,3 +121,37 @@ def test_features_outside_the_fitted_range_are_clamped_not_extrapolated():
     assert model.sigma(young)[0] == model.sigma(at_16)[0]
     lo, hi = model.ranges[0]
     assert lo == pytest.approx(np.log1p(16)) and hi == pytest.approx(np.log1p(48))
+
+
+def test_the_held_out_observations_error_is_taken_out_of_a_fused_values_sigma():
+    raw, err, _ = synthetic_residuals(40_000, seed=11)
+    rng = np.random.default_rng(12)
+    q = 0.8  # the hidden observation's own error, as its ST_QA says
+    residuals = err + rng.normal(0, q, err.shape)
+    model = fit_error_model(raw, residuals, "starfm", observation_k=q)
+    naive = fit_error_model(raw, residuals, "starfm")
+    assert model.observation_k == q and naive.observation_k == 0.0
+    raw2, err2, _ = synthetic_residuals(40_000, seed=13)  # fused values: no hidden observation
+    assert within(err2, model.sigma(raw2)) == pytest.approx(0.683, abs=0.02)
+    assert within(err2, naive.sigma(raw2)) > 0.70  # the observation's error widened it
+    residuals2 = err2 + rng.normal(0, q, err2.shape)
+    assert within(residuals2, model.residual_sigma(raw2)) == pytest.approx(0.683, abs=0.02)
+    assert float(np.min(model.sigma(raw2))) >= np.float32(q)  # never below the reference's
+    back = ErrorModel.from_attrs(model.as_attrs())
+    assert back == model and np.array_equal(back.sigma(raw2), model.sigma(raw2))
+
+
+def test_each_reference_age_class_gets_its_own_tail_scale():
+    raw, _, sigma = synthetic_residuals(60_000, seed=14)
+    rng = np.random.default_rng(15)
+    old = raw[0] > AGE_SPLIT_DAYS
+    err = np.where(old, rng.laplace(0, sigma / np.sqrt(2)), rng.normal(0, sigma))
+    model = fit_error_model(raw, err, "starfm")
+    assert model.scale_old < model.scale  # heavier tails with old references
+    s = model.sigma(raw)
+    for part in (old, ~old):
+        assert 0.62 <= within(err[part], s[part]) <= 0.74
+        assert 0.92 <= within(err[part], s[part], 2) <= 0.97
+    legacy = {k: v for k, v in model.as_attrs().items() if k not in ("scale_old",
+                                                                     "observation_k")}
+    assert ErrorModel.from_attrs(legacy).scale_old == model.scale  # cubes from before

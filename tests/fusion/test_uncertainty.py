@@ -60,6 +60,10 @@ def test_variable_is_cf_encoded_and_present_exactly_where_lst_is(uncertain_cube)
     assert recorded["method"] == "reference_change"
     assert recorded["coefficients"] == pytest.approx(list(model.coefficients))
     assert recorded["fitted"]["residuals"] >= 1000
+    # the held-out observations' own error, from their ST_QA, is taken out of fused sigma
+    assert model.observation_k == pytest.approx(noise, abs=0.006)
+    assert recorded["observation_k"] == pytest.approx(model.observation_k)
+    assert sigma[Flag.fused(qa)].min() >= noise - 0.006
 
 
 def test_chunked_equals_whole_scene(uncertain_cube):
