@@ -152,14 +152,25 @@ class ErrorModel:
                 log_var += np.float32(coef) * np.clip(column(), np.float32(lo), np.float32(hi))
         log_var *= np.float32(0.5)
         sigma = np.exp(log_var, out=log_var)
-        scale_old = self.scale if self.scale_old is None else self.scale_old
-        sigma *= np.where(age > AGE_SPLIT_DAYS, np.float32(scale_old), np.float32(self.scale))
-        if self.observation_k > 0:
+        if self.old_scale == self.scale:
+            sigma *= np.float32(self.scale)
+        else:
+            sigma *= np.where(age > AGE_SPLIT_DAYS, np.float32(self.old_scale),
+                              np.float32(self.scale))
+        if self.observation_k > 0:  # in place: this runs on every fused pixel-day
             q2 = np.float32(self.observation_k) ** 2
-            sigma = np.sqrt(np.maximum(sigma * sigma - q2, q2))
+            np.square(sigma, out=sigma)
+            sigma -= q2
+            np.maximum(sigma, q2, out=sigma)
+            np.sqrt(sigma, out=sigma)
         np.clip(sigma, *SIGMA_RANGE_K, out=sigma)
         sigma[~(np.isfinite(age) & np.isfinite(raw[1]))] = np.nan
         return sigma
+
+    @property
+    def old_scale(self) -> float:
+        """The scale of references older than :data:`AGE_SPLIT_DAYS`."""
+        return self.scale if self.scale_old is None else self.scale_old
 
     def residual_sigma(self, raw) -> np.ndarray:
         """Sigma (K) of held-out residuals: a fused value's error and the observation's."""
@@ -168,10 +179,9 @@ class ErrorModel:
 
     def as_attrs(self) -> dict:
         """The model as cube attributes (plain JSON data)."""
-        scale_old = self.scale if self.scale_old is None else self.scale_old
         return {"method": self.method, "features": ["intercept", *FEATURES],
                 "coefficients": [float(c) for c in self.coefficients],
-                "scale": float(self.scale), "scale_old": float(scale_old),
+                "scale": float(self.scale), "scale_old": float(self.old_scale),
                 "age_split_days": AGE_SPLIT_DAYS,
                 "observation_k": float(self.observation_k),
                 "observed_k": float(self.observed_k),
