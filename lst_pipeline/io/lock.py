@@ -65,12 +65,29 @@ class StoreLock:
                 if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
                     self.path.unlink(missing_ok=True)  # stale: its process is dead
                     continue
-                raise StoreError(
-                    f"{self.store}: {self.what} (pid {holder.get('pid')} "
-                    f"on {holder.get('host')}, since {holder.get('started')}); wait for it, or "
-                    f"if it died on another host delete {self.path}") from None
+                raise self._held_by(holder) from None
             return
         raise StoreError(f"{self.store}: could not take the lock {self.path}")
+
+    def live_holder_error(self) -> StoreError | None:
+        """The refusal naming a live process that holds the lock; None if nobody does.
+
+        A holder on another host counts as live (its process cannot be checked from here).
+        """
+        import socket
+
+        holder = self.holder()
+        if holder is None:
+            return None
+        if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
+            return None
+        return self._held_by(holder)
+
+    def _held_by(self, holder: dict) -> StoreError:
+        return StoreError(
+            f"{self.store}: {self.what} (pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('started')}); wait for it, or if it died on another host "
+            f"delete {self.path}")
 
     def release(self) -> None:
         """Give the lock up (only if this process holds it)."""
@@ -128,7 +145,15 @@ def lock_store(path: StorePath | str, kind: str, *, field: str, what: str,
         with :func:`discard_unborn` if it gives up before writing the store).
     """
     path = as_store_path(path)
-    check_replaceable(path, kind, field=field, protected=protected)
+    try:
+        check_replaceable(path, kind, field=field, protected=protected)
+    except StoreError:
+        # a store another live command is creating fails the unlocked check halfway
+        # through (arrays written, root attributes not yet): name that command instead
+        busy = StoreLock(path, what).live_holder_error() if path.is_dir() else None
+        if busy is not None:
+            raise busy from None
+        raise
     created = make_dirs(path)
     lock = StoreLock(path, what)
     try:
