@@ -11,7 +11,7 @@ import xarray as xr
 import zarr
 
 from conftest import ingest_config, load_pipeline
-from lst_pipeline.errors import ConfigError, InputError, InputWarning
+from lst_pipeline.errors import ConfigError, InputError, InputWarning, StoreError
 from lst_pipeline.ingest import execute_ingest, ingest, plan_ingest
 from lst_pipeline.io import landsat, modis
 from lst_pipeline.io.stack import IngestRecord, StackReader, stack_dates
@@ -199,6 +199,24 @@ def test_bad_file_leaves_the_stack_as_it_was(real_format_region, tmp_path):
         ingest(ingest_config(root, stack=str(fresh), modis={"paths": [str(broken / "*.hdf")]}),
                progress=False)
     assert not fresh.exists()
+
+
+def test_an_empty_directory_is_a_new_stack_and_a_foreign_one_is_refused(
+        real_format_region, tmp_path):
+    _, root = real_format_region
+    hdfs = [str(p) for p in sorted((root / "files" / "modis").glob("*.hdf"))[:3]]
+    made = tmp_path / "made-by-the-user.zarr"
+    made.mkdir()  # as `mkdir` would, or as a removed stack leaves its directory
+    summary = ingest(ingest_config(root, stack=str(made), modis={"paths": hdfs}),
+                     progress=False)
+    assert summary.modis_dates == 3 and len(stack_dates(made, "modis")) == 3
+    foreign = tmp_path / "notes.zarr"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match=f"inputs.stack: {foreign} exists and is not a store "
+                                         "written by lst_pipeline"):
+        plan_ingest(ingest_config(root, stack=str(foreign), modis={"paths": hdfs}))
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
 
 
 def test_skips_cloud_and_platform_rules(real_format_region, tmp_path):

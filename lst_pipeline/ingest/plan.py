@@ -23,6 +23,7 @@ from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import ConfigError, InputError
 from lst_pipeline.grid import TargetGrid, resolve_grid
 from lst_pipeline.io import landsat, modis, pregridded, stac
+from lst_pipeline.io.ownership import check_replaceable
 from lst_pipeline.io.zarr_store import (
     grid_from_attrs,
     open_group,
@@ -280,8 +281,12 @@ def source_name(source: Any) -> str:
 
 
 def check_existing_stack(plan: IngestPlan, platform: str) -> None:
-    """Refuse an existing stack on another grid or holding the other MODIS platform."""
-    if not plan.stack.exists():
+    """Refuse an existing stack on another grid or holding the other MODIS platform.
+
+    An absent path, an empty directory (made by the user, or left by a removed stack) and
+    one that is not a stack of ours are told apart by the ownership check.
+    """
+    if not check_replaceable(plan.stack, "stack", field="inputs.stack"):
         return
     attrs = dict(open_group(plan.stack).attrs)
     existing = grid_from_attrs(attrs, plan.stack)
