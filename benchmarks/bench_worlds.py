@@ -36,6 +36,8 @@ from lst_pipeline.worlds import WORLD_REGIONS, generate_region
 def prepare(spec, root: Path) -> Path:
     """Generate (or reuse) a region and ingest it; returns its pipeline YAML."""
     from lst_pipeline.ingest import ingest
+    from lst_pipeline.io.ownership import remove_store
+    from lst_pipeline.io.stack import LANDSAT_ST_UNCERTAINTY
     from lst_pipeline.io.zarr_store import root_attrs
 
     yaml_path = root / "pipeline.yaml"
@@ -45,6 +47,11 @@ def prepare(spec, root: Path) -> Path:
         yaml_path = generate_region(spec, root)
         print(f"{spec.name}: generated in {time.perf_counter() - start:.0f} s")
     stack = root / "stack.zarr"
+    if (root_attrs(stack) or {}).get("lst_pipeline:status") == "complete" and not (
+            stack / LANDSAT_ST_UNCERTAINTY / "zarr.json").is_file():
+        # ingested before stacks kept ST_QA: the region's scenes carry it, so ingest again
+        print(f"{spec.name}: {stack} has no ST_QA uncertainty (an older ingest); ingesting again")
+        remove_store(stack, "stack", field="bench_worlds stack")
     if (root_attrs(stack) or {}).get("lst_pipeline:status") != "complete":
         ingest(load_pipeline(yaml_path), progress=False)
     return yaml_path
