@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from lst_pipeline.config.locations import StorePath, as_store_path
 from lst_pipeline.errors import StoreError
 from lst_pipeline.io.location import create_exclusive, make_dirs, remove_tree
-from lst_pipeline.io.ownership import check_replaceable, is_unborn
+from lst_pipeline.io.ownership import check_replaceable, is_unborn, protected_clash
 from lst_pipeline.io.zarr_store import PRIVATE_GROUP, private_dir
 
 
@@ -62,8 +62,8 @@ class StoreLock:
                         f"{self.path}: lock file is empty or unreadable (lst_pipeline never "
                         "leaves one so); if no lst-pipeline command is using "
                         f"{self.store}, delete this file and start again") from None
-                if holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
-                    self.path.unlink(missing_ok=True)  # stale: its process is dead
+                if _stale(holder):
+                    self.path.unlink(missing_ok=True)  # its process is dead
                     continue
                 raise self._held_by(holder) from None
             return
@@ -74,14 +74,8 @@ class StoreLock:
 
         A holder on another host counts as live (its process cannot be checked from here).
         """
-        import socket
-
         holder = self.holder()
-        if holder is None:
-            return None
-        if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
-            return None
-        return self._held_by(holder)
+        return None if holder is None or _stale(holder) else self._held_by(holder)
 
     def _held_by(self, holder: dict) -> StoreError:
         return StoreError(
@@ -113,6 +107,13 @@ class StoreLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _stale(holder: dict) -> bool:
+    """A lock taken on this host by a process that is no longer running."""
+    import socket
+
+    return holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid"))
 
 
 def _pid_alive(pid: object) -> bool:
@@ -150,7 +151,9 @@ def lock_store(path: StorePath | str, kind: str, *, field: str, what: str,
     except StoreError:
         # a store another live command is creating fails the unlocked check halfway
         # through (arrays written, root attributes not yet): name that command instead
-        busy = StoreLock(path, what).live_holder_error() if path.is_dir() else None
+        # (never for a path that clashes with a protected one: that refusal stands)
+        busy = (StoreLock(path, what).live_holder_error()
+                if path.is_dir() and not protected_clash(path, protected or {}) else None)
         if busy is not None:
             raise busy from None
         raise

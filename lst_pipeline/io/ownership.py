@@ -40,7 +40,8 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
-def _protected_clash(path: StorePath, protected: Mapping[str, StorePath | str]) -> str | None:
+def protected_clash(path: StorePath, protected: Mapping[str, StorePath | str]) -> str | None:
+    """How ``path`` is, contains or lies inside one of ``protected``; None if it does not."""
     for name, other in protected.items():
         relation = overlap(path, as_store_path(other))
         if relation == "same":
@@ -117,7 +118,7 @@ def check_replaceable(path: StorePath | str, kind: str, *, field: str,
         Naming the path and why it is not ours to replace; nothing has been changed.
     """
     path = as_store_path(path)
-    clash = _protected_clash(path, protected or {})
+    clash = protected_clash(path, protected or {})
     what = KINDS[kind]
     if clash:
         raise StoreError(f"{field}: {path} cannot be the {what}: {clash}; choose another path "

@@ -42,3 +42,14 @@ def test_the_same_directory_without_a_live_lock_is_refused_as_not_ours(tmp_path)
     with pytest.raises(StoreError, match="exists and is not a store written by lst_pipeline"):
         lock_store(cube, "cube", field="output.cube", what="another run is writing this cube")
     assert (cube / "lst" / "zarr.json").exists() and lock.exists()
+
+
+def test_the_input_stack_is_refused_as_such_even_while_it_is_locked(tmp_path):
+    stack = tmp_path / "stack.zarr"
+    holder = StoreLock(stack, "another ingest is writing this stack")
+    holder.acquire()  # an ingest into the stack, still running
+    _half_created(stack)
+    with pytest.raises(StoreError, match=r"cannot be the output cube: it is inputs\.stack"):
+        lock_store(stack, "cube", field="output.cube", what="another run is writing this cube",
+                   protected={"inputs.stack": stack})
+    holder.release()
