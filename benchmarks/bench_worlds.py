@@ -47,12 +47,13 @@ def prepare(spec, root: Path) -> Path:
         yaml_path = generate_region(spec, root)
         print(f"{spec.name}: generated in {time.perf_counter() - start:.0f} s")
     stack = root / "stack.zarr"
-    if (root_attrs(stack) or {}).get("lst_pipeline:status") == "complete" and not (
-            stack / LANDSAT_ST_UNCERTAINTY / "zarr.json").is_file():
+    complete = (root_attrs(stack) or {}).get("lst_pipeline:status") == "complete"
+    if complete and not (stack / LANDSAT_ST_UNCERTAINTY / "zarr.json").is_file():
         # ingested before stacks kept ST_QA: the region's scenes carry it, so ingest again
         print(f"{spec.name}: {stack} has no ST_QA uncertainty (an older ingest); ingesting again")
         remove_store(stack, "stack", field="bench_worlds stack")
-    if (root_attrs(stack) or {}).get("lst_pipeline:status") != "complete":
+        complete = False
+    if not complete:
         ingest(load_pipeline(yaml_path), progress=False)
     return yaml_path
 
