@@ -181,12 +181,14 @@ class FusionConfig:
     ----------
     method
         ``dlstfm`` (default): the DLSTFM network; ``reference_change``: reference Landsat +
-        upsampled (target MODIS - reference MODIS); ``modis_only``: the target MODIS
-        upsampled (bilinear); ``starfm``: STARFM (see ``starfm``); ``ubestarfm``: ESTARFM
-        with local bias correction from the references before and after (see
-        ``ubestarfm``; needs ``two_references: true``); ``auto``: the best of ``dlstfm``
-        (with ``checkpoint``), ``starfm`` and ``reference_change`` by leave-one-date-out on
-        the stack's own clear Landsat dates, chosen per run and recorded in the cube.
+        upsampled (target MODIS - reference MODIS); ``gain_change``: the same change
+        scaled by each pixel's gain over the nearby Landsat dates; ``modis_only``: the
+        target MODIS upsampled (bilinear); ``starfm``: STARFM (see ``starfm``);
+        ``ubestarfm``: ESTARFM with local bias correction from the references before and
+        after (see ``ubestarfm``; needs ``two_references: true``); ``auto``: the best of ``dlstfm``
+        (with ``checkpoint``), ``starfm``, ``gain_change`` and ``reference_change`` by
+        leave-one-date-out on the stack's own clear Landsat dates, chosen per run and
+        recorded in the cube.
     max_reference_gap_days
         A Landsat date further than this from the target day is never used as reference.
     min_clear_fraction

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lst_pipeline.errors import InputError
+from lst_pipeline.fusion.registry import AUTO_CANDIDATES
 from lst_pipeline.grid import Window
 
 if TYPE_CHECKING:
     from lst_pipeline.fusion.error_model import ErrorModel
     from lst_pipeline.fusion.registry import FusionMethodName
 
-#: What ``fusion.method: auto`` chooses among.
-AUTO_CANDIDATES: tuple[FusionMethodName, ...] = ("dlstfm", "starfm", "reference_change")
 #: ``auto`` scores at most this many held-out dates, on at most this many square windows
 #: of at most :data:`AUTO_WINDOW` px (spread over the grid), so choosing stays cheap on a
 #: whole Landsat scene.

@@ -17,6 +17,7 @@ import numpy as np
 
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
 from lst_pipeline.fusion.error_model import ErrorInputs, reference_cell_stats
+from lst_pipeline.fusion.gain import day_gains
 from lst_pipeline.fusion.pairs import Side, candidate_references
 from lst_pipeline.resample import coarse_cell_fraction, upsample_bilinear, upsample_nearest
 
@@ -223,8 +224,11 @@ class _Block:
         if not days:
             return pred_out, ref_out, feat
         ys, xs = self.ys, self.xs
+        gain = (day_gains(self.landsat_lst, self.landsat_modis_up, self.usable,
+                          self.target_days, self.landsat_days, max_gap_days, days)
+                if self.method.uses_gain else None)
         pred = self.method.predict(fine, coarse_up, self.target_modis[days],
-                                   coarse_factor=self.f)
+                                   coarse_factor=self.f, gain=gain)
         pending = self.pending
         for k, t in enumerate(days):
             r = used[k][ys, xs]

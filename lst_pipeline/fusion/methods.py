@@ -46,11 +46,14 @@ class FusionMethod(Protocol):
         after the day enter one prediction (:meth:`predict_pairs`).
     seconds
         Cumulative seconds spent in a network (0 for methods without one).
+    uses_gain
+        Whether :meth:`predict` needs the per-pixel gain (the kernel fits it only then).
     """
 
     name: str
     pairs: int
     seconds: float
+    uses_gain: bool
 
     @property
     def alignment(self) -> int:
@@ -60,13 +63,17 @@ class FusionMethod(Protocol):
         """Fine pixels of context needed on each side of an output block."""
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
-                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
         """Predict ``(N, Y, X)`` fine LST (K) for ``N`` (reference, target) pairs.
 
         ``reference_fine`` and ``reference_coarse_up`` (the reference MODIS already upsampled
         to the fine grid; per pixel it matches the date of ``reference_fine``, which may be a
         composite of several dates) are ``(N, Y, X)``, ``target_coarse`` is ``(N, Y/f, X/f)``;
         NaN marks unusable pixels on input and pixels without a prediction on output.
+        ``gain`` is ``(N, Y, X)`` each pixel's gain of fine on coarse LST over the nearby
+        Landsat dates (:mod:`lst_pipeline.fusion.gain`), given to methods whose
+        ``uses_gain`` is true and None otherwise.
         """
 
     def predict_pairs(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
@@ -84,6 +91,7 @@ class _Method:
     alignment = 1
     pairs = 1
     seconds = 0.0
+    uses_gain = False
     params: Any = None
 
     def halo(self, coarse_factor: int) -> int:
@@ -97,7 +105,8 @@ class _Method:
                             coarse_factor=coarse_factor)
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
-                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -120,10 +129,35 @@ class ReferenceChangeMethod(_Method):
     name = "reference_change"
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
-                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
         """Reference plus the MODIS change, upsampled bilinearly."""
         target_up = upsample_bilinear(target_coarse, coarse_factor)
         return (reference_fine + (target_up - reference_coarse_up)).astype(np.float32)
+
+
+class GainChangeMethod(_Method):
+    """Reference Landsat plus the MODIS change, scaled by each pixel's own gain.
+
+    ``F2 = F1 + g * (up(C2) - up(C1))``, with ``g`` the pixel's least-squares slope of
+    Landsat on MODIS LST over the stack's Landsat dates near the day, shrunk towards 1
+    (:func:`~lst_pipeline.fusion.gain.pixel_gain`). Where the pixel's history is short, ``g``
+    is near 1 and this is ``reference_change``. It learns nothing from any training world:
+    the gains come from the user's own stack.
+    """
+
+    name = "gain_change"
+    uses_gain = True
+
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
+        """Reference plus the gain times the MODIS change, upsampled bilinearly."""
+        if gain is None:
+            raise ValueError("gain_change needs the per-pixel gain (fuse_block fits it)")
+        target_up = upsample_bilinear(target_coarse, coarse_factor)
+        change = target_up - reference_coarse_up
+        return (reference_fine + gain * change).astype(np.float32)
 
 
 class ModisOnlyMethod(_Method):
@@ -137,7 +171,8 @@ class ModisOnlyMethod(_Method):
     name = "modis_only"
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
-                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
         """The target day's MODIS upsampled bilinearly, where the reference is usable."""
         target_up = upsample_bilinear(target_coarse, coarse_factor)
         return np.where(np.isfinite(reference_fine), target_up, np.float32(np.nan))
@@ -158,7 +193,8 @@ class STARFMMethod(_Method):
         self.pairs = self.params.pairs
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
-                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
         """STARFM from the single reference pair."""
         return self.predict_pairs(reference_fine[:, None], reference_coarse_up[:, None],
                                   target_coarse, coarse_factor=coarse_factor)
@@ -189,7 +225,8 @@ class UBESTARFMMethod(_Method):
         self.params = UbestarfmParams(**params)
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
-                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
         """Refused: ubESTARFM needs two reference pairs (see :meth:`predict_pairs`)."""
         raise InputError("ubestarfm needs a reference pair before and one after the target "
                          "day, got one reference; use predict_pairs (the engine does so "
@@ -269,7 +306,8 @@ class DLSTFMMethod(_Method):
         return method_geometry(self.name, coarse_factor, checkpoint=str(self.checkpoint))[0]
 
     def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
-                target_coarse: np.ndarray, *, coarse_factor: int) -> np.ndarray:
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
         """The network's prediction, in batches of ``batch_pixels`` on the pinned device."""
         import torch
 

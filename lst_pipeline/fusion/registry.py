@@ -129,6 +129,9 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
     MethodInfo("dlstfm", "the DLSTFM network", "lst_pipeline.fusion.methods:DLSTFMMethod"),
     MethodInfo("reference_change", "reference Landsat + upsampled MODIS change",
                "lst_pipeline.fusion.methods:ReferenceChangeMethod"),
+    MethodInfo("gain_change", "reference_change with each pixel's own gain on the MODIS "
+               "change, fitted on the stack's nearby Landsat dates",
+               "lst_pipeline.fusion.methods:GainChangeMethod"),
     MethodInfo("starfm", "STARFM (Gao et al. 2006)", "lst_pipeline.fusion.methods:STARFMMethod",
                StarfmParams, window_halo=True),
     MethodInfo("ubestarfm", "ESTARFM with ubESTARFM's local bias correction",
@@ -137,11 +140,12 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
                "lst_pipeline.fusion.methods:ModisOnlyMethod"),
 )}
 
-#: Methods ``auto`` chooses among.
-AUTO_CANDIDATES = ("dlstfm", "starfm", "reference_change")
+FusionMethodName = Literal["dlstfm", "reference_change", "gain_change", "starfm", "ubestarfm",
+                           "modis_only", "auto"]
 
-FusionMethodName = Literal["dlstfm", "reference_change", "starfm", "ubestarfm", "modis_only",
-                           "auto"]
+#: Methods ``auto`` chooses among.
+AUTO_CANDIDATES: tuple[FusionMethodName, ...] = ("dlstfm", "starfm", "gain_change",
+                                                 "reference_change")
 
 
 def method_info(name: str) -> MethodInfo:

@@ -42,7 +42,7 @@ def test_auto_chooses_deterministically_and_records_why(simulated_tiny, tiny_che
     second = choose_method(config, log=lambda _: None)
     assert first == second
     assert first.method == min(first.scores, key=lambda m: first.scores[m]["mae_k"])
-    assert set(first.scores) == {"dlstfm", "starfm", "reference_change"}
+    assert set(first.scores) == {"dlstfm", "starfm", "gain_change", "reference_change"}
     assert "fusion.method auto: " in first.describe()
 
 
@@ -61,5 +61,5 @@ def test_auto_through_the_cli_fuses_with_the_chosen_method(simulated_tiny, tmp_p
     cube = open_cube(tmp_path / "cube.zarr")
     chosen = cube.attrs["lst_pipeline:auto"]["chosen"]
     assert cube.attrs["lst_pipeline:method"] == chosen
-    assert set(cube.attrs["lst_pipeline:auto"]["scores"]) == {"dlstfm", "starfm",
+    assert set(cube.attrs["lst_pipeline:auto"]["scores"]) == {"dlstfm", "starfm", "gain_change",
                                                               "reference_change"}
