@@ -261,7 +261,6 @@ def test_baselines_on_workers_equal_single_process_whole_scene(simulated_tiny, c
     assert fused.mean() > 0.1
     truth = xr.open_zarr(config.simulation.truth, consolidated=False)["lst"].values
     mae = np.abs(reference.lst_k - truth)[fused].mean()
-    print(method, mae)
     assert mae < {"modis_only": 6.0, "starfm": 1.5, "ubestarfm": 6.0, "gain_change": 1.5}[method]
     if method == "ubestarfm" or fusion.starfm.pairs == 2:  # one prediction from both pairs
         assert set(np.unique(reference.qa[fused])) == {Flag.FUSED_TWO}
