@@ -46,14 +46,15 @@ class FusionMethod(Protocol):
         after the day enter one prediction (:meth:`predict_pairs`).
     seconds
         Cumulative seconds spent in a network (0 for methods without one).
-    uses_gain
-        Whether :meth:`predict` needs the per-pixel gain (the kernel fits it only then).
     """
 
     name: str
     pairs: int
     seconds: float
-    uses_gain: bool
+
+    @property
+    def uses_gain(self) -> bool:
+        """Whether :meth:`predict` needs the per-pixel gain (the kernel fits it only then)."""
 
     @property
     def alignment(self) -> int:
@@ -301,6 +302,11 @@ class DLSTFMMethod(_Method):
         """The fine path's alignment; the context branch follows the coarse grid itself."""
         return self.model.fine_alignment
 
+    @property
+    def uses_gain(self) -> bool:  # type: ignore[override]
+        """Whether the network was built to take each pixel's gain (``pixel_gain``)."""
+        return self.model.spec.architecture.pixel_gain
+
     def halo(self, coarse_factor: int) -> int:
         """The network's receptive radius at this factor plus one coarse pixel."""
         return method_geometry(self.name, coarse_factor, checkpoint=str(self.checkpoint))[0]
@@ -323,7 +329,9 @@ class DLSTFMMethod(_Method):
             for s in range(0, n, per_batch):
                 batch = []
                 with timed("host_to_device"):  # on CPU: only the channels-last layout copy
-                    for a in (reference_fine, c1, c2):
+                    inputs = (reference_fine, c1, c2) if gain is None else (
+                        reference_fine, c1, c2, gain)
+                    for a in inputs:
                         t = torch.from_numpy(np.ascontiguousarray(a[s:s + per_batch, None]))
                         if cuda:
                             t = t.pin_memory().to(self.device, non_blocking=True)
@@ -331,7 +339,8 @@ class DLSTFMMethod(_Method):
                     if cuda:  # separate the copies from the forward pass in the timings
                         torch.cuda.synchronize(self.device)
                 with timed("forward"):
-                    result = self.model(*batch, coarse_factor=coarse_factor)[:, 0]
+                    result = self.model(*batch[:3], coarse_factor=coarse_factor,
+                                        pixel_gain=batch[3] if len(batch) > 3 else None)[:, 0]
                     if cuda:
                         torch.cuda.synchronize(self.device)
                 with timed("device_to_host"):

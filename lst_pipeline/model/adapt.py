@@ -11,6 +11,7 @@ dates, each predicted from its nearest training date.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -26,6 +27,7 @@ from lst_pipeline.model.data import (
     make_pairs,
     region_patch,
     sample_patches,
+    with_gains,
 )
 from lst_pipeline.model.optim import l1_step, seeded, warmup_cosine
 
@@ -116,6 +118,8 @@ def _validation_scores(models: dict[str, Any], region, pairs: list[tuple[int, in
     for _, i, j in pairs:
         f1, c1, c2 = (a[ys, xs] for a in (region.fine[i], region.coarse_up[i],
                                          region.coarse_up[j]))
+        gain = None if region.gain is None else torch.from_numpy(
+            np.ascontiguousarray(region.gain[j][ys, xs]))[None, None].to(device)
         target = region.fine[j][ys, xs]
         preds = ({"reference_change": f1 + c2 - c1,
                   "starfm": starfm(f1, c1, c2, **starfm_params)}
@@ -124,7 +128,8 @@ def _validation_scores(models: dict[str, Any], region, pairs: list[tuple[int, in
             tensors = [torch.from_numpy(np.ascontiguousarray(a))[None, None].to(device)
                        for a in (f1, c1, c2)]
             for name, model in models.items():
-                preds[name] = model(*tensors, coarse_factor=f)[0, 0].float().cpu().numpy()
+                preds[name] = model(*tensors, coarse_factor=f, pixel_gain=gain
+                                    )[0, 0].float().cpu().numpy()
         ok = np.isfinite(target)
         for p in preds.values():
             ok &= np.isfinite(p)
@@ -204,10 +209,11 @@ def _fine_tune(model, region: RegionData, split: _Split, *, device: str, steps: 
     every = max(1, steps // max(evaluations, 1))
     for step in tqdm(range(1, steps + 1), desc="adapt", unit="step", disable=not progress):
         model.train()
-        ref, ref_c, tgt_c, tgt = (
+        ref, ref_c, tgt_c, tgt, gain = (
             torch.from_numpy(np.ascontiguousarray(a)).to(device)
             for a in sample_patches(rng, [split.sub], split.train_pairs, batch_size, edge))
-        l1_step(model, optimizer, model(ref, ref_c, tgt_c, coarse_factor=f), tgt, margin)
+        l1_step(model, optimizer, model(ref, ref_c, tgt_c, coarse_factor=f, pixel_gain=gain),
+                tgt, margin)
         schedule.step()  # on every step, a batch without clear pixels included
         if step % every == 0 or step == steps:
             mae = validate()
@@ -275,6 +281,9 @@ def adapt_checkpoint(region: RegionData, *, start: Path | str, out: Path | str,
         f"{BLOCK_DAYS} days")
     start_model, meta = load_checkpoint(start, map_location=device)
     model, _ = load_checkpoint(start, map_location=device)
+    if model.spec.architecture.pixel_gain:  # gains from the training dates only
+        region = with_gains(region, max_gap_days=max_gap_days, fit=split.train_idx)
+        split = dataclasses.replace(split, sub=region.select_dates(split.train_idx))
     started = time.perf_counter()
     tuned = _fine_tune(model, region, split, device=device, steps=steps, batch_size=batch_size,
                        patch=patch, learning_rate=learning_rate, seed=seed,

@@ -202,12 +202,18 @@ class TemperatureCorrection(nn.Module):
 
     def forward(self, features: torch.Tensor, reference_norm: torch.Tensor,
                 anomaly_norm: torch.Tensor, reference_k: torch.Tensor,
-                reference_coarse_k: torch.Tensor, target_coarse_k: torch.Tensor
-                ) -> torch.Tensor:
-        """The corrected fine LST in K from the features and the inputs."""
+                reference_coarse_k: torch.Tensor, target_coarse_k: torch.Tensor,
+                pixel_gain: torch.Tensor | None = None) -> torch.Tensor:
+        """The corrected fine LST in K from the features and the inputs.
+
+        ``pixel_gain`` (``(N, 1, H, W)``, optional) multiplies the predicted gain: the
+        anchor becomes ``reference + pixel_gain * gain * change + offset``.
+        """
         h = F.gelu(self.hidden(torch.cat([features, reference_norm, anomaly_norm], 1)))
         raw_gain, raw_offset, raw_gate, raw_detail = self.out(h).unbind(1)
         gain = 1.0 + raw_gain[:, None]
+        if pixel_gain is not None:
+            gain = gain * pixel_gain
         offset = self.offset_scale_k * raw_offset[:, None]
         gate = raw_gate[:, None].clamp(0.0, 1.0)
         anchored = reference_k + gain * (target_coarse_k - reference_coarse_k) + offset

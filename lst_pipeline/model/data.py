@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lst_pipeline.fusion.gain import day_gains
+from lst_pipeline.resample import coarse_cell_fraction
+
 
 @dataclass
 class RegionData:
@@ -24,11 +27,36 @@ class RegionData:
     days: np.ndarray  # (R,) days since 1970-01-01
     clear: np.ndarray  # (R,) clear fraction
     coarse_factor: int
+    #: (R, H, W) each date's pixel gain as a target (:func:`with_gains`), or None
+    gain: np.ndarray | None = None
 
     def select_dates(self, index: np.ndarray) -> RegionData:
-        """The same region restricted to the Landsat dates at ``index``."""
+        """The same region restricted to the Landsat dates at ``index`` (gains kept)."""
         return dataclasses.replace(self, fine=self.fine[index], coarse_up=self.coarse_up[index],
-                                   days=self.days[index], clear=self.clear[index])
+                                   days=self.days[index], clear=self.clear[index],
+                                   gain=None if self.gain is None else self.gain[index])
+
+
+def with_gains(region: RegionData, *, max_gap_days: int, min_clear_fraction: float = 0.5,
+               fit: np.ndarray | None = None) -> RegionData:
+    """The region with the gain each date would get as a fused day.
+
+    As :func:`~lst_pipeline.fusion.kernel.fuse_block` fits it: over the other dates within
+    ``max_gap_days``, on pixels clear in a coarse cell at least ``min_clear_fraction`` clear
+    (``fusion.min_clear_fraction``'s default) and seen by MODIS. The date itself never
+    enters its own gain; with ``fit`` (indices), only those dates enter any gain, so that
+    held-out dates stay out of what the network is trained on.
+    """
+    clear = np.isfinite(region.fine)
+    usable = (clear & np.isfinite(region.coarse_up)
+              & (coarse_cell_fraction(clear, region.coarse_factor) >= min_clear_fraction))
+    if fit is not None:
+        keep = np.zeros(len(region.days), bool)
+        keep[fit] = True
+        usable &= keep[:, None, None]
+    gain = day_gains(region.fine, region.coarse_up, usable, region.days, region.days,
+                     max_gap_days, np.arange(len(region.days)))
+    return dataclasses.replace(region, gain=gain)
 
 
 def make_pairs(regions: list[RegionData], *, max_gap_days: int, min_clear: float,
@@ -93,7 +121,8 @@ def sample_batch(rng: np.random.Generator, regions: list[RegionData],
     Patch origins fall on coarse pixel edges, as tiles do in production, so the network's
     coarse-context pooling sees whole MODIS pixels.
 
-    Returns ``reference, reference_coarse, target_coarse, target`` each ``(B, 1, P, P)``.
+    Returns ``reference, reference_coarse, target_coarse, target, gain`` each
+    ``(B, 1, P, P)`` (gain 1 for a region without :func:`with_gains`).
     """
     return sample_region_batch(rng, regions, pairs, batch_size, patch)[0]
 
@@ -105,8 +134,9 @@ def sample_patches(rng: np.random.Generator, regions: list[RegionData],
 
     ``temperature_shift_k``: each sample is warmed or cooled as a whole by up to this much
     (all four images alike), so the network meets other climates than the regions' own.
+    The fifth array is the target date's pixel gain (1 without :func:`with_gains`).
     """
-    out = np.empty((4, batch_size, 1, patch, patch), dtype=np.float32)
+    out = np.empty((5, batch_size, 1, patch, patch), dtype=np.float32)
     for b in range(batch_size):
         k, i, j = pairs[rng.integers(len(pairs))]
         r = regions[k]
@@ -115,14 +145,16 @@ def sample_patches(rng: np.random.Generator, regions: list[RegionData],
         y0 = f * rng.integers((ny - patch) // f + 1)
         x0 = f * rng.integers((nx - patch) // f + 1)
         ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
+        gain = (np.ones((patch, patch), np.float32) if r.gain is None
+                else r.gain[j, ys, xs])
         stack = np.stack([r.fine[i, ys, xs], r.coarse_up[i, ys, xs], r.coarse_up[j, ys, xs],
-                          r.fine[j, ys, xs]])
+                          r.fine[j, ys, xs], gain])
         stack = np.rot90(stack, int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
             stack = stack[:, :, ::-1]
         out[:, b, 0] = stack
         if temperature_shift_k:
-            out[:, b] += np.float32(rng.uniform(-temperature_shift_k, temperature_shift_k))
+            out[:4, b] += np.float32(rng.uniform(-temperature_shift_k, temperature_shift_k))
     return tuple(out)
 
 

@@ -15,7 +15,9 @@ mask channels.
   grid and upsampled bilinearly: a view of the change over the neighbouring MODIS pixels,
   which lets the TCM tell the regional change from MODIS noise;
 - TCM: per-pixel gain/offset/gate correction anchored on ``F1 + (C2 - C1)``, from the fine
-  features, the coarse context, the reference temperature and its local anomaly.
+  features, the coarse context, the reference temperature and its local anomaly. A network
+  built with ``pixel_gain`` anchors on ``F1 + g (C2 - C1)`` instead, with ``g`` the pixel's
+  gain over the stack's nearby Landsat dates (an input, :mod:`lst_pipeline.fusion.gain`).
 """
 
 from __future__ import annotations
@@ -120,8 +122,8 @@ class DLSTFM(nn.Module):
         return (fine - mean) * valid
 
     def forward(self, reference_k: torch.Tensor, reference_coarse_k: torch.Tensor,
-                target_coarse_k: torch.Tensor, coarse_factor: int | None = None
-                ) -> torch.Tensor:
+                target_coarse_k: torch.Tensor, coarse_factor: int | None = None,
+                pixel_gain: torch.Tensor | None = None) -> torch.Tensor:
         """Predict target fine LST.
 
         Parameters
@@ -132,6 +134,9 @@ class DLSTFM(nn.Module):
         coarse_factor
             Fine pixels per MODIS pixel of these images (default: the training factor,
             ``context_scale``); the context branch pools over exactly one MODIS pixel.
+        pixel_gain
+            ``(N, 1, H, W)`` each pixel's gain over the nearby Landsat dates, used by a
+            network built with ``pixel_gain`` (ignored otherwise; None there means 1).
 
         Returns
         -------
@@ -158,5 +163,8 @@ class DLSTFM(nn.Module):
         if self.spec.architecture.context_scale:
             context = self._coarse_context(c1, c2, m_c, self._factor(coarse_factor))
             features = torch.cat([features, context], 1)
-        out = self.tcm(features, f1n, anomaly, f1, c1, c2)
+        gain = pixel_gain if self.spec.architecture.pixel_gain else None
+        if gain is not None:
+            gain = torch.where(torch.isfinite(gain), gain, torch.ones_like(gain))
+        out = self.tcm(features, f1n, anomaly, f1, c1, c2, gain)
         return torch.where(fine_ok & coarse_ok, out, torch.full_like(out, math.nan))

@@ -42,6 +42,12 @@ class ArchitectureConfig:
         filters), so the network is equivariant to any shift and tiles need only follow the
         coarse grid; ``strided``: SAFMN's own pooling grid (checkpoints before this option),
         tiles on multiples of the largest scale too.
+    pixel_gain
+        Anchor the TCM on ``F1 + g * (C2 - C1)`` with ``g`` each pixel's gain of fine on
+        coarse LST over the stack's nearby Landsat dates
+        (:mod:`lst_pipeline.fusion.gain`), an input computed from the user's own stack;
+        the network's own gain then corrects it. False: ``g = 1`` (checkpoints before the
+        option).
     """
 
     width: int = 16
@@ -53,6 +59,7 @@ class ArchitectureConfig:
     context_scale: int = 32
     context_channels: int = 8
     safm: Literal["strided", "atrous"] = "atrous"
+    pixel_gain: bool = False
 
     def __post_init__(self) -> None:
         if self.width < len(self.scales) or self.width % len(self.scales):

@@ -34,6 +34,7 @@ from lst_pipeline.model.data import (
     make_pairs,
     sample_region_batch,
     subset,
+    with_gains,
 )
 from lst_pipeline.model.optim import l1_step, seeded, warmup_cosine
 from lst_pipeline.model.spec import ArchitectureConfig
@@ -144,6 +145,10 @@ class TrainConfig:
         The last fraction of every training region's dates is kept for validation.
     device
         ``auto`` (GPU if present), ``cpu`` or ``cuda``.
+    init_checkpoint
+        Start from this checkpoint's weights instead of a random initialisation; its
+        architecture must have the same tensors as ``model`` (``pixel_gain`` may differ,
+        it adds none).
     """
 
     name: str
@@ -157,6 +162,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = False
+    init_checkpoint: Path | None = None
 
 
 def load_train_config(source: Path | str | dict) -> TrainConfig:
@@ -192,7 +198,9 @@ def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int,
             r = regions[k]
             f1, c1, c2 = (torch.from_numpy(a)[None, None].to(device)
                           for a in (r.fine[i], r.coarse_up[i], r.coarse_up[j]))
-            pred = model(f1, c1, c2, coarse_factor=r.coarse_factor)[0, 0].float().cpu().numpy()
+            gain = None if r.gain is None else torch.from_numpy(r.gain[j])[None, None].to(device)
+            pred = model(f1, c1, c2, coarse_factor=r.coarse_factor, pixel_gain=gain
+                         )[0, 0].float().cpu().numpy()
             base = r.fine[i] + r.coarse_up[j] - r.coarse_up[i]
             ok = np.isfinite(pred) & np.isfinite(r.fine[j]) & np.isfinite(base)
             err_model += float(np.abs(pred[ok] - r.fine[j][ok]).sum())
@@ -257,6 +265,9 @@ class _TrainingRun:
         from lst_pipeline.model.runtime import tune_allocator
 
         o = config.optim
+        if config.model.pixel_gain:  # each target date's gain, as the kernel fits it
+            regions = [with_gains(r, max_gap_days=o.max_gap_days) for r in regions]
+            held_out = [with_gains(r, max_gap_days=o.max_gap_days) for r in held_out]
         self.config, self.regions, self.held_out, self.log = config, regions, held_out, log
         self.device = resolve_device(config.device)
         tune_allocator()
@@ -278,6 +289,8 @@ class _TrainingRun:
         # Module.to accepts memory_format at runtime; torch's overload stubs omit it
         self.model: DLSTFM = DLSTFM(ModelSpec(config.model)).to(  # type: ignore[call-overload]
             self.device, memory_format=torch.channels_last)
+        if config.init_checkpoint is not None:
+            self._initialise(config.init_checkpoint)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.learning_rate,
                                            weight_decay=o.weight_decay)
         self.schedule = warmup_cosine(self.optimizer, o.steps, warmup=100)
@@ -287,6 +300,18 @@ class _TrainingRun:
         self.step = 0
         self.record = training_record(config, self.device)
         self.started = time.perf_counter()
+
+    def _initialise(self, path: Path) -> None:
+        """Load the weights of checkpoint ``path`` (same tensors) into the new network."""
+        from lst_pipeline.model.checkpoint import load_checkpoint
+
+        start, _ = load_checkpoint(path, map_location=self.device)
+        try:
+            self.model.load_state_dict(start.state_dict())
+        except RuntimeError as exc:
+            raise ConfigError(f"init_checkpoint: {path} has other tensors than `model` "
+                              f"describes ({exc}); set `model` to its architecture") from exc
+        self.log(f"initialised from {path}")
 
     def resume(self) -> None:
         """Continue from the state saved by the last validation of an earlier run."""
@@ -318,12 +343,12 @@ class _TrainingRun:
                                              o.batch_size, o.patch,
                                              temperature_shift_k=o.temperature_shift_k,
                                              alignment=self.model.alignment_at)
-        ref, ref_c, tgt_c, tgt = (
+        ref, ref_c, tgt_c, tgt, gain = (
             torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
             .contiguous(memory_format=torch.channels_last) for a in arrays)
         amp = self.device == "cuda" and self.config.mixed_precision
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-            pred = self.model(ref, ref_c, tgt_c, coarse_factor=factor)
+            pred = self.model(ref, ref_c, tgt_c, coarse_factor=factor, pixel_gain=gain)
         loss = l1_step(self.model, self.optimizer, pred, tgt,
                        margin=min(o.loss_margin, ref.shape[-1] // 4))
         if loss is None:

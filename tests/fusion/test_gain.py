@@ -114,3 +114,38 @@ def test_gain_change_chunked_equals_whole_scene(chunks):
         lst[ts, ys, xs] = part.lst_k
     np.testing.assert_allclose(lst, whole.lst_k, atol=1e-4, equal_nan=True)
     assert Flag.fused(whole.qa).mean() > 0.5
+
+
+def test_a_network_built_for_the_gain_receives_it_and_chunks_equal_whole(tmp_path):
+    import dataclasses
+
+    from lst_pipeline.fusion.methods import DLSTFMMethod
+    from lst_pipeline.model.checkpoint import save_checkpoint
+    from lst_pipeline.testing import TINY_SPEC, randomised_model
+
+    spec = dataclasses.replace(TINY_SPEC, architecture=dataclasses.replace(
+        TINY_SPEC.architecture, pixel_gain=True, context_scale=F))
+    path = save_checkpoint(tmp_path / "gain.pt", randomised_model(spec), training={"name": "g"})
+    method = DLSTFMMethod(str(path), "cpu")
+    plain_spec = dataclasses.replace(spec, architecture=dataclasses.replace(
+        spec.architecture, pixel_gain=False))
+    plain = DLSTFMMethod(str(save_checkpoint(tmp_path / "plain.pt", randomised_model(plain_spec),
+                                             training={"name": "p"})), "cpu")
+    assert method.uses_gain and not plain.uses_gain
+    rng = np.random.default_rng(4)
+    w = linear_world(rng, n_days=20, ny=64, nx=64, noise_k=0.3)
+    whole = fuse(w, method, Window(0, 64, 0, 64))
+    without = fuse(w, plain, Window(0, 64, 0, 64))  # the same weights, no gain
+    fused = Flag.fused(whole.qa)
+    assert fused.mean() > 0.5
+    assert np.abs(whole.lst_k - without.lst_k)[fused].mean() > 0.05  # the gain went in
+    halo = method.halo(F)
+    plan = ChunkPlan(shape=(20, 64, 64), chunks=(6, 32, 32), halo=halo,
+                     alignment=method.alignment * F)
+    lst = np.full_like(whole.lst_k, -1.0)
+    for chunk in plan:
+        ts = slice(chunk.t0, chunk.t1)
+        part = fuse(w, method, chunk.window, chunk.read_window, t=ts)
+        ys, xs = chunk.window.slices
+        lst[ts, ys, xs] = part.lst_k
+    np.testing.assert_allclose(lst, whole.lst_k, atol=1e-3, equal_nan=True)

@@ -108,3 +108,28 @@ def test_adapt_a_strided_network_on_a_grid_that_is_not_a_multiple_of_its_alignme
     assert record["patch"] % align == 0
     assert record["validation_pixels"] > 0
     assert record["validation"]["dlstfm adapted"]["mae_k"] < 20.0
+
+
+def test_adapt_a_network_built_for_the_pixel_gain(stack_8day, tmp_path, capsys):
+    import dataclasses
+
+    from lst_pipeline.model.checkpoint import save_checkpoint
+    from lst_pipeline.testing import TINY_SPEC, randomised_model
+
+    root, _ = stack_8day
+    spec = dataclasses.replace(TINY_SPEC, architecture=dataclasses.replace(
+        TINY_SPEC.architecture, pixel_gain=True))
+    start = save_checkpoint(tmp_path / "gain.pt", randomised_model(spec), training={"name": "g"})
+    data = config_dict(root, fusion={"method": "dlstfm", "device": "cpu",
+                                     "checkpoint": str(start)})
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "adapted.pt"
+    assert main(["adapt", str(path), "--steps", "4", "--out", str(out), "--no-progress"]) == 0
+    assert "| dlstfm adapted |" in capsys.readouterr().out
+    torch.load(out, weights_only=True)
+    model, _ = load_checkpoint(out)
+    assert model.spec.architecture.pixel_gain
+    record = torch.load(out, weights_only=True)["training"]
+    start_mae = record["validation"]["dlstfm start"]["mae_k"]
+    assert record["validation"]["dlstfm adapted"]["mae_k"] <= start_mae + 1e-9

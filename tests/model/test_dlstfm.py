@@ -151,3 +151,26 @@ def test_receptive_radius_is_an_upper_bound():
     changed = np.argwhere((poked - base)[0, 0].abs().numpy() > 0)
     reach = np.abs(changed - 64).max()
     assert 0 < reach <= model.receptive_radius
+
+
+def test_a_pixel_gain_network_anchors_on_the_gain_and_ignores_it_otherwise():
+    import dataclasses
+
+    gained = ModelSpec(dataclasses.replace(TINY.architecture, pixel_gain=True))
+    torch.manual_seed(0)
+    untrained = DLSTFM(gained).eval()
+    f1, c1, c2 = inputs()
+    g = torch.rand(f1.shape, generator=torch.Generator().manual_seed(3)) * 2
+    with torch.no_grad():
+        out = untrained(f1, c1, c2, pixel_gain=g)
+        ones = untrained(f1, c1, c2)  # no gain given: 1
+    torch.testing.assert_close(out, f1 + g * (c2 - c1), atol=1e-4, rtol=0)
+    torch.testing.assert_close(ones, f1 + (c2 - c1), atol=1e-4, rtol=0)
+    # the same weights without the option: the gain is ignored, the network is unchanged
+    trained = randomise(DLSTFM(gained))
+    plain = DLSTFM(TINY)
+    plain.load_state_dict(trained.state_dict())  # the option adds no tensor
+    with torch.no_grad():
+        torch.testing.assert_close(plain(f1, c1, c2, pixel_gain=g), trained(f1, c1, c2),
+                                   atol=1e-5, rtol=0)
+        assert (trained(f1, c1, c2, pixel_gain=g) - trained(f1, c1, c2)).abs().max() > 0.1

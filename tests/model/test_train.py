@@ -122,3 +122,48 @@ def test_the_shipped_recipe_describes_the_shipped_network():
     assert meta["training"]["optim"]["steps"] == shipped.optim.steps
     randomised = load_train_config(pipelines / "train_dlstfm_randomised.yaml")
     assert randomised.model.safm == "atrous" and randomised.name != shipped.name
+
+
+def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
+    from lst_pipeline.model.data import with_gains
+
+    region = load_region(simulate_training_region(tiny_train_config(workdir).regions[0],
+                                                  workdir))
+    gained = with_gains(region, max_gap_days=48)
+    assert gained.gain.shape == region.fine.shape
+    assert np.isfinite(gained.gain).all() and gained.gain.std() > 0.05
+    # a date's gain does not change when its own image does
+    changed = region.fine.copy()
+    changed[2] += 5.0
+    again = with_gains(type(region)(**{**region.__dict__, "fine": changed}), max_gap_days=48)
+    np.testing.assert_array_equal(again.gain[2], gained.gain[2])
+    assert not np.array_equal(again.gain[1], gained.gain[1])
+    # with fit, only those dates enter: the others' images change nothing
+    fit = np.array([0, 1, 3])
+    a = with_gains(region, max_gap_days=48, fit=fit)
+    b = with_gains(type(region)(**{**region.__dict__, "fine": changed}), max_gap_days=48, fit=fit)
+    np.testing.assert_array_equal(a.gain, b.gain)
+    batch = sample_batch(np.random.default_rng(0), [gained],
+                         make_pairs([gained], max_gap_days=48, min_clear=0.2,
+                                    validation_fraction=0.0)[0], 2, 64)
+    assert len(batch) == 5 and not np.all(batch[4] == 1.0)
+
+
+def test_a_pixel_gain_network_trains_from_an_initial_checkpoint(workdir, tmp_path):
+    import dataclasses
+
+    from lst_pipeline.model.checkpoint import save_checkpoint
+    from lst_pipeline.testing import randomised_model
+
+    start = save_checkpoint(tmp_path / "start.pt", randomised_model(), training={"name": "s"})
+    base = tiny_train_config(workdir, steps=2, validate_every=2)
+    config = dataclasses.replace(
+        base, checkpoint=tmp_path / "gain.pt", init_checkpoint=start, name="gain",
+        model=dataclasses.replace(TINY_SPEC.architecture, pixel_gain=True))
+    record = run_training(config, progress=False, log=lambda *_: None)
+    assert record["history"][-1]["step"] == 2
+    model, _ = load_checkpoint(config.checkpoint)
+    assert model.spec.architecture.pixel_gain
+    with pytest.raises(ConfigError, match="init_checkpoint"):
+        other = dataclasses.replace(config, model=dataclasses.replace(config.model, width=16))
+        run_training(other, progress=False, log=lambda *_: None)
