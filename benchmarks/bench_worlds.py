@@ -10,7 +10,7 @@ Prints MAE/RMSE/bias per method and region and the ratio of DLSTFM to the better
 Usage::
 
     .venv/bin/python benchmarks/bench_worlds.py [--workdir DIR] [--checkpoint PT]
-        [--methods dlstfm starfm reference_change] [--regions alpine-foothills ...]
+        [--methods dlstfm starfm reference_change gain_change] [--regions alpine-foothills ...]
         [--adapt-steps N]
 
 ``--workdir`` keeps the generated regions and stacks (reused when present). ``--adapt-steps``
@@ -108,6 +108,7 @@ def adapt(args, yaml_path: Path, root: Path) -> tuple[str, dict]:
 def auto_choice(yaml_path: Path, checkpoint: str | None, scores: dict, dlstfm: str) -> dict:
     """What ``fusion.method: auto`` picks on the stack alone, next to the truth's ranking."""
     from lst_pipeline.fusion.holdout import choose_method
+    from lst_pipeline.fusion.registry import AUTO_CANDIDATES
 
     config = load_pipeline(yaml_path)
     if checkpoint:
@@ -115,14 +116,16 @@ def auto_choice(yaml_path: Path, checkpoint: str | None, scores: dict, dlstfm: s
             config.fusion, checkpoint=Path(checkpoint)))
     start = time.perf_counter()
     choice = choose_method(config, log=lambda _: None)
-    truth = {"dlstfm": scores[dlstfm].mae_k, "starfm": scores["starfm"].mae_k,
-             "reference_change": scores["reference_change"].mae_k}
+    truth = {m: scores[dlstfm if m == "dlstfm" else m].mae_k for m in AUTO_CANDIDATES
+             if (dlstfm if m == "dlstfm" else m) in scores}
     truth_best = min(truth, key=truth.get)
+    regret = truth[choice.method] / truth[truth_best] if choice.method in truth else None
     print(f"  auto: chose {choice.method} in {time.perf_counter() - start:.0f} s "
-          f"({choice.describe()}); the truth ranks {truth_best} first")
+          f"({choice.describe()}); the truth ranks {truth_best} first"
+          + (f"; the choice's MAE is {regret:.3f} x the best" if regret else ""))
     return {"chose": choice.method, "holdout_scores": choice.scores, "truth_mae_k": truth,
             "truth_best": truth_best, "agrees": choice.method == truth_best,
-            "checkpoint": checkpoint or "shipped"}
+            "mae_over_best": regret, "checkpoint": checkpoint or "shipped"}
 
 
 def main() -> None:
@@ -130,7 +133,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--checkpoint", default=None, help="DLSTFM checkpoint (default shipped)")
     parser.add_argument("--methods", nargs="+",
-                        default=["dlstfm", "starfm", "reference_change"])
+                        default=["dlstfm", "starfm", "reference_change", "gain_change"])
     parser.add_argument("--regions", nargs="+", default=None)
     parser.add_argument("--adapt-steps", type=int, default=0)
     parser.add_argument("--reuse-adapted", action="store_true",
