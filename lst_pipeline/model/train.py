@@ -188,7 +188,11 @@ def _validated(config: TrainConfig) -> TrainConfig:
 
 def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int, int]],
                    device: str) -> dict[str, float]:
-    """MAE of the network and of reference + coarse change on the same clear pixels."""
+    """MAE of the network and of reference + coarse change on the same clear pixels.
+
+    Each region is cropped to whole tiles of the network's alignment at its coarse factor
+    (from its origin, which lies on a coarse pixel edge).
+    """
     import torch
 
     err_model, err_base, n = 0.0, 0.0, 0
@@ -196,15 +200,20 @@ def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int,
     with torch.inference_mode():
         for k, i, j in pairs:
             r = regions[k]
-            f1, c1, c2 = (torch.from_numpy(a)[None, None].to(device)
-                          for a in (r.fine[i], r.coarse_up[i], r.coarse_up[j]))
-            gain = None if r.gain is None else torch.from_numpy(r.gain[j])[None, None].to(device)
-            pred = model(f1, c1, c2, coarse_factor=r.coarse_factor, pixel_gain=gain
+            align = model.alignment_at(r.coarse_factor)
+            ys, xs = (slice(0, align * max(1, e // align)) for e in r.fine.shape[1:])
+            f1, c1, c2, target = (a[ys, xs] for a in (r.fine[i], r.coarse_up[i],
+                                                     r.coarse_up[j], r.fine[j]))
+            gain = None if r.gain is None else torch.from_numpy(
+                np.ascontiguousarray(r.gain[j][ys, xs]))[None, None].to(device)
+            pred = model(*(torch.from_numpy(np.ascontiguousarray(a))[None, None].to(device)
+                           for a in (f1, c1, c2)),
+                         coarse_factor=r.coarse_factor, pixel_gain=gain
                          )[0, 0].float().cpu().numpy()
-            base = r.fine[i] + r.coarse_up[j] - r.coarse_up[i]
-            ok = np.isfinite(pred) & np.isfinite(r.fine[j]) & np.isfinite(base)
-            err_model += float(np.abs(pred[ok] - r.fine[j][ok]).sum())
-            err_base += float(np.abs(base[ok] - r.fine[j][ok]).sum())
+            base = f1 + c2 - c1
+            ok = np.isfinite(pred) & np.isfinite(target) & np.isfinite(base)
+            err_model += float(np.abs(pred[ok] - target[ok]).sum())
+            err_base += float(np.abs(base[ok] - target[ok]).sum())
             n += int(ok.sum())
     n = max(n, 1)
     return {"mae_k": err_model / n, "reference_change_mae_k": err_base / n, "pixels": n}

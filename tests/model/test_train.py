@@ -55,7 +55,7 @@ def test_pairs_split_by_date_and_samples_are_clean(workdir):
     assert all(region.days[j] >= cut for _, _, j in val_pairs)
     assert all(0 < abs(region.days[i] - region.days[j]) <= 48 for _, i, j in train_pairs)
     batch = sample_batch(np.random.default_rng(0), [region], train_pairs, 4, 64)
-    assert all(b.shape == (4, 1, 64, 64) for b in batch)
+    assert len(batch) == 5 and all(b.shape == (4, 1, 64, 64) for b in batch)
     assert np.isfinite(batch[0]).mean() > 0.3
 
 
@@ -63,8 +63,9 @@ def test_a_few_steps_reduce_the_loss(workdir):
     region = load_region(simulate_training_region(tiny_train_config(workdir).regions[0],
                                                   workdir))
     pairs, _ = make_pairs([region], max_gap_days=48, min_clear=0.2, validation_fraction=0.0)
-    ref, ref_c, tgt_c, tgt = (torch.from_numpy(np.ascontiguousarray(a)) for a in
-                              sample_batch(np.random.default_rng(1), [region], pairs, 4, 64))
+    ref, ref_c, tgt_c, tgt, gain = (torch.from_numpy(np.ascontiguousarray(a)) for a in
+                                    sample_batch(np.random.default_rng(1), [region], pairs, 4, 64))
+    assert torch.all(gain == 1.0)  # a region without gains
     torch.manual_seed(0)
     model = DLSTFM(TINY_SPEC)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -167,3 +168,24 @@ def test_a_pixel_gain_network_trains_from_an_initial_checkpoint(workdir, tmp_pat
     with pytest.raises(ConfigError, match="init_checkpoint"):
         other = dataclasses.replace(config, model=dataclasses.replace(config.model, width=16))
         run_training(other, progress=False, log=lambda *_: None)
+
+
+def test_validation_crops_a_region_to_whole_tiles_of_a_strided_network():
+    """A strided network at factor 29 takes tiles of lcm(8, 29) = 232 px: a 435 px region
+    stopped training at its first validation before."""
+    import dataclasses
+
+    from lst_pipeline.model.data import RegionData
+    from lst_pipeline.model.train import evaluate_pairs
+    from lst_pipeline.testing import randomised_model
+
+    spec = dataclasses.replace(TINY_SPEC, architecture=dataclasses.replace(
+        TINY_SPEC.architecture, safm="strided"))
+    rng = np.random.default_rng(0)
+    fine = (300 + rng.normal(0, 2, (2, 290, 290))).astype(np.float32)
+    region = RegionData("r", fine, np.full_like(fine, 300.0), np.array([0, 16]), np.ones(2), 29)
+    model = randomised_model(spec)
+    assert model.alignment_at(29) == 232
+    scores = evaluate_pairs(model, [region], [(0, 0, 1)], "cpu")
+    assert scores["pixels"] == 232 * 232
+    assert scores["reference_change_mae_k"] > 1.0 and np.isfinite(scores["mae_k"])
