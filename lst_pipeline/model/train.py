@@ -406,7 +406,7 @@ def training_record(config: TrainConfig, device: str) -> dict[str, Any]:
         regions.append(dataclasses.asdict(spec) | {
             "start": str(spec.start), "end": str(spec.end), "simulation": simulation,
             "randomised": r.randomise})
-    return {
+    record: dict[str, Any] = {
         "name": config.name,
         "regions": regions,
         "validation_regions": [r.seed for r in config.validation_regions],
@@ -414,6 +414,12 @@ def training_record(config: TrainConfig, device: str) -> dict[str, Any]:
         "optim": dataclasses.asdict(config.optim),
         "device": device,
     }
+    if config.init_checkpoint is not None:  # where the weights started
+        from lst_pipeline.model.checkpoint import file_sha256
+
+        record["init_checkpoint"] = str(config.init_checkpoint)
+        record["init_checkpoint_sha256"] = file_sha256(config.init_checkpoint)
+    return record
 
 
 def _validation_score(metrics: dict[str, Any]) -> float:

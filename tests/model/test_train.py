@@ -123,6 +123,12 @@ def test_the_shipped_recipe_describes_the_shipped_network():
     assert meta["training"]["optim"]["steps"] == shipped.optim.steps
     randomised = load_train_config(pipelines / "train_dlstfm_randomised.yaml")
     assert randomised.model.safm == "atrous" and randomised.name != shipped.name
+    # the pixel-gain candidate beside it: its recipe, from the shipped weights
+    gain = load_train_config(pipelines / "train_dlstfm_gain.yaml")
+    candidate, meta = load_checkpoint(DEFAULT_CHECKPOINT.with_name("dlstfm_gain.pt"))
+    assert dataclasses.asdict(gain.model) == dataclasses.asdict(candidate.spec.architecture)
+    assert candidate.spec.architecture.pixel_gain and meta["training"]["name"] == gain.name
+    assert Path(gain.init_checkpoint).name == DEFAULT_CHECKPOINT.name
 
 
 def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
@@ -163,8 +169,10 @@ def test_a_pixel_gain_network_trains_from_an_initial_checkpoint(workdir, tmp_pat
         model=dataclasses.replace(TINY_SPEC.architecture, pixel_gain=True))
     record = run_training(config, progress=False, log=lambda *_: None)
     assert record["history"][-1]["step"] == 2
-    model, _ = load_checkpoint(config.checkpoint)
+    model, meta = load_checkpoint(config.checkpoint)
     assert model.spec.architecture.pixel_gain
+    assert meta["training"]["init_checkpoint"] == str(start)
+    assert len(meta["training"]["init_checkpoint_sha256"]) == 64
     with pytest.raises(ConfigError, match="init_checkpoint"):
         other = dataclasses.replace(config, model=dataclasses.replace(config.model, width=16))
         run_training(other, progress=False, log=lambda *_: None)
