@@ -37,16 +37,23 @@ def stack_8day(tmp_path_factory):
     return root, config
 
 
+def adapt_through_the_cli(root, checkpoint, tmp_path, steps):
+    """Run ``lst-pipeline adapt`` on the stack under ``root`` from ``checkpoint``."""
+    data = config_dict(root, fusion={"method": "dlstfm", "device": "cpu",
+                                     "checkpoint": str(checkpoint)})
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "adapted.pt"
+    args = ["adapt", str(path), "--steps", str(steps), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    return out
+
+
 def test_adapt_through_the_cli_writes_a_safe_checkpoint_and_a_table(stack_8day,
                                                                     tiny_checkpoint,
                                                                     tmp_path, capsys):
     root, config = stack_8day
-    data = config_dict(root, fusion={"method": "dlstfm", "device": "cpu",
-                                     "checkpoint": str(tiny_checkpoint)})
-    path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump(data))
-    out = tmp_path / "adapted.pt"
-    assert main(["adapt", str(path), "--steps", "6", "--out", str(out), "--no-progress"]) == 0
+    out = adapt_through_the_cli(root, tiny_checkpoint, tmp_path, 6)
     text = capsys.readouterr().out
     for row in ("dlstfm adapted", "dlstfm start", "reference_change", "starfm"):
         assert f"| {row} |" in text
@@ -120,16 +127,10 @@ def test_adapt_a_network_built_for_the_pixel_gain(stack_8day, tmp_path, capsys):
     spec = dataclasses.replace(TINY_SPEC, architecture=dataclasses.replace(
         TINY_SPEC.architecture, pixel_gain=True))
     start = save_checkpoint(tmp_path / "gain.pt", randomised_model(spec), training={"name": "g"})
-    data = config_dict(root, fusion={"method": "dlstfm", "device": "cpu",
-                                     "checkpoint": str(start)})
-    path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump(data))
-    out = tmp_path / "adapted.pt"
-    assert main(["adapt", str(path), "--steps", "4", "--out", str(out), "--no-progress"]) == 0
+    out = adapt_through_the_cli(root, start, tmp_path, 4)
     assert "| dlstfm adapted |" in capsys.readouterr().out
-    torch.load(out, weights_only=True)
     model, _ = load_checkpoint(out)
     assert model.spec.architecture.pixel_gain
-    record = torch.load(out, weights_only=True)["training"]
+    record = torch.load(out, weights_only=True)["training"]  # no code, plain data
     start_mae = record["validation"]["dlstfm start"]["mae_k"]
     assert record["validation"]["dlstfm adapted"]["mae_k"] <= start_mae + 1e-9
