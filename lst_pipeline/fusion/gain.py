@@ -109,19 +109,35 @@ def pixel_gain(fine: np.ndarray, coarse_up: np.ndarray, usable: np.ndarray,
     return np.clip(gain, *GAIN_RANGE).astype(np.float32)
 
 
+class DayGains:
+    """The gains of a block's target days, each distinct set of dates fitted once.
+
+    Both references of a day (before and after) use the same gain, so a block asks for
+    the same days twice; the fits are kept (:func:`gain_members`, :func:`pixel_gain`).
+    """
+
+    def __init__(self, fine: np.ndarray, coarse_up: np.ndarray, usable: np.ndarray,
+                 target_days: np.ndarray, landsat_days: np.ndarray, max_gap_days: int, *,
+                 prior_k2: float = PRIOR_K2) -> None:
+        self.fine, self.coarse_up, self.usable, self.prior_k2 = fine, coarse_up, usable, prior_k2
+        self.sets, self.index = gain_members(target_days, landsat_days, max_gap_days)
+        self.fitted: dict[int, np.ndarray] = {}
+
+    def __call__(self, days: list[int] | np.ndarray) -> np.ndarray:
+        """``(len(days), Y, X)`` the gain of each of ``days`` (indices of target days)."""
+        out = np.empty((len(days), *self.fine.shape[1:]), np.float32)
+        for k, t in enumerate(days):
+            s = int(self.index[t])
+            if s not in self.fitted:
+                self.fitted[s] = pixel_gain(self.fine, self.coarse_up, self.usable,
+                                            self.sets[s], prior_k2=self.prior_k2)
+            out[k] = self.fitted[s]
+        return out
+
+
 def day_gains(fine: np.ndarray, coarse_up: np.ndarray, usable: np.ndarray,
               target_days: np.ndarray, landsat_days: np.ndarray, max_gap_days: int,
               days: list[int] | np.ndarray, *, prior_k2: float = PRIOR_K2) -> np.ndarray:
-    """``(len(days), Y, X)`` the gain of each of ``days`` (indices into ``target_days``).
-
-    Each distinct set of dates is fitted once (:func:`gain_members`, :func:`pixel_gain`).
-    """
-    sets, index = gain_members(target_days, landsat_days, max_gap_days)
-    out = np.empty((len(days), *fine.shape[1:]), np.float32)
-    fitted: dict[int, np.ndarray] = {}
-    for k, t in enumerate(days):
-        s = int(index[t])
-        if s not in fitted:
-            fitted[s] = pixel_gain(fine, coarse_up, usable, sets[s], prior_k2=prior_k2)
-        out[k] = fitted[s]
-    return out
+    """``(len(days), Y, X)`` the gain of each of ``days`` (indices into ``target_days``)."""
+    return DayGains(fine, coarse_up, usable, target_days, landsat_days, max_gap_days,
+                    prior_k2=prior_k2)(days)

@@ -17,7 +17,7 @@ import numpy as np
 
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
 from lst_pipeline.fusion.error_model import ErrorInputs, reference_cell_stats
-from lst_pipeline.fusion.gain import day_gains
+from lst_pipeline.fusion.gain import DayGains
 from lst_pipeline.fusion.pairs import Side, candidate_references
 from lst_pipeline.resample import coarse_cell_fraction, upsample_bilinear, upsample_nearest
 
@@ -164,12 +164,20 @@ class _Block:
                        & np.isfinite(self.landsat_modis_up))
         self.target_seen = np.isfinite(self.target_modis).any(axis=(-2, -1))
         self.features = features
+        self._gains: DayGains | None = None  # fitted on first use (gain methods)
         if features:  # modis change, sub-cell spread, cloud fraction; disagreement
             self.feat = np.full((3, *self.shape), np.nan, dtype=np.float32)
             self.disagreement = np.full(self.shape, np.nan, dtype=np.float32)
             stats = reference_cell_stats(self.landsat_lst, self.clear, f)
             self.ref_stats = np.stack([s[:, self.ys, self.xs] for s in stats])
             self.target_up: np.ndarray | None = None
+
+    def gains(self, max_gap_days: int) -> DayGains:
+        """The per-pixel gains of the target days, fitted once per block."""
+        if self._gains is None:
+            self._gains = DayGains(self.landsat_lst, self.landsat_modis_up, self.usable,
+                                   self.target_days, self.landsat_days, max_gap_days)
+        return self._gains
 
     def observe(self) -> None:
         """Keep a usable Landsat pixel of the target day itself as observed."""
@@ -224,9 +232,7 @@ class _Block:
         if not days:
             return pred_out, ref_out, feat
         ys, xs = self.ys, self.xs
-        gain = (day_gains(self.landsat_lst, self.landsat_modis_up, self.usable,
-                          self.target_days, self.landsat_days, max_gap_days, days)
-                if self.method.uses_gain else None)
+        gain = self.gains(max_gap_days)(days) if self.method.uses_gain else None
         pred = self.method.predict(fine, coarse_up, self.target_modis[days],
                                    coarse_factor=self.f, gain=gain)
         pending = self.pending
