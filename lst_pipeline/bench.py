@@ -40,11 +40,15 @@ class SyntheticRegion:
     method: str = "dlstfm"
     device: str = "auto"
     seed: int = 11
+    checkpoint: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("size", "days", "chunk"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bench --{name}: must be >= 1")
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise InputError(f"{self.checkpoint}: bench --checkpoint not found; give the path "
+                             "of a DLSTFM checkpoint (.pt), or leave it out for the shipped one")
         if self.size % 32 or self.chunk % 32:
             raise ConfigError("bench --size/--chunk: must be multiples of 32 px (the coarse "
                               "factor of the simulated region)")
@@ -78,9 +82,11 @@ def bench_pipeline(scratch: Path, *, config: PipelineConfig | None = None,
     scratch = Path(scratch)
     if config is None:
         region = region or SyntheticRegion()
+        fusion: dict[str, Any] = {"method": region.method, "device": region.device}
+        if region.checkpoint is not None:
+            fusion["checkpoint"] = str(Path(region.checkpoint).resolve())
         config = synthetic_pipeline(scratch / "region", seed=region.seed, size=region.size,
-                                    days=region.days, chunk=region.chunk,
-                                    fusion={"method": region.method, "device": region.device})
+                                    days=region.days, chunk=region.chunk, fusion=fusion)
         start = time.perf_counter()
         simulate_region(config, progress=progress)
         return config, time.perf_counter() - start
@@ -237,7 +243,17 @@ def _config_record(plan) -> dict[str, Any]:
             "halo_px": plan.chunks.halo_aligned, "dtype": cfg.output.dtype,
             "resolution_m": cfg.grid.resolution, "coarse_factor": cfg.grid.coarse_factor,
             "input_stack": str(cfg.inputs.stack), "two_references": plan.task.two_references,
-            "uncertainty": plan.task.uncertainty}
+            "uncertainty": plan.task.uncertainty, "checkpoint": plan.task.checkpoint,
+            "checkpoint_sha256": _checkpoint_sha256(plan)}
+
+
+def _checkpoint_sha256(plan) -> str | None:
+    """The hash of the DLSTFM checkpoint the run fused with (None for other methods)."""
+    if plan.task.method != "dlstfm":
+        return None
+    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
+
+    return file_sha256(Path(plan.task.checkpoint or DEFAULT_CHECKPOINT))
 
 
 def _throughput(summary: RunSummary, wall: float, n_workers: int,

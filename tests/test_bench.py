@@ -11,6 +11,9 @@ from conftest import config_dict, tiny_config
 from lst_pipeline.bench import SyntheticRegion, bench_pipeline, format_table, run_bench
 from lst_pipeline.cli import main
 from lst_pipeline.errors import ConfigError, InputError
+from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
+
+GAIN_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("dlstfm_gain.pt")
 
 
 def _check_record(record, *, pixel_days, workers=2):
@@ -48,6 +51,7 @@ def test_bench_record_on_a_simulated_region(client, tmp_path):
     record = run_bench(config, client, cluster="test", performance_report=tmp_path / "r.html")
     _check_record(record, pixel_days=32 * 64 * 64)
     assert record["config"]["method"] == "dlstfm" and record["config"]["n_chunks"] == 4
+    assert record["config"]["checkpoint_sha256"] == file_sha256(DEFAULT_CHECKPOINT)
     assert (tmp_path / "r.html").stat().st_size > 10_000
     table = format_table(record)
     assert "pixel-days/s" in table and "forward" in table
@@ -80,3 +84,16 @@ def test_bench_errors(tmp_path):
         SyntheticRegion(size=100)
     with pytest.raises(InputError, match="input stack of pipeline 'tiny' not found"):
         bench_pipeline(tmp_path, config=tiny_config(tmp_path))
+    with pytest.raises(InputError, match=r"missing\.pt: bench --checkpoint not found"):
+        SyntheticRegion(checkpoint=tmp_path / "missing.pt")
+
+
+def test_bench_cli_fuses_with_the_checkpoint_it_is_given(client, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--size", "64", "--days", "32", "--chunk", "64", "--device", "cpu",
+                 "--checkpoint", str(GAIN_CHECKPOINT), "--scheduler", client.scheduler.address,
+                 "--workdir", str(tmp_path), "--no-progress", "-o", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["config"]["checkpoint"] == str(GAIN_CHECKPOINT.resolve())
+    assert record["config"]["checkpoint_sha256"] == file_sha256(GAIN_CHECKPOINT)
+    assert record["pixel_days"] == 32 * 64 * 64

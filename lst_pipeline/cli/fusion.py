@@ -94,6 +94,9 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--method", default="dlstfm",
                    help="simulated region: fusion method (default dlstfm)")
     p.add_argument("--device", default="auto", help="simulated region: auto, cpu or cuda")
+    p.add_argument("--checkpoint", type=path_arg, default=None,
+                   help="simulated region: DLSTFM checkpoint (default: the shipped one); "
+                        "to compare two checkpoints, run once with each")
     p.add_argument("-o", "--output", type=path_arg, default=None,
                    help="JSON record (default: lst-bench-<date>-<time>.json here)")
     p.add_argument("--performance-report", type=path_arg, metavar="HTML", default=None,
@@ -225,7 +228,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = load_pipeline(args.config) if args.config else None
     region = None if config else SyntheticRegion(
         size=args.size, days=args.days or 64, chunk=args.chunk, method=args.method,
-        device=args.device)
+        device=args.device, checkpoint=args.checkpoint)
     with tempfile.TemporaryDirectory(prefix="lst-bench-", dir=args.workdir) as scratch:
         bench_config, simulate_seconds = bench_pipeline(
             Path(scratch), config=config, region=region, days=args.days,
