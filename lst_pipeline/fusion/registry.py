@@ -195,10 +195,23 @@ def method_geometry(name: str, coarse_factor: int, *, params: Any = None,
         from lst_pipeline.model.checkpoint import read_spec
         from lst_pipeline.model.spec import network_geometry
 
-        radius, align = network_geometry(read_spec(checkpoint).architecture, f)
-        cost = TaskCost(per_pixel_day=66.0, per_forward_pixel=800.0,
+        architecture = read_spec(checkpoint).architecture
+        radius, align = network_geometry(architecture, f)
+        gain = GAIN_BYTES_PER_PIXEL_DAY if architecture.pixel_gain else 0.0
+        cost = TaskCost(per_pixel_day=66.0 + gain, per_forward_pixel=800.0,
                         forward_pixels=batch_pixels, fixed=420 * 2**20)
         return radius + f, math.lcm(f, align), cost
     window = getattr(params or (info.params() if info.params else None), "window", 0)
     halo = (window // 2 if info.window_halo else 0) + f
+    if name == "gain_change":
+        base = TaskCost()
+        return halo, f, TaskCost(per_pixel_day=base.per_pixel_day + GAIN_BYTES_PER_PIXEL_DAY)
     return halo, f, None
+
+
+#: What the measured per-pixel gain adds to a task's memory per pixel-day, counted from
+#: the arrays of :mod:`lst_pipeline.fusion.gain` (not fitted to measured peaks): each day's
+#: float32 gain and the cache of fitted date sets (at most one per day), 8 B, plus the
+#: fit's seven float64 accumulators per read pixel (56 B), under 2 B per pixel-day over a
+#: block of 32 days or more.
+GAIN_BYTES_PER_PIXEL_DAY = 10.0

@@ -1,12 +1,16 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
-from lst_pipeline.chunks import ChunkPlan
-from lst_pipeline.fusion.gain import GAIN_RANGE, gain_members, pixel_gain
+from lst_pipeline.chunks import ChunkPlan, TaskCost
+from lst_pipeline.fusion.gain import GAIN_RANGE, DayGains, gain_members, pixel_gain
 from lst_pipeline.fusion.kernel import fuse_block
 from lst_pipeline.fusion.methods import GainChangeMethod, ReferenceChangeMethod
+from lst_pipeline.fusion.registry import GAIN_BYTES_PER_PIXEL_DAY, method_geometry
 from lst_pipeline.grid import Window
 from lst_pipeline.io.cube import Flag
+from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
 from lst_pipeline.resample import upsample_bilinear
 
 F = 8
@@ -149,3 +153,29 @@ def test_a_network_built_for_the_gain_receives_it_and_chunks_equal_whole(tmp_pat
         ys, xs = chunk.window.slices
         lst[ts, ys, xs] = part.lst_k
     np.testing.assert_allclose(lst, whole.lst_k, atol=1e-3, equal_nan=True)
+
+
+def test_the_memory_model_counts_the_gain_of_a_block():
+    # A block asks for every day's gain twice (references before and after) and holds both.
+    rng = np.random.default_rng(0)
+    n_dates, size, n_days = 6, 128, 32
+    fine = (300 + rng.normal(size=(n_dates, size, size))).astype(np.float32)
+    usable = np.ones(fine.shape, bool)
+    landsat_days, target_days = np.arange(0, 96, 16), np.arange(20, 20 + n_days)
+    tracemalloc.start()
+    try:
+        gains = DayGains(fine, fine + 0.1, usable, target_days, landsat_days, 48)
+        before, after = gains(range(n_days)), gains(range(n_days))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert before.shape == after.shape == (n_days, size, size)
+    assert peak / (n_days * size * size) <= GAIN_BYTES_PER_PIXEL_DAY
+    ref = method_geometry("reference_change", 16)[2]
+    gain = method_geometry("gain_change", 16)[2]
+    assert (gain or TaskCost()).per_pixel_day - (ref or TaskCost()).per_pixel_day == \
+        GAIN_BYTES_PER_PIXEL_DAY
+    shipped = method_geometry("dlstfm", 16)[2]
+    gain_checkpoint = DEFAULT_CHECKPOINT.with_name("dlstfm_gain.pt")
+    candidate = method_geometry("dlstfm", 16, checkpoint=str(gain_checkpoint))[2]
+    assert candidate.per_pixel_day - shipped.per_pixel_day == GAIN_BYTES_PER_PIXEL_DAY
