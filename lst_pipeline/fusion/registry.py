@@ -210,8 +210,8 @@ def method_geometry(name: str, coarse_factor: int, *, params: Any = None,
 
 
 #: What the measured per-pixel gain adds to a task's memory per pixel-day, counted from
-#: the arrays of :mod:`lst_pipeline.fusion.gain` (not fitted to measured peaks): each day's
-#: float32 gain and the cache of fitted date sets (at most one per day), 8 B, plus the
-#: fit's seven float64 accumulators per read pixel (56 B), under 2 B per pixel-day over a
-#: block of 32 days or more.
+#: the arrays of :mod:`lst_pipeline.fusion.gain`: each day's float32 gain for the references
+#: before and after, 8 B, plus the fit's seven float64 accumulators per read pixel (56 B),
+#: under 2 B per pixel-day over a block of 32 days or more. tracemalloc's peak for a
+#: 32-day block was 8.6 B per pixel-day (tests/fusion/test_gain.py checks the bound).
 GAIN_BYTES_PER_PIXEL_DAY = 10.0
