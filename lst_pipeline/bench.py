@@ -244,16 +244,9 @@ def _config_record(plan) -> dict[str, Any]:
             "resolution_m": cfg.grid.resolution, "coarse_factor": cfg.grid.coarse_factor,
             "input_stack": str(cfg.inputs.stack), "two_references": plan.task.two_references,
             "uncertainty": plan.task.uncertainty, "checkpoint": plan.task.checkpoint,
-            "checkpoint_sha256": _checkpoint_sha256(plan)}
-
-
-def _checkpoint_sha256(plan) -> str | None:
-    """The hash of the DLSTFM checkpoint the run fused with (None for other methods)."""
-    if plan.task.method != "dlstfm":
-        return None
-    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
-
-    return file_sha256(Path(plan.task.checkpoint or DEFAULT_CHECKPOINT))
+            # the hash the cube's provenance records (the method is cached from planning)
+            "checkpoint_sha256": plan.task.fusion_method().describe().get(
+                "lst_pipeline:checkpoint_sha256")}
 
 
 def _throughput(summary: RunSummary, wall: float, n_workers: int,
