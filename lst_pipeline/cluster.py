@@ -19,7 +19,9 @@ Kinds
     requests ``nvidia.com/gpu: 1`` (the scheduler pod none) and advertises ``GPU=1``.
 
 Tasks that need a GPU are annotated with ``resources={"GPU": 1}`` by the engine when the
-profile has GPUs, so each GPU runs one task at a time.
+profile has GPUs, and a GPU worker advertises ``GPU=tasks_per_gpu`` (default 1), so each GPU
+runs that many fusion tasks at a time: with more than one, the CPU work of one task (read,
+upsampling, reference selection, blending, encoding) overlaps another's network pass.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class ClusterProfile:
         Per-worker memory (``"4GiB"``, or ``"auto"`` to share the machine's memory).
     gpus_per_worker
         0 for CPU workers, 1 for GPU-pinned workers.
+    tasks_per_gpu
+        GPU workers: fusion tasks that may share the worker's GPU at once (the model is
+        loaded once per process and shared). 1 keeps the GPU to one task at a time; more
+        overlaps one task's CPU work with another's network pass, and needs at least as many
+        ``threads_per_worker``.
     queue, account, walltime, job_directives, job_prologue
         SLURM job settings (``job_directives``: extra ``#SBATCH`` lines; ``job_prologue``:
         shell lines run before the worker, e.g. ``module load cuda``).
@@ -78,6 +85,7 @@ class ClusterProfile:
     threads_per_worker: int = 1
     memory_limit: str = "auto"
     gpus_per_worker: int = 0
+    tasks_per_gpu: int = 1
     queue: str | None = None
     account: str | None = None
     walltime: str = "04:00:00"
@@ -97,6 +105,11 @@ class ClusterProfile:
         if self.gpus_per_worker not in (0, 1):
             raise ConfigError("cluster.gpus_per_worker: must be 0 (CPU) or 1 (one GPU per "
                               "worker process)")
+        if self.tasks_per_gpu < 1:
+            raise ConfigError("cluster.tasks_per_gpu: must be >= 1")
+        if self.gpus_per_worker and self.tasks_per_gpu > self.threads_per_worker:
+            raise ConfigError(f"cluster.tasks_per_gpu: {self.tasks_per_gpu} tasks per GPU need "
+                              f"as many threads_per_worker (got {self.threads_per_worker})")
         if self.kind == "local-gpu" and self.gpus_per_worker != 1:
             raise ConfigError("cluster.gpus_per_worker: local-gpu profiles pin one GPU per "
                               "worker; set it to 1")
@@ -105,6 +118,11 @@ class ClusterProfile:
     def task_resources(self) -> dict[str, int] | None:
         """Resources every fusion task asks for (one GPU on GPU profiles)."""
         return {"GPU": 1} if self.gpus_per_worker else None
+
+    @property
+    def worker_resources(self) -> dict[str, int] | None:
+        """Resources a worker advertises: its GPU as ``tasks_per_gpu`` task slots."""
+        return {"GPU": self.tasks_per_gpu} if self.gpus_per_worker else None
 
     @property
     def memory_bytes_per_worker(self) -> str:
@@ -143,7 +161,7 @@ def slurm_cluster_kwargs(profile: ClusterProfile) -> dict[str, Any]:
     worker_args = []
     if profile.gpus_per_worker:
         directives.append("--gres=gpu:1")
-        worker_args = ["--resources", "GPU=1"]
+        worker_args = ["--resources", f"GPU={profile.tasks_per_gpu}"]
     if profile.account:
         directives.append(f"--account={profile.account}")
     prologue = [f"export {k}={shlex.quote(v)}"
@@ -193,7 +211,7 @@ def kubernetes_cluster_spec(profile: ClusterProfile) -> dict[str, Any]:
     worker["resources"] = {"limits": limits, "requests": dict(limits)}
     worker["args"] += ["--nthreads", str(profile.threads_per_worker)]
     if profile.gpus_per_worker:
-        worker["args"] += ["--resources", "GPU=1"]
+        worker["args"] += ["--resources", f"GPU={profile.tasks_per_gpu}"]
     if profile.namespace:
         spec["metadata"]["namespace"] = profile.namespace
     return spec
@@ -226,7 +244,7 @@ def local_gpu_worker_specs(profile: ClusterProfile, gpus: list[str]) -> dict[str
     return {
         f"gpu-{gpu}": {"cls": Nanny, "options": {
             "nthreads": profile.threads_per_worker, "memory_limit": profile.memory_limit,
-            "resources": {"GPU": 1},
+            "resources": profile.worker_resources, "silence_logs": logging.CRITICAL,
             "env": {"CUDA_VISIBLE_DEVICES": gpu, **_thread_env(profile)}}}
         for gpu in gpus[:n]
     }
@@ -241,7 +259,8 @@ def _local_gpu_cluster(profile: ClusterProfile) -> Iterator[Any]:
     if LocalCUDACluster is not None:
         n = profile.n_workers or None
         with LocalCUDACluster(n_workers=n, threads_per_worker=profile.threads_per_worker,
-                              resources={"GPU": 1}, dashboard_address=":0") as cluster:
+                              resources=profile.worker_resources,
+                              dashboard_address=":0") as cluster:
             yield cluster
         return
     from distributed import Scheduler, SpecCluster
@@ -283,6 +302,13 @@ def start_cluster(profile: ClusterProfile) -> Iterator[Any]:
             yield cluster
 
 
+def _gpu_note(profile: ClusterProfile) -> str:
+    if not profile.gpus_per_worker:
+        return ""
+    tasks = profile.tasks_per_gpu
+    return f", one GPU each ({tasks} task{'s' if tasks > 1 else ''} at a time)"
+
+
 @contextlib.contextmanager
 def connect(profile: ClusterProfile | None = None, *, scheduler: str | None = None,
             quiet: bool = False) -> Iterator[Client]:
@@ -304,6 +330,6 @@ def connect(profile: ClusterProfile | None = None, *, scheduler: str | None = No
             workers = len(client.scheduler_info().get("workers", {}))
             print(f"cluster: {profile.kind}, {workers} worker processes x "
                   f"{profile.threads_per_worker} thread(s)"
-                  f"{', one GPU each' if profile.gpus_per_worker else ''}, "
+                  f"{_gpu_note(profile)}, "
                   f"dashboard {client.dashboard_link}")
         yield client

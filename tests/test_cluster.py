@@ -1,6 +1,8 @@
 """Cluster profiles: local ones run for real; SLURM and Kubernetes ones are rendered."""
 
+import dataclasses
 import os
+import time
 
 import pytest
 
@@ -101,6 +103,44 @@ def test_pinned_workers_really_see_their_own_device(monkeypatch):
         used = set(client.gather(futures))
     assert sorted(seen.values()) == ["0", "1"]
     assert used <= {"0", "1"}
+
+
+def _overlapping_tasks(profile: ClusterProfile, n: int = 6) -> int:
+    """The most GPU tasks that ran at once on ``profile``'s one pinned worker."""
+    def busy(i):
+        start = time.monotonic()
+        time.sleep(0.4)
+        return start, time.monotonic()
+
+    with connect(profile, quiet=True) as client:
+        spans = client.gather([client.submit(busy, i, resources=profile.task_resources,
+                                             pure=False) for i in range(n)])
+    return max(sum(s <= t < e for s, e in spans) for t, _ in spans)
+
+
+def test_tasks_per_gpu_lets_that_many_tasks_share_a_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    one = ClusterProfile(kind="local-gpu", n_workers=0, threads_per_worker=2,
+                         gpus_per_worker=1)
+    two = dataclasses.replace(one, tasks_per_gpu=2)
+    assert two.worker_resources == {"GPU": 2} and two.task_resources == {"GPU": 1}
+    assert _overlapping_tasks(one) == 1
+    assert _overlapping_tasks(two) == 2
+
+
+def test_tasks_per_gpu_reaches_cluster_workers_and_is_checked(tmp_path):
+    path = tmp_path / "gpu4.yaml"
+    path.write_text("kind: slurm\nthreads_per_worker: 8\ngpus_per_worker: 1\n"
+                    "tasks_per_gpu: 4\n")
+    assert "--resources GPU=4" in slurm_job_script(load_profile(path))
+    kube = dataclasses.replace(load_profile("kubernetes-gpu"), tasks_per_gpu=4)
+    worker = kubernetes_cluster_spec(kube)["spec"]["worker"]["spec"]["containers"][0]
+    assert worker["args"][-2:] == ["--resources", "GPU=4"]
+    path.write_text("kind: local-gpu\nn_workers: 0\nthreads_per_worker: 2\n"
+                    "gpus_per_worker: 1\ntasks_per_gpu: 4\n")
+    with pytest.raises(ConfigError, match=r"gpu4\.yaml: cluster\.tasks_per_gpu: 4 tasks per "
+                                          r"GPU need as many threads_per_worker"):
+        load_profile(path)
 
 
 def test_local_profile_runs_worker_processes():
