@@ -67,9 +67,11 @@ def test_bench_cli_on_a_users_pipeline(small_cube, client, tmp_path, capsys):
     yaml_path = tmp_path / "pipeline.yaml"
     yaml_path.write_text(yaml.safe_dump(cfg))
     assert main(["bench", str(yaml_path), "--days", "20", "--scheduler",
-                 client.scheduler.address, "--no-progress", "-o", str(out)]) == 0
+                 client.scheduler.address, "--no-progress", "--mixed-precision",
+                 "-o", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["config"]["days"] == 20 and record["source"] == str(yaml_path)
+    assert record["config"]["mixed_precision"] is True  # bf16 on GPU workers; no-op on CPU
     assert record["pixel_days"] == 20 * 64 * 64 and record["wall_seconds"] > 0
     assert record["pixel_days_per_second"] == pytest.approx(
         record["pixel_days"] / record["wall_seconds"])
@@ -94,6 +96,7 @@ def test_bench_cli_fuses_with_the_checkpoint_it_is_given(client, tmp_path):
                  "--checkpoint", str(GAIN_CHECKPOINT), "--scheduler", client.scheduler.address,
                  "--workdir", str(tmp_path), "--no-progress", "-o", str(out)]) == 0
     record = json.loads(out.read_text())
+    assert record["config"]["mixed_precision"] is False
     assert record["config"]["checkpoint"] == str(GAIN_CHECKPOINT.resolve())
     assert record["config"]["checkpoint_sha256"] == file_sha256(GAIN_CHECKPOINT)
     assert record["pixel_days"] == 32 * 64 * 64

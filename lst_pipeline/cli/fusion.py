@@ -94,6 +94,9 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--method", default="dlstfm",
                    help="simulated region: fusion method (default dlstfm)")
     p.add_argument("--device", default="auto", help="simulated region: auto, cpu or cuda")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="bf16 autocast of the network on GPU workers (fusion.mixed_precision; "
+                        "no effect on CPU)")
     p.add_argument("--checkpoint", type=path_arg, default=None,
                    help="simulated region: DLSTFM checkpoint (default: the shipped one); "
                         "to compare two checkpoints, run once with each")
@@ -228,7 +231,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = load_pipeline(args.config) if args.config else None
     region = None if config else SyntheticRegion(
         size=args.size, days=args.days or 64, chunk=args.chunk, method=args.method,
-        device=args.device, checkpoint=args.checkpoint)
+        device=args.device, mixed_precision=args.mixed_precision, checkpoint=args.checkpoint)
     with tempfile.TemporaryDirectory(prefix="lst-bench-", dir=args.workdir) as scratch:
         bench_config, simulate_seconds = bench_pipeline(
             Path(scratch), config=config, region=region, days=args.days,
@@ -238,6 +241,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.no_uncertainty:
             bench_config = dataclasses.replace(bench_config, output=dataclasses.replace(
                 bench_config.output, uncertainty=False))
+        if args.mixed_precision:
+            bench_config = dataclasses.replace(bench_config, fusion=dataclasses.replace(
+                bench_config.fusion, mixed_precision=True))
         context, resources = cluster(args, bench_config.cluster)
         with context as client:
             record = run_bench(bench_config, client,
