@@ -281,11 +281,13 @@ class DLSTFMMethod(_Method):
 
         from lst_pipeline.devices import limit_cpu_threads, resolve_device
         from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256, load_checkpoint
-        from lst_pipeline.model.runtime import tune_allocator
+        from lst_pipeline.model.runtime import exact_float32_on_gpu, tune_allocator
 
         self.device = resolve_device(device)
         limit_cpu_threads(threads)
         tune_allocator()
+        if self.device == "cuda":
+            exact_float32_on_gpu()
         path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
         self.model, self.meta = load_checkpoint(path, map_location=self.device)
         DLSTFMMethod.loads += 1

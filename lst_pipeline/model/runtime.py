@@ -1,4 +1,4 @@
-"""Process-level settings for running the network on CPU."""
+"""Process-level settings for running the network (CPU allocator, GPU float32 arithmetic)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,19 @@ def trim_heap() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):
             pass
+
+
+def exact_float32_on_gpu() -> None:
+    """Make float32 convolutions and matrix products on a GPU really float32.
+
+    torch lets cuDNN run float32 convolutions in TF32 (10-bit mantissa) by default. Measured
+    on an H200 with the shipped network on a 1024 x 1024 px scene (``bench_gpu.py``): TF32
+    differs from float64 by up to 0.010 K (mean 0.0004 K), true float32 by 0.0002 K, at the
+    same speed (the network's 16-channel layers are bound by memory, not arithmetic). TF32
+    also made a GPU cube differ from the CPU's in 4 % of stored values. bf16 stays available
+    through ``fusion.mixed_precision``.
+    """
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
