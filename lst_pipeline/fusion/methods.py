@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,13 +43,10 @@ class FusionMethod(Protocol):
     pairs
         1: each reference predicts alone (:meth:`predict`); 2: a reference before and one
         after the day enter one prediction (:meth:`predict_pairs`).
-    seconds
-        Cumulative seconds spent in a network (0 for methods without one).
     """
 
     name: str
     pairs: int
-    seconds: float
 
     @property
     def uses_gain(self) -> bool:
@@ -91,7 +87,6 @@ class _Method:
     name = ""
     alignment = 1
     pairs = 1
-    seconds = 0.0
     uses_gain = False
     params: Any = None
 
@@ -297,7 +292,6 @@ class DLSTFMMethod(_Method):
         self.checkpoint_sha256 = file_sha256(path)
         self.mixed_precision = bool(mixed_precision) and self.device == "cuda"
         self.batch_pixels = int(batch_pixels)
-        self.seconds = 0.0  # cumulative time in the network (host<->device included)
 
     @property
     def alignment(self) -> int:  # type: ignore[override]
@@ -325,7 +319,6 @@ class DLSTFMMethod(_Method):
         per_batch = max(1, self.batch_pixels // (h * w))
         out = np.empty((n, h, w), dtype=np.float32)
         cuda = self.device == "cuda"
-        start = time.perf_counter()
         with torch.inference_mode(), torch.autocast(device_type="cuda", dtype=torch.bfloat16,
                                                      enabled=self.mixed_precision):
             for s in range(0, n, per_batch):
@@ -347,7 +340,6 @@ class DLSTFMMethod(_Method):
                         torch.cuda.synchronize(self.device)
                 with timed("device_to_host"):
                     out[s:s + per_batch] = result.float().cpu().numpy()
-        self.seconds += time.perf_counter() - start
         return out
 
     def describe(self) -> dict:
