@@ -43,11 +43,11 @@ def test_slurm_gpu_job_script_pins_one_gpu_per_worker():
     script = slurm_job_script(load_profile("slurm-gpu"))
     assert "#SBATCH --gres=gpu:1" in script
     assert "#SBATCH -p gpu" in script
-    assert "--resources GPU=1" in script
+    assert "--resources GPU=4" in script
     assert "--nthreads 8" in script and "--nworkers" not in script  # one worker per job
     assert "module load cuda" in script and "export OMP_NUM_THREADS=8" in script
     cpu = slurm_job_script(load_profile("slurm"))
-    assert "gres" not in cpu and "GPU=1" not in cpu
+    assert "gres" not in cpu and "GPU=" not in cpu
 
 
 def test_kubernetes_gpu_spec_requests_gpus_for_workers_only():
@@ -56,7 +56,7 @@ def test_kubernetes_gpu_spec_requests_gpus_for_workers_only():
     worker = spec["spec"]["worker"]["spec"]["containers"][0]
     assert spec["spec"]["worker"]["replicas"] == 8
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert worker["args"][-2:] == ["--resources", "GPU=1"]
+    assert worker["args"][-2:] == ["--resources", "GPU=4"]
     assert {"name": "OMP_NUM_THREADS", "value": "8"} in worker["env"]
     scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
     assert "nvidia.com/gpu" not in str(scheduler.get("resources", {}))
@@ -133,9 +133,9 @@ def test_tasks_per_gpu_reaches_cluster_workers_and_is_checked(tmp_path):
     path.write_text("kind: slurm\nthreads_per_worker: 8\ngpus_per_worker: 1\n"
                     "tasks_per_gpu: 4\n")
     assert "--resources GPU=4" in slurm_job_script(load_profile(path))
-    kube = dataclasses.replace(load_profile("kubernetes-gpu"), tasks_per_gpu=4)
+    kube = dataclasses.replace(load_profile("kubernetes-gpu"), tasks_per_gpu=2)
     worker = kubernetes_cluster_spec(kube)["spec"]["worker"]["spec"]["containers"][0]
-    assert worker["args"][-2:] == ["--resources", "GPU=4"]
+    assert worker["args"][-2:] == ["--resources", "GPU=2"]
     path.write_text("kind: local-gpu\nn_workers: 0\nthreads_per_worker: 2\n"
                     "gpus_per_worker: 1\ntasks_per_gpu: 4\n")
     with pytest.raises(ConfigError, match=r"gpu4\.yaml: cluster\.tasks_per_gpu: 4 tasks per "
