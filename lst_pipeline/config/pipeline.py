@@ -210,7 +210,9 @@ class FusionConfig:
         Predict from the nearest usable reference before and after each day and blend the
         two by temporal distance where they agree (``qa`` 3); otherwise use the nearest one.
     max_disagreement_k
-        Two predictions further apart than this are not blended (the nearer one is kept).
+        Two predictions closer than this are blended fully by temporal distance; from this
+        to twice this apart the blend fades linearly to the nearer one alone (so a value
+        never jumps with its disagreement); further apart, the nearer one is kept.
     modis_gaps
         ``keep``: a cloud gap in the target day's MODIS stays a gap; ``interpolate``: fill it
         by linear interpolation between the nearest clear MODIS days (within

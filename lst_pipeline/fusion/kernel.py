@@ -85,10 +85,11 @@ def fuse_block(landsat_lst: np.ndarray, landsat_days: np.ndarray, landsat_modis:
         Reference selection, see :class:`~lst_pipeline.config.FusionConfig`.
     two_references
         Predict from the nearest usable reference before and the one after the day and
-        blend them by temporal distance where they agree within ``max_disagreement_k``
-        (flag ``FUSED_TWO``); elsewhere the nearer one is used.
+        blend them by temporal distance where they agree within ``max_disagreement_k``,
+        fading to the nearer one alone at twice that (flag ``FUSED_TWO`` where both
+        count); elsewhere the nearer one is used.
     max_disagreement_k
-        Largest difference between the two predictions that is still blended.
+        Largest difference between the two predictions that is still fully blended.
     keep_observations
         Keep a clear Landsat pixel of the target day as its value (flag ``OBSERVED``);
         otherwise fuse that day from the other dates like any day.
@@ -308,7 +309,11 @@ class _Block:
               max_disagreement_k: float) -> None:
         """Blend the predictions from before and after by temporal distance.
 
-        Only where they agree (``FUSED_TWO``); elsewhere the nearer one is kept.
+        Fully where they agree within ``max_disagreement_k``, fading linearly to the nearer
+        one alone where they disagree by twice that (``FUSED_TWO`` wherever both count);
+        elsewhere the nearer one is kept. The fade keeps every value continuous in its
+        inputs: with a hard threshold a difference of 1e-4 K in a prediction (another
+        machine's arithmetic) moved values by up to half the threshold.
         """
         (pred_b, ref_b, feat_b), (pred_a, ref_a, feat_a) = before, after
         day = self.target_days[:, None, None].astype(np.float32)
@@ -316,9 +321,11 @@ class _Block:
         has_before, has_after = np.isfinite(pred_b), np.isfinite(pred_a)
         use_before = has_before & (~has_after | (gap_before <= gap_after))
         nearest = np.where(use_before, pred_b, pred_a)
-        both = has_before & has_after & (np.abs(pred_b - pred_a) <= max_disagreement_k)
         with np.errstate(invalid="ignore"):
+            agreement = np.clip(2 - np.abs(pred_b - pred_a) / max_disagreement_k, 0, 1)
             weight_before = gap_after / (gap_before + gap_after)  # the nearer weighs more
+        both = has_before & has_after & (agreement > 0)
+        weight_before = agreement * weight_before + (1 - agreement) * use_before
         blended = weight_before * pred_b + (1 - weight_before) * pred_a
         where = has_before | has_after
         self.take(where, np.where(both, blended, nearest),

@@ -161,12 +161,33 @@ def test_two_references_blend_by_distance_where_they_agree():
     assert (two.reference_day[0] == ldays[1]).all()  # the nearer reference is recorded
     assert (two.qa[3] == Flag.OBSERVED).all()  # observations are kept
     np.testing.assert_array_equal(one.lst_k[3], two.lst_k[3])
-    # predictions that disagree by more than the threshold are not blended: nearer one wins
+    # predictions that disagree by twice the threshold or more are not blended: nearer wins;
+    # between once and twice it, the blend fades linearly towards the nearer one
     strict = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96),
                        two_references=True, max_disagreement_k=1.0)
-    apart = np.abs(before - after) > 1.0
+    d = np.abs(before - after)
+    apart, fading = d >= 2.0, (d > 1.0) & (d < 2.0)
     assert apart.any() and (strict.qa[0][apart] == Flag.FUSED).all()
     np.testing.assert_allclose(strict.lst_k[0][apart], after[apart], atol=1e-4)
+    assert fading.any() and (strict.qa[0][fading] == Flag.FUSED_TWO).all()
+    w = (2.0 - d) * 3 / 8  # the weight of the farther reference (before), faded
+    np.testing.assert_allclose(strict.lst_k[0][fading],
+                               (w * before + (1 - w) * after)[fading], atol=1e-4)
+
+
+def test_a_tiny_change_in_a_prediction_never_moves_a_value_far():
+    """Blending is continuous in the predictions: 1e-3 K more in one reference moves no
+    value by more than a few times that (a hard threshold moved some by ~half of it)."""
+    rng = np.random.default_rng(7)
+    landsat, ldays, lmodis, tmodis, tdays = synthetic_block(rng, clouds=False)
+    kw = {"two_references": True, "max_disagreement_k": 1.0}
+    base = run_block((landsat, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96), **kw)
+    nudged = landsat.copy()
+    nudged[0] += 1e-3
+    moved = run_block((nudged, ldays, lmodis, tmodis, tdays), Window(0, 64, 0, 96), **kw)
+    fused = np.isfinite(base.lst_k) & (base.qa != Flag.OBSERVED)
+    assert fused.any()
+    assert np.abs(moved.lst_k - base.lst_k)[fused].max() < 5e-3
 
 
 def test_two_references_chunked_equals_whole_scene():
