@@ -215,8 +215,15 @@ def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int,
             err_model += float(np.abs(pred[ok] - target[ok]).sum())
             err_base += float(np.abs(base[ok] - target[ok]).sum())
             n += int(ok.sum())
-    n = max(n, 1)
-    return {"mae_k": err_model / n, "reference_change_mae_k": err_base / n, "pixels": n}
+    return {"mae_k": err_model / max(n, 1), "reference_change_mae_k": err_base / max(n, 1),
+            "pixels": n}
+
+
+def _mae_text(scores: dict[str, float]) -> str:
+    if not scores["pixels"]:
+        return "none"
+    return (f"{scores['mae_k']:.3f} K (reference+change "
+            f"{scores['reference_change_mae_k']:.3f})")
 
 
 def train(config: TrainConfig, regions: list[RegionData], held_out: list[RegionData], *,
@@ -378,10 +385,7 @@ class _TrainingRun:
                    "validation_dates": by_date, "validation_regions": by_region}
         self.history.append(metrics)
         self.log(f"step {self.step}: loss {loss:.3f} K, validation MAE by date "
-                 f"{by_date['mae_k']:.3f} K (reference+change "
-                 f"{by_date['reference_change_mae_k']:.3f}), held-out regions "
-                 f"{by_region['mae_k']:.3f} K (reference+change "
-                 f"{by_region['reference_change_mae_k']:.3f})")
+                 f"{_mae_text(by_date)}, held-out regions {_mae_text(by_region)}")
         record_now = {**self.record, "history": self.history, "steps": self.step,
                       "wall_seconds": time.perf_counter() - self.started}
         score = _validation_score(metrics)

@@ -197,3 +197,17 @@ def test_validation_crops_a_region_to_whole_tiles_of_a_strided_network():
     scores = evaluate_pairs(model, [region], [(0, 0, 1)], "cpu")
     assert scores["pixels"] == 232 * 232
     assert scores["reference_change_mae_k"] > 1.0 and np.isfinite(scores["mae_k"])
+
+
+def test_without_held_out_regions_the_log_says_none(workdir, tmp_path):
+    """Training on the user's own regions only: the held-out score is 'none', not 0 K."""
+    import dataclasses
+
+    base = tiny_train_config(workdir, steps=2, validate_every=2)
+    config = dataclasses.replace(base, checkpoint=tmp_path / "own.pt", validation_regions=())
+    lines: list[str] = []
+    record = run_training(config, progress=False, log=lines.append)
+    step = next(line for line in lines if line.startswith("step 2:"))
+    assert step.endswith("held-out regions none")
+    assert "validation MAE by date none" not in step
+    assert record["history"][-1]["validation_regions"]["pixels"] == 0
