@@ -11,9 +11,9 @@ from conftest import config_dict, tiny_config
 from lst_pipeline.bench import SyntheticRegion, bench_pipeline, format_table, run_bench
 from lst_pipeline.cli import main
 from lst_pipeline.errors import ConfigError, InputError
-from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
+from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, V1_CHECKPOINT, file_sha256
 
-GAIN_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("dlstfm_gain.pt")
+OTHER_CHECKPOINT = V1_CHECKPOINT  # not the default
 
 
 def _check_record(record, *, pixel_days, workers=2):
@@ -106,10 +106,10 @@ def test_bench_errors(tmp_path):
 def test_bench_cli_fuses_with_the_checkpoint_it_is_given(client, tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", "--size", "64", "--days", "32", "--chunk", "64", "--device", "cpu",
-                 "--checkpoint", str(GAIN_CHECKPOINT), "--scheduler", client.scheduler.address,
+                 "--checkpoint", str(OTHER_CHECKPOINT), "--scheduler", client.scheduler.address,
                  "--workdir", str(tmp_path), "--no-progress", "-o", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["config"]["mixed_precision"] is False
-    assert record["config"]["checkpoint"] == str(GAIN_CHECKPOINT.resolve())
-    assert record["config"]["checkpoint_sha256"] == file_sha256(GAIN_CHECKPOINT)
+    assert record["config"]["checkpoint"] == str(OTHER_CHECKPOINT.resolve())
+    assert record["config"]["checkpoint_sha256"] == file_sha256(OTHER_CHECKPOINT)
     assert record["pixel_days"] == 32 * 64 * 64

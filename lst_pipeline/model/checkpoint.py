@@ -23,8 +23,14 @@ from lst_pipeline.model.dlstfm import DLSTFM, ModelSpec
 
 FORMAT = "lst_pipeline.dlstfm/1"
 
-#: The checkpoint shipped inside the package (trained on simulated regions).
-DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "dlstfm_default.pt"
+#: The checkpoint used when ``fusion.checkpoint`` is empty: the pixel-gain network (its
+#: recipe is ``pipelines/train_dlstfm_gain.yaml``; why it is the default:
+#: ``benchmarks/README.md``).
+DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "dlstfm_gain.pt"
+#: The first shipped network (the default until 2026-12-04; ``pipelines/train_dlstfm.yaml``),
+#: the starting point of the pixel-gain network. Cubes made with it resume with
+#: ``fusion.checkpoint`` set to this file.
+V1_CHECKPOINT = Path(__file__).parent / "weights" / "dlstfm_v1.pt"
 
 
 def save_checkpoint(path: Path, model: DLSTFM, *, training: dict[str, Any]) -> Path:

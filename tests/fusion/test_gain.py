@@ -10,7 +10,7 @@ from lst_pipeline.fusion.methods import GainChangeMethod, ReferenceChangeMethod
 from lst_pipeline.fusion.registry import GAIN_BYTES_PER_PIXEL_DAY, method_geometry
 from lst_pipeline.grid import Window
 from lst_pipeline.io.cube import Flag
-from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
+from lst_pipeline.model.checkpoint import V1_CHECKPOINT
 from lst_pipeline.resample import upsample_bilinear
 
 F = 8
@@ -175,7 +175,6 @@ def test_the_memory_model_counts_the_gain_of_a_block():
     gain = method_geometry("gain_change", 16)[2]
     assert (gain or TaskCost()).per_pixel_day - (ref or TaskCost()).per_pixel_day == \
         GAIN_BYTES_PER_PIXEL_DAY
-    shipped = method_geometry("dlstfm", 16)[2]
-    gain_checkpoint = DEFAULT_CHECKPOINT.with_name("dlstfm_gain.pt")
-    candidate = method_geometry("dlstfm", 16, checkpoint=str(gain_checkpoint))[2]
-    assert candidate.per_pixel_day - shipped.per_pixel_day == GAIN_BYTES_PER_PIXEL_DAY
+    first = method_geometry("dlstfm", 16, checkpoint=str(V1_CHECKPOINT))[2]
+    default = method_geometry("dlstfm", 16)[2]  # the pixel-gain network
+    assert default.per_pixel_day - first.per_pixel_day == GAIN_BYTES_PER_PIXEL_DAY

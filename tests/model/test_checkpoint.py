@@ -82,7 +82,7 @@ def test_other_architecture_or_format_refused(saved, tmp_path):
 def test_shipped_default_checkpoint_loads_and_is_small():
     model, meta = load_checkpoint()
     assert DEFAULT_CHECKPOINT.stat().st_size < 3 * 2**20
-    assert meta["training"]["name"] == "dlstfm_default"
+    assert meta["training"]["name"] == "dlstfm_gain" and model.spec.architecture.pixel_gain
     assert isinstance(model.spec.architecture, ArchitectureConfig)
     assert len(file_sha256(DEFAULT_CHECKPOINT)) == 64
     assert ModelSpec.from_dict(meta["spec"]) == model.spec

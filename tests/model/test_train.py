@@ -113,22 +113,22 @@ def test_the_shipped_recipe_describes_the_shipped_network():
     from pathlib import Path
 
     import lst_pipeline
-    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
+    from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, V1_CHECKPOINT
 
     pipelines = Path(lst_pipeline.__file__).parent / "pipelines"
     shipped = load_train_config(pipelines / "train_dlstfm.yaml")
-    model, meta = load_checkpoint(DEFAULT_CHECKPOINT)
+    model, meta = load_checkpoint(V1_CHECKPOINT)
     assert dataclasses.asdict(shipped.model) == dataclasses.asdict(model.spec.architecture)
     assert meta["training"]["name"] == shipped.name
     assert meta["training"]["optim"]["steps"] == shipped.optim.steps
     randomised = load_train_config(pipelines / "train_dlstfm_randomised.yaml")
     assert randomised.model.safm == "atrous" and randomised.name != shipped.name
-    # the pixel-gain candidate beside it: its recipe, from the shipped weights
+    # the default, the pixel-gain network: its recipe, from the first network's weights
     gain = load_train_config(pipelines / "train_dlstfm_gain.yaml")
-    candidate, meta = load_checkpoint(DEFAULT_CHECKPOINT.with_name("dlstfm_gain.pt"))
-    assert dataclasses.asdict(gain.model) == dataclasses.asdict(candidate.spec.architecture)
-    assert candidate.spec.architecture.pixel_gain and meta["training"]["name"] == gain.name
-    assert Path(gain.init_checkpoint).name == DEFAULT_CHECKPOINT.name
+    default, meta = load_checkpoint(DEFAULT_CHECKPOINT)
+    assert dataclasses.asdict(gain.model) == dataclasses.asdict(default.spec.architecture)
+    assert default.spec.architecture.pixel_gain and meta["training"]["name"] == gain.name
+    assert Path(gain.init_checkpoint).name == V1_CHECKPOINT.name
 
 
 def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
