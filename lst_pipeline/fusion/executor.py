@@ -202,14 +202,29 @@ def prepare_cube(plan: RunPlan, *, overwrite: bool, log=print
         raise
 
 
+def _not_this_run(plan: RunPlan, store: CubeStore) -> str:
+    """Why a cube cannot be resumed: its network if that is what differs, else in general."""
+    key = "lst_pipeline:checkpoint_sha256"
+    made_with = store.attrs.get(key)
+    now = plan.task.fusion_method().describe().get(key)
+    if made_with and now and made_with != now:
+        return (f"{store.cube}: this cube was made with the DLSTFM checkpoint "
+                f"{store.attrs.get('lst_pipeline:checkpoint')} (sha256 {made_with[:8]}...), "
+                f"this run uses {plan.task.checkpoint or 'the shipped default'} (sha256 "
+                f"{now[:8]}...), so it cannot be resumed; set fusion.checkpoint to the "
+                "cube's checkpoint to finish it (the shipped default changed on 2026-12-04; "
+                "the earlier one is lst_pipeline/model/weights/dlstfm_v1.pt), or pass "
+                "--overwrite to start over")
+    return (f"{store.cube}: this cube was made with a different configuration, model, grid "
+            "or dates than the current run, so it cannot be resumed; pass --overwrite "
+            "to start over (or choose another output.cube)")
+
+
 def _resume(plan: RunPlan, store: CubeStore, state, log) -> set[tuple[int, int, int]]:
     """The chunks still valid in an existing cube; stale records are forgotten."""
     cube = store.cube
     if state is None:
-        raise StoreError(
-            f"{cube}: this cube was made with a different configuration, model, grid "
-            "or dates than the current run, so it cannot be resumed; pass --overwrite "
-            "to start over (or choose another output.cube)")
+        raise StoreError(_not_this_run(plan, store))
     if plan.stack_content is None:
         raise StoreError(
             f"{plan.task.stack}: the input stack has no content record (written by an "

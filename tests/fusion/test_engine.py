@@ -1,6 +1,7 @@
 """The engine on a real LocalCluster of worker processes, real Zarr stores on disk."""
 
 import dataclasses
+import datetime as dt
 import json
 import warnings
 
@@ -119,6 +120,27 @@ def test_rerun_resumes_and_other_configuration_is_refused(simulated_tiny, client
     redone = execute(plan_run(other), client, progress=False, overwrite=True)
     assert (redone.chunks, redone.skipped) == (12, 0)
     assert cube_status(config.output.cube) == "complete"
+
+
+def test_a_cube_of_another_network_names_both_checkpoints(simulated_tiny, client, tmp_path):
+    """After the shipped default changed, resuming a cube of the first network says which
+    network made it and how to finish it, not just 'a different configuration'."""
+    from lst_pipeline.model.checkpoint import V1_CHECKPOINT
+
+    config = with_output(simulated_tiny, tmp_path / "cube.zarr")
+    config = dataclasses.replace(
+        config, dates=dataclasses.replace(config.dates, end=dt.date(2021, 1, 16)),
+        chunks=dataclasses.replace(config.chunks, time=16, y=128, x=128),
+        fusion=dataclasses.replace(config.fusion, method="dlstfm", checkpoint=V1_CHECKPOINT))
+    execute(plan_run(config), client, progress=False)
+    default = dataclasses.replace(config, fusion=dataclasses.replace(config.fusion,
+                                                                     checkpoint=None))
+    with pytest.raises(StoreError, match=r"made with the DLSTFM checkpoint .*dlstfm_v1\.pt "
+                                         r"\(sha256 1157fa34\.\.\.\), this run uses the "
+                                         r"shipped default .*set fusion\.checkpoint"):
+        execute(plan_run(default), client, progress=False)
+    again = execute(plan_run(config), client, progress=False)  # with its network: resumes
+    assert again.skipped == 1 and again.chunks == 0
 
 
 def test_lock_refuses_a_second_writer_and_recognises_a_stale_one(simulated_tiny, client,
