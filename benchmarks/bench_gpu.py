@@ -188,7 +188,7 @@ def variant(config, cube: Path, *, device: str, amp: bool = False, uncertainty: 
     return config
 
 
-def profiles(gpu: bool) -> dict:
+def profiles() -> dict:
     from lst_pipeline.cluster import ClusterProfile, load_profile
 
     cores = os.cpu_count() or 2
@@ -221,7 +221,7 @@ def engine(device: str, root: Path, size: int, days: int, chunk_px: int,
         name = run if run not in out else f"{run}_{i}"  # a run repeated to see the noise
         profile_name, dev, amp = ENGINE_RUNS[run]
         dev = device if dev == "cuda" else dev
-        profile = profiles(device == "cuda")[profile_name]
+        profile = profiles()[profile_name]
         cfg = variant(config, root / f"bench_{name}.zarr", device=dev, amp=amp)
         try:
             with connect(profile, quiet=True) as client:
@@ -275,7 +275,7 @@ def agreement(device: str, root: Path, size: int, days: int, chunk_px: int,
     config = simulated_region(root, size, days, chunk_px)
     end = np.datetime64(config.dates.start, "D") + np.timedelta64(31, "D")
     config = dataclasses.replace(config, dates=dataclasses.replace(config.dates, end=end.item()))
-    p = profiles(device == "cuda")
+    p = profiles()
     cubes = {
         "cpu": (variant(config, root / "agree_cpu.zarr", device="cpu", uncertainty=False),
                 p["cpu_all_cores"]),

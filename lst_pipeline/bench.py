@@ -39,7 +39,6 @@ class SyntheticRegion:
     chunk: int = 256
     method: str = "dlstfm"
     device: str = "auto"
-    mixed_precision: bool = False
     seed: int = 11
     checkpoint: Path | None = None
 
@@ -83,8 +82,7 @@ def bench_pipeline(scratch: Path, *, config: PipelineConfig | None = None,
     scratch = Path(scratch)
     if config is None:
         region = region or SyntheticRegion()
-        fusion: dict[str, Any] = {"method": region.method, "device": region.device,
-                                   "mixed_precision": region.mixed_precision}
+        fusion: dict[str, Any] = {"method": region.method, "device": region.device}
         if region.checkpoint is not None:
             fusion["checkpoint"] = str(Path(region.checkpoint).resolve())
         config = synthetic_pipeline(scratch / "region", seed=region.seed, size=region.size,

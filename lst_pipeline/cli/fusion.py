@@ -231,7 +231,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = load_pipeline(args.config) if args.config else None
     region = None if config else SyntheticRegion(
         size=args.size, days=args.days or 64, chunk=args.chunk, method=args.method,
-        device=args.device, mixed_precision=args.mixed_precision, checkpoint=args.checkpoint)
+        device=args.device, checkpoint=args.checkpoint)
     with tempfile.TemporaryDirectory(prefix="lst-bench-", dir=args.workdir) as scratch:
         bench_config, simulate_seconds = bench_pipeline(
             Path(scratch), config=config, region=region, days=args.days,
@@ -241,7 +241,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.no_uncertainty:
             bench_config = dataclasses.replace(bench_config, output=dataclasses.replace(
                 bench_config.output, uncertainty=False))
-        if args.mixed_precision:
+        if args.mixed_precision:  # the simulated region's or CONFIG's
             bench_config = dataclasses.replace(bench_config, fusion=dataclasses.replace(
                 bench_config.fusion, mixed_precision=True))
         context, resources = cluster(args, bench_config.cluster)
