@@ -55,7 +55,7 @@ def score(config, method: str, time_block: int = 32) -> dict:
     truth = xr.open_zarr(truth_store, consolidated=False)["lst"]
     ny, nx = plan.grid.shape
     whole = Window(0, ny, 0, nx)
-    sample = CalibrationSample()
+    sample = CalibrationSample.for_size(len(plan.days) * ny * nx)
     for t0 in range(0, len(plan.days), time_block):
         t1 = min(t0 + time_block, len(plan.days))
         block = read_and_fuse(plan.task, t0, t1, whole, whole)

@@ -113,20 +113,40 @@ def calibration(errors: np.ndarray, sigma: np.ndarray, age_days: np.ndarray) -> 
 class CalibrationSample:
     """Pixel-days gathered block by block for :func:`calibration_by_flag`.
 
-    Each block keeps an evenly spaced (deterministic) sample of at most ``per_block`` of its
-    pixel-days with a value, a sigma and a truth, so memory stays bounded on long cubes.
+    Every ``every``-th pixel-day with a value, a sigma and a truth is kept, counted across
+    blocks, so memory stays bounded on long cubes and every pixel-day has the same chance
+    to enter, whichever block it is in. (A cap per block would not: a block with few
+    values, cloudy days or the short last block, would weigh as much as a full one.)
+
+    Parameters
+    ----------
+    every
+        Keep one in this many pixel-days (1: all); :meth:`for_size` chooses it.
     """
 
-    def __init__(self, per_block: int = 500_000) -> None:
-        self.per_block = per_block
+    #: The most pixel-days :meth:`for_size` lets a sample hold.
+    MOST = 4_000_000
+
+    def __init__(self, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be at least 1, not {every}")
+        self.every = int(every)
+        self._seen = 0
         self._parts: list[tuple[np.ndarray, ...]] = []
+
+    @classmethod
+    def for_size(cls, pixel_days: int, most: int | None = None) -> CalibrationSample:
+        """A sample that keeps at most ``most`` (:attr:`MOST`) of ``pixel_days``."""
+        most = most or cls.MOST
+        return cls(max(1, -(-int(pixel_days) // most)))
 
     def add(self, errors: np.ndarray, sigma: np.ndarray, age_days: np.ndarray,
             qa: np.ndarray) -> None:
         """Add one block: errors (K), sigma (K), reference age (days) and ``qa`` codes."""
         ok = np.flatnonzero(np.isfinite(errors) & np.isfinite(sigma))
-        if len(ok) > self.per_block:
-            ok = ok[np.linspace(0, len(ok) - 1, self.per_block).astype(np.int64)]
+        start = -self._seen % self.every  # continue the stride of the previous blocks
+        self._seen += len(ok)
+        ok = ok[start::self.every]
         self._parts.append(tuple(np.asarray(a).ravel()[ok]
                                  for a in (errors, sigma, age_days, qa)))
 

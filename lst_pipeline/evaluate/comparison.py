@@ -52,8 +52,8 @@ def calibrate_cube_with_truth(cube: Path | str, truth: Path | str, *, time_block
                               ) -> dict[str, Calibration]:
     """Calibration of a cube's ``lst_uncertainty`` against a truth store on its grid.
 
-    Every pixel-day with a value, a sigma and a truth enters (an evenly spaced sample of at
-    most 500,000 per block of ``time_block`` days, :class:`CalibrationSample`).
+    Every pixel-day with a value, a sigma and a truth enters (on large cubes an evenly
+    spaced sample of them, the same share of every block, :class:`CalibrationSample`).
 
     Returns
     -------
@@ -77,7 +77,7 @@ def calibrate_cube_with_truth(cube: Path | str, truth: Path | str, *, time_block
                          "output.uncertainty: false, or by an older lst_pipeline)")
     ref = xr.open_zarr(truth, consolidated=False)["lst"].sel(time=out.time)
     days = out.time.values.astype("datetime64[D]").astype(np.int64)
-    sample = CalibrationSample()
+    sample = CalibrationSample.for_size(out["lst"].size)
     for t0 in range(0, len(days), time_block):
         ts = slice(t0, t0 + time_block)
         lst, sigma = out["lst"][ts].values, out[UNCERTAINTY][ts].values

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lst_pipeline.evaluate.calibration import calibration, cross_validated_sigma
+from lst_pipeline.evaluate.calibration import (
+    CalibrationSample,
+    calibration,
+    cross_validated_sigma,
+)
 from lst_pipeline.fusion.error_model import (
     AGE_SPLIT_DAYS,
     FEATURES,
@@ -155,3 +159,25 @@ def test_each_reference_age_class_gets_its_own_tail_scale():
     legacy = {k: v for k, v in model.as_attrs().items() if k not in ("scale_old",
                                                                      "observation_k")}
     assert ErrorModel.from_attrs(legacy).scale_old == model.scale  # cubes from before
+
+
+def test_a_calibration_sample_weighs_every_pixel_day_alike_whichever_block_it_is_in():
+    # block 1: 100,000 values all within 1 sigma; block 2: 10,000 values all outside.
+    # The truth: 100,000 / 110,000 within. A cap per block (the old sample) said 0.5.
+    full, sparse = np.full((10, 100, 100), 0.5), np.full((10, 100, 100), np.nan)
+    sparse[:1] = 3.0
+    sample = CalibrationSample.for_size(2 * full.size, most=20_000)
+    assert sample.every == 10
+    for errors in (full, sparse):
+        sample.add(errors, np.ones_like(errors), np.full(errors.shape, 3.0),
+                   np.full(errors.shape, 1, np.uint8))
+    cal = sample.calibration()["all"].overall
+    assert cal.n == 11_000
+    assert cal.within_1 == pytest.approx(100_000 / 110_000)
+    # the stride carries across blocks: 7 + 7 values with every=5 keep 2 + 1 (not 2 + 2)
+    small = CalibrationSample(every=5)
+    for _ in range(2):
+        small.add(np.zeros(7), np.ones(7), np.zeros(7), np.ones(7, np.uint8))
+    assert small.calibration()["all"].overall.n == 3
+    with pytest.raises(ValueError, match="every"):
+        CalibrationSample(every=0)
