@@ -101,36 +101,48 @@ def line(world: str, region: str, method: str, r: dict) -> str:
             f"{obs_text} | {ages} | {ok} |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_region_arguments(parser: argparse.ArgumentParser, methods: list[str]) -> None:
+    """The options choosing the regions of both worlds and the methods."""
     parser.add_argument("--seeds", type=int, nargs="*", default=[901, 902, 903])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--worlds", type=Path, default=None,
                         help="workdir of the independent world (generated when absent)")
     parser.add_argument("--regions", nargs="*", default=None)
-    parser.add_argument("--methods", nargs="+", default=["dlstfm", "starfm",
-                                                         "reference_change"])
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--methods", nargs="+", default=methods)
 
+
+def both_worlds(args: argparse.Namespace, tmp: Path) -> list:
+    """``(world, region, make_config)`` of the simulator seeds and the independent regions.
+
+    Simulator regions are generated under ``tmp``; the independent world under
+    ``args.worlds`` (kept for reuse) or ``tmp``.
+    """
     from bench_worlds import prepare
 
     from lst_pipeline.config import load_pipeline
     from lst_pipeline.worlds import WORLD_REGIONS
+
+    worlds = args.worlds or tmp / "worlds"
+    return [("simulator", f"seed {s}", lambda s=s: held_out_region(
+        tmp, s, args.size, args.days)) for s in args.seeds] + [
+        ("independent", spec.name, lambda spec=spec: load_pipeline(
+            prepare(spec, worlds / spec.name))) for spec in WORLD_REGIONS
+        if args.regions is None or spec.name in args.regions]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_region_arguments(parser, ["dlstfm", "starfm", "reference_change"])
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
 
     results: dict[str, dict] = {}
     rows = ["| world | region | method | within 1 sigma | within 2 sigma | Spearman | "
             "fused 1/2 | observed 1/2 | fused by reference age (days) 1/2 | passes |",
             "|---" * 10 + "|"]
     with tempfile.TemporaryDirectory(prefix="lst-unc-") as tmp:
-        regions = [("simulator", f"seed {s}", lambda s=s: held_out_region(
-            Path(tmp), s, args.size, args.days)) for s in args.seeds]
-        worlds = args.worlds or Path(tmp) / "worlds"
-        regions += [("independent", spec.name, lambda spec=spec: load_pipeline(
-            prepare(spec, worlds / spec.name))) for spec in WORLD_REGIONS
-            if args.regions is None or spec.name in args.regions]
-        for world, name, make in regions:
+        for world, name, make in both_worlds(args, Path(tmp)):
             config = make()
             for method in args.methods:
                 start = time.perf_counter()

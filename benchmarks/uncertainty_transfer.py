@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from _record import held_out_region
+from bench_uncertainty import add_region_arguments, both_worlds
 
 from lst_pipeline.evaluate.calibration import calibration
 from lst_pipeline.fusion.error_model import fit_error_model
@@ -89,31 +89,13 @@ def row(world: str, region: str, method: str, config) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[901, 902, 903])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--days", type=int, default=120)
-    parser.add_argument("--worlds", type=Path, default=None,
-                        help="workdir of the independent world (generated when absent)")
-    parser.add_argument("--regions", nargs="*", default=None)
-    parser.add_argument("--methods", nargs="+", default=["dlstfm", "reference_change"])
+    add_region_arguments(parser, ["dlstfm", "reference_change"])
     args = parser.parse_args()
-
-    from bench_worlds import prepare
-
-    from lst_pipeline.config import load_pipeline
-    from lst_pipeline.worlds import WORLD_REGIONS
-
     print("| world | region | method | held-out within 1 sigma | run's sigma on fused days "
           "(1/2, by age) | factor to 68.3 % | oracle's sigma (1/2, by age) |")
     print("|---" * 7 + "|")
     with tempfile.TemporaryDirectory(prefix="lst-transfer-") as tmp:
-        regions = [("simulator", f"seed {s}", lambda s=s: held_out_region(
-            Path(tmp), s, args.size, args.days)) for s in args.seeds]
-        worlds = args.worlds or Path(tmp) / "worlds"
-        regions += [("independent", spec.name, lambda spec=spec: load_pipeline(
-            prepare(spec, worlds / spec.name))) for spec in WORLD_REGIONS
-            if args.regions is None or spec.name in args.regions]
-        for world, name, make in regions:
+        for world, name, make in both_worlds(args, Path(tmp)):
             config = make()
             for method in args.methods:
                 print(row(world, name, method, config), flush=True)
