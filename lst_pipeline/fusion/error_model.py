@@ -13,8 +13,9 @@ error from what the fusion kernel knows about each pixel-day (:data:`FEATURES`):
 - the MODIS QC LST-error class of the target day, and whether its MODIS was interpolated
   over a cloud gap.
 
-The model is a log-linear variance, ``log sigma^2 = X @ beta``, fitted per run and method by
-maximum Gaussian likelihood on leave-one-date-out residuals of the user's own stack
+The model is a log-linear scale, ``log s^2 = X @ beta``, fitted per run and method by
+maximum Student-t likelihood (:data:`TAIL_DOF` degrees of freedom) on leave-one-date-out
+residuals of the user's own stack
 (:mod:`lst_pipeline.fusion.holdout`): each clear Landsat date is hidden and predicted from
 the others by the production kernel, and the hidden observation is the truth. No simulated
 truth enters. Two safeguards make that transfer to the days a run fuses:
@@ -37,11 +38,20 @@ Two corrections then turn the fit on held-out residuals into the sigma of a fuse
   drives easy pixels towards 0. Without ST_QA in the stack nothing is taken out.
 - **one scale factor per reference-age class** (up to one revisit, :data:`AGE_SPLIT_DAYS`,
   and older) matches the fraction of residuals within 1 and 2 sigma to a normal
-  distribution's (0.683 and 0.954): fusion errors have heavier tails than a Gaussian, and
-  heavier with old references than with young ones, which one factor for all cannot follow.
+  distribution's (0.683 and 0.954), turning the fitted scale ``s`` into a 1-sigma error.
 
-Both were chosen on simulator regions used neither to train DLSTFM nor to score
-``lst_uncertainty`` (seeds 201-204); ``benchmarks/bench_uncertainty.py`` scores them on
+Why Student-t and not Gaussian: fusion errors have heavy tails, and the few held-out dates
+make them heavier still (one date with a local event carries much of the squared error). A
+Gaussian fit let those residuals set the coefficients; the tail scales then had to shrink
+sigma by up to a third for the rest (factors 0.65-0.90), by how much depending on which dates
+happened to be held out, and that did not carry over to the days fused. The t likelihood
+weighs a residual by ``(nu + 1) / (nu + e^2 / s^2)``, so outliers count less, and the two tail
+scales come out alike (about 1.2 with 4 degrees of freedom).
+
+All of this was chosen on simulator regions used neither to train DLSTFM nor to score
+``lst_uncertainty`` (seeds 201-204; Student-t against Gaussian there: summed deviation from
+the bands' centres 9.8 against 11.5, 4 of 8 region-method pairs inside every band against 3;
+8 degrees of freedom 9.9); ``benchmarks/bench_uncertainty.py`` scores them on
 held-out simulator seeds and on the independent test world. Observed pixels take the
 Landsat ST_QA uncertainty where the stack holds it.
 """
@@ -70,6 +80,8 @@ NORMAL_WITHIN = (0.6827, 0.9545)
 AGE_SPLIT_DAYS = 16.0
 #: Fewest residuals an age class is calibrated on by itself (else the one scale of all).
 MIN_CLASS_RESIDUALS = 2000
+#: Degrees of freedom of the Student-t likelihood the model is fitted by (see module notes).
+TAIL_DOF = 4.0
 #: Landsat observed pixels without ST_QA in the stack: the typical Collection 2 ST error (K).
 DEFAULT_OBSERVED_K = 1.5
 
@@ -107,7 +119,8 @@ class ErrorModel:
     method
         The fusion method it was fitted for.
     coefficients
-        ``beta`` of ``log sigma^2 = X @ beta`` (intercept first, then :data:`FEATURES`).
+        ``beta`` of ``log s^2 = X @ beta`` (intercept first, then :data:`FEATURES`); sigma
+        is ``s`` times the tail scale of its age class.
     scale
         Factor on sigma that calibrates the tails (see the module notes), for references up
         to :data:`AGE_SPLIT_DAYS` old.
@@ -227,7 +240,7 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
                     ridge: float = 1e-2, iterations: int = 50,
                     observed_k: float = DEFAULT_OBSERVED_K, observation_k: float = 0.0,
                     info: dict | None = None) -> ErrorModel:
-    """Fit :class:`ErrorModel` to residuals by maximum Gaussian likelihood, then calibrate.
+    """Fit :class:`ErrorModel` to residuals by maximum Student-t likelihood, then calibrate.
 
     Parameters
     ----------
@@ -291,24 +304,27 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
     return dataclasses.replace(calibrated, fitted=fitted)
 
 
-def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterations: int
-            ) -> np.ndarray:
-    """Coefficients of ``log sigma^2 = x @ beta`` minimising the Gaussian NLL (``use`` only).
+def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterations: int,
+            dof: float = TAIL_DOF) -> np.ndarray:
+    """Coefficients of ``log s^2 = x @ beta`` minimising the Student-t NLL (``use`` only).
 
-    Columns are standardised for the penalty and the steps; the rest stay 0.
+    Per residual, up to constants, ``v / 2 + (dof + 1) / 2 * log(1 + e^2 / (dof e^v))`` with
+    ``v = x @ beta``: convex in ``beta``, so Newton's method converges. Columns are
+    standardised for the penalty and the steps; the rest stay 0.
     """
     mean, std = x.mean(axis=0), x.std(axis=0)
     mean[0], std[0] = 0.0, 1.0
     z = np.where(use, (x - mean) / np.where(use & (std > 0), std, 1.0), 0.0)
     z[:, 0] = 1.0
     beta = np.zeros(x.shape[1])
-    beta[0] = math.log(e2.mean())
+    beta[0] = math.log(float(np.median(e2)))
     penalty = np.where(use, ridge * len(e2), 1.0)
     penalty[0] = 0.0
     for _ in range(iterations):
-        w = e2 * np.exp(-(z @ beta))  # the negative log-likelihood is sum(z b + e^2 e^-zb)
-        grad = z.T @ (1.0 - w) + penalty * beta
-        hess = (z * w[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(beta))
+        r = e2 * np.exp(-(z @ beta)) / dof
+        grad = z.T @ (0.5 - 0.5 * (dof + 1) * r / (1 + r)) + penalty * beta
+        curvature = 0.5 * (dof + 1) * r / (1 + r) ** 2
+        hess = (z * curvature[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(beta))
         step = np.linalg.solve(hess, grad)
         beta -= np.clip(step, -2.0, 2.0)
         if np.abs(step).max() < 1e-8:
