@@ -36,17 +36,21 @@ Two corrections then turn the fit on held-out residuals into the sigma of a fuse
   ``sigma^2 + ST_QA^2``) was tried and made sigma too small on a held-out simulator region
   (seed 902: 64 % instead of 75 % of the errors within 1 sigma): the log-linear model then
   drives easy pixels towards 0. Without ST_QA in the stack nothing is taken out.
-- **one scale factor per reference-age class** (up to one revisit, :data:`AGE_SPLIT_DAYS`,
-  and older) matches the fraction of residuals within 1 and 2 sigma to a normal
+- **one scale factor** matches the fraction of residuals within 1 and 2 sigma to a normal
   distribution's (0.683 and 0.954), turning the fitted scale ``s`` into a 1-sigma error.
+  (With the Gaussian fit of earlier versions, one factor per reference-age class, up to
+  :data:`AGE_SPLIT_DAYS` and older, made up for heavier tails with older references; cubes
+  made so keep both factors and are read with them.)
 
 Why Student-t and not Gaussian: fusion errors have heavy tails, and the few held-out dates
 make them heavier still (one date with a local event carries much of the squared error). A
 Gaussian fit let those residuals set the coefficients; the tail scales then had to shrink
 sigma by up to a third for the rest (factors 0.65-0.90), by how much depending on which dates
 happened to be held out, and that did not carry over to the days fused. The t likelihood
-weighs a residual by ``(nu + 1) / (nu + e^2 / s^2)``, so outliers count less, and the two tail
-scales come out alike (about 1.2 with 4 degrees of freedom).
+weighs a residual by ``(nu + 1) / (nu + e^2 / s^2)``, so outliers count less; fitted per
+age class, the tail scales then come out alike (about 1.2 with 4 degrees of freedom), and one
+factor for all ages calibrates the simulator's dev regions better than two (summed deviation
+9.2 against 9.8, below).
 
 All of this was chosen on simulator regions used neither to train DLSTFM nor to score
 ``lst_uncertainty`` (seeds 201-204; Student-t against Gaussian there: summed deviation from
@@ -76,10 +80,8 @@ RAW = ("age_days", "modis_change_k", "subcell_std_k", "cloud_fraction", "disagre
 SIGMA_RANGE_K = (0.05, 50.0)
 #: What a normal distribution puts within 1 and 2 sigma.
 NORMAL_WITHIN = (0.6827, 0.9545)
-#: Reference ages (days) up to this are one calibration class, older ones the other.
+#: Earlier versions: references up to this age (days) had one tail scale, older ones another.
 AGE_SPLIT_DAYS = 16.0
-#: Fewest residuals an age class is calibrated on by itself (else the one scale of all).
-MIN_CLASS_RESIDUALS = 2000
 #: Degrees of freedom of the Student-t likelihood the model is fitted by (see module notes).
 TAIL_DOF = 4.0
 #: Landsat observed pixels without ST_QA in the stack: the typical Collection 2 ST error (K).
@@ -120,12 +122,12 @@ class ErrorModel:
         The fusion method it was fitted for.
     coefficients
         ``beta`` of ``log s^2 = X @ beta`` (intercept first, then :data:`FEATURES`); sigma
-        is ``s`` times the tail scale of its age class.
+        is ``s`` times the tail scale.
     scale
-        Factor on sigma that calibrates the tails (see the module notes), for references up
-        to :data:`AGE_SPLIT_DAYS` old.
+        Factor on ``s`` that calibrates the tails (see the module notes); in models of
+        earlier versions, for references up to :data:`AGE_SPLIT_DAYS` old only.
     scale_old
-        The same for older references (None: ``scale``).
+        Earlier versions: the factor for older references (None: ``scale``).
     observation_k
         Typical error of the held-out Landsat observations (K, their ST_QA), taken out of
         the fitted variance; 0 without ST_QA.
@@ -291,11 +293,7 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
     errors = np.asarray(errors)
     sigma = model.sigma(raw)
     scale = calibration_scale(errors, sigma)
-    old = np.asarray(raw[0]) > AGE_SPLIT_DAYS
-    young_scale, old_scale = (calibration_scale(errors[part], sigma[part])
-                              if part.sum() >= MIN_CLASS_RESIDUALS else scale
-                              for part in (~old, old))
-    calibrated = dataclasses.replace(model, scale=young_scale, scale_old=old_scale,
+    calibrated = dataclasses.replace(model, scale=scale, scale_old=scale,
                                      observation_k=float(observation_k))
     sigma = calibrated.residual_sigma(raw)
     fitted = {"residuals": len(e2), **(info or {}),
