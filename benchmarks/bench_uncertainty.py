@@ -39,6 +39,13 @@ BANDS = {"within_1": (0.62, 0.74), "within_2": (0.92, 0.97)}
 MIN_SPEARMAN = 0.3
 
 
+def open_truth_of(config) -> xr.DataArray:
+    """The daily truth of a region of either world (the simulator's, or beside the stack)."""
+    store = config.simulation.truth if config.simulation else \
+        Path(config.inputs.stack).parent / "truth.zarr"
+    return xr.open_zarr(store, consolidated=False)["lst"]
+
+
 def score(config, method: str, time_block: int = 32) -> dict:
     """Fit (as ``run`` does), fuse in this process, and calibrate against the truth."""
     from lst_pipeline.fusion.engine import plan_run, read_and_fuse
@@ -50,9 +57,7 @@ def score(config, method: str, time_block: int = 32) -> dict:
     start = time.perf_counter()
     plan = plan_run(config, overwrite=True, log=lambda *_: None)
     fit_seconds = time.perf_counter() - start
-    truth_store = config.simulation.truth if config.simulation else \
-        Path(config.inputs.stack).parent / "truth.zarr"
-    truth = xr.open_zarr(truth_store, consolidated=False)["lst"]
+    truth = open_truth_of(config)
     ny, nx = plan.grid.shape
     whole = Window(0, ny, 0, nx)
     sample = CalibrationSample.for_size(len(plan.days) * ny * nx)

@@ -26,8 +26,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
-from bench_uncertainty import add_region_arguments, both_worlds
+from bench_uncertainty import add_region_arguments, both_worlds, open_truth_of
 
 from lst_pipeline.evaluate.calibration import calibration
 from lst_pipeline.fusion.error_model import fit_error_model
@@ -50,9 +49,7 @@ def fused_errors(config, method: str, time_block: int = 32):
     plan = plan_run(config, overwrite=True, log=lambda *_: None)
     model = fit_uncertainty(config, method, log=lambda *_: None)
     task = dataclasses.replace(plan.task, uncertainty=True)
-    truth_store = config.simulation.truth if config.simulation else \
-        Path(config.inputs.stack).parent / "truth.zarr"
-    truth = xr.open_zarr(truth_store, consolidated=False)["lst"]
+    truth = open_truth_of(config)
     ny, nx = plan.grid.shape
     whole = Window(0, ny, 0, nx)
     errors, raw = [], []
