@@ -302,12 +302,13 @@ def fit_error_model(raw: np.ndarray, errors: np.ndarray, method: str, *,
     return dataclasses.replace(calibrated, fitted=fitted)
 
 
-def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterations: int,
-            dof: float = TAIL_DOF) -> np.ndarray:
+def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterations: int
+            ) -> np.ndarray:
     """Coefficients of ``log s^2 = x @ beta`` minimising the Student-t NLL (``use`` only).
 
-    Per residual, up to constants, ``v / 2 + (dof + 1) / 2 * log(1 + e^2 / (dof e^v))`` with
-    ``v = x @ beta``: convex in ``beta``, so Newton's method converges. Columns are
+    Per residual, up to constants, ``v / 2 + (nu + 1) / 2 * log(1 + e^2 / (nu e^v))`` with
+    ``v = x @ beta`` and ``nu`` = :data:`TAIL_DOF`: convex in ``beta``, so Newton's method
+    converges. Columns are
     standardised for the penalty and the steps; the rest stay 0.
     """
     mean, std = x.mean(axis=0), x.std(axis=0)
@@ -319,9 +320,9 @@ def _newton(x: np.ndarray, e2: np.ndarray, use: np.ndarray, ridge: float, iterat
     penalty = np.where(use, ridge * len(e2), 1.0)
     penalty[0] = 0.0
     for _ in range(iterations):
-        r = e2 * np.exp(-(z @ beta)) / dof
-        grad = z.T @ (0.5 - 0.5 * (dof + 1) * r / (1 + r)) + penalty * beta
-        curvature = 0.5 * (dof + 1) * r / (1 + r) ** 2
+        r = e2 * np.exp(-(z @ beta)) / TAIL_DOF
+        grad = z.T @ (0.5 - 0.5 * (TAIL_DOF + 1) * r / (1 + r)) + penalty * beta
+        curvature = 0.5 * (TAIL_DOF + 1) * r / (1 + r) ** 2
         hess = (z * curvature[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(beta))
         step = np.linalg.solve(hess, grad)
         beta -= np.clip(step, -2.0, 2.0)
