@@ -17,6 +17,7 @@ from lst_pipeline.model.data import RegionData
 
 if TYPE_CHECKING:
     from lst_pipeline.config import PipelineConfig
+    from lst_pipeline.fusion.overpass import OverpassCorrection
     from lst_pipeline.model.adapt import AdaptResult
     from lst_pipeline.model.train import RegionSpec, TrainConfig
 
@@ -51,8 +52,14 @@ def _adapted_path(stack: StorePath, out: Path | str | None) -> Path:
     return local.with_name(local.name + ".adapted.pt")
 
 
-def load_region(stack: StorePath | str, name: str | None = None) -> RegionData:
-    """Read every Landsat date of a stack and the MODIS of those dates (upsampled)."""
+def load_region(stack: StorePath | str, name: str | None = None, *,
+                overpass: OverpassCorrection | None = None) -> RegionData:
+    """Read every Landsat date of a stack and the MODIS of those dates (upsampled).
+
+    With ``overpass`` the MODIS is brought to the Landsat overpass time, as a run with that
+    correction reads it.
+    """
+    from lst_pipeline.fusion.overpass import correct_modis
     from lst_pipeline.grid import Window
     from lst_pipeline.io.stack import StackReader
     from lst_pipeline.resample import upsample_bilinear
@@ -62,7 +69,9 @@ def load_region(stack: StorePath | str, name: str | None = None) -> RegionData:
     whole = Window(0, ny, 0, nx)
     idx = np.arange(len(reader.landsat_dates))
     fine = reader.read_landsat(idx, whole)
-    coarse = reader.read_modis(reader.landsat_dates, whole.coarse(reader.grid.coarse_factor))
+    coarse = correct_modis(
+        reader.read_modis(reader.landsat_dates, whole.coarse(reader.grid.coarse_factor)),
+        reader.modis_view_time_on(reader.landsat_dates), overpass)
     return RegionData(
         name=name or str(stack), fine=fine,
         coarse_up=upsample_bilinear(coarse, reader.grid.coarse_factor),
@@ -115,6 +124,7 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     """
     import dataclasses
 
+    from lst_pipeline.fusion.overpass import fit_overpass
     from lst_pipeline.io.stack import content_fingerprint
     from lst_pipeline.model.adapt import adapt_checkpoint
     from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
@@ -124,8 +134,14 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     starfm_params = dict(fusion.method_params()) if fusion.method == "starfm" \
         else dataclasses.asdict(fusion.starfm)
     starfm_params.pop("pairs", None)
+    overpass = None
+    if fusion.overpass_correction == "auto":  # the network learns MODIS as `run` reads it
+        fitted = fit_overpass(stack)
+        overpass = None if isinstance(fitted, str) else fitted
+        log = options.get("log", print)
+        log(fitted if isinstance(fitted, str) else fitted.describe())
     return adapt_checkpoint(
-        load_region(stack, str(stack)),
+        load_region(stack, str(stack), overpass=overpass),
         start=Path(checkpoint or fusion.checkpoint or DEFAULT_CHECKPOINT),
         out=_adapted_path(stack, out),
         max_gap_days=fusion.max_reference_gap_days, device=fusion.device,

@@ -222,6 +222,11 @@ class FusionConfig:
     landsat_days
         ``observe``: on a day with a clear Landsat pixel, keep the observation (``qa`` 1);
         ``fuse``: fuse it from the other dates like any day (e.g. to validate).
+    overpass_correction
+        ``auto``: bring every MODIS image to the Landsat overpass time with the warming
+        rate measured on the stack's own clear Landsat dates (MODIS minus Landsat against
+        MODIS view time; :mod:`lst_pipeline.fusion.overpass`), when the stack records view
+        times that vary; recorded in the cube. ``off``: use MODIS as observed.
     starfm, ubestarfm
         Parameters of those methods (ignored by the others).
     """
@@ -239,6 +244,7 @@ class FusionConfig:
     modis_gaps: Literal["keep", "interpolate"] = "keep"
     max_modis_interpolation_days: int = 4
     landsat_days: Literal["observe", "fuse"] = "observe"
+    overpass_correction: Literal["auto", "off"] = "auto"
     starfm: StarfmParams = field(default_factory=StarfmParams)
     ubestarfm: UbestarfmParams = field(default_factory=UbestarfmParams)
 

@@ -19,6 +19,7 @@ from lst_pipeline.errors import InputError, LSTPipelineError
 from lst_pipeline.fusion.error_model import ErrorInputs
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
 from lst_pipeline.fusion.modis_gaps import interpolate_modis_gaps
+from lst_pipeline.fusion.overpass import correct_modis
 from lst_pipeline.grid import Window
 from lst_pipeline.io.stack import StackReader
 
@@ -62,20 +63,26 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
         wanted = np.nonzero((ldays >= target_days[0] - gap) & (ldays <= target_days[-1] + gap)
                             & (reader.landsat_clear_fraction > 0))[0]
         coarse_read = read_window.coarse(task.coarse_factor)
+
+        def modis_on(days: np.ndarray) -> np.ndarray:  # at Landsat's hour with the correction
+            dates = days.astype("datetime64[D]")
+            return correct_modis(reader.read_modis(dates, coarse_read),
+                                 reader.modis_view_time_on(dates), task.overpass)
+
         filled = None
         if task.modis_gap_days:
             m = task.modis_gap_days
             around = np.arange(target_days[0] - m, target_days[-1] + m + 1)
-            modis = reader.read_modis(around.astype("datetime64[D]"), coarse_read)
-            target_modis, filled = interpolate_modis_gaps(modis, around, target_days, m)
+            target_modis, filled = interpolate_modis_gaps(modis_on(around), around,
+                                                          target_days, m)
         else:
-            target_modis = reader.read_modis(target_days.astype("datetime64[D]"), coarse_read)
+            target_modis = modis_on(target_days)
         error_inputs = _error_inputs(reader, task, target_days, ldays[wanted], wanted,
                                      read_window, coarse_read) if task.uncertainty else None
         return BlockInputs(
             landsat_lst=reader.read_landsat(wanted, read_window),
             landsat_days=ldays[wanted],
-            landsat_modis=reader.read_modis(ldays[wanted].astype("datetime64[D]"), coarse_read),
+            landsat_modis=modis_on(ldays[wanted]),
             target_modis=target_modis, target_days=target_days, target_modis_filled=filled,
             error_inputs=error_inputs,
         )

@@ -19,6 +19,7 @@ from lst_pipeline.fusion.block import (
 )
 from lst_pipeline.fusion.executor import ChunkStats, RunSummary, execute, fuse_chunk, prepare_cube
 from lst_pipeline.fusion.plan import (
+    OVERPASS_ATTR,
     UNCERTAINTY_ATTR,
     FusionTask,
     ResumeState,
@@ -46,11 +47,12 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     of ``lst_uncertainty`` is fitted on the same held-out dates
     (:func:`lst_pipeline.fusion.holdout.fit_uncertainty`), or, when the run resumes an
     existing cube (not ``overwrite``), taken from that cube, so that every chunk of a cube
-    uses one model.
+    uses one model; so is the MODIS view-time correction.
     """
     from lst_pipeline.errors import InputError
     from lst_pipeline.fusion.error_model import ErrorModel
     from lst_pipeline.fusion.holdout import choose_method, fit_uncertainty
+    from lst_pipeline.fusion.overpass import OverpassCorrection
     from lst_pipeline.io.cube_store import CubeStore
 
     choice = None
@@ -58,6 +60,11 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     if config.fusion.method == "auto":
         choice = choose_method(config, features=wanted is not False, log=lambda _: None)
     plan = _plan.plan_run(config, n_workers=n_workers, choice=choice)
+    if plan.task.overpass is not None and plan.resume is not None and not overwrite:
+        recorded = CubeStore(plan.task.cube).attrs.get(OVERPASS_ATTR)
+        if recorded is not None:  # every chunk of a cube uses one correction
+            plan = dataclasses.replace(plan, task=dataclasses.replace(
+                plan.task, overpass=OverpassCorrection.from_attrs(recorded)))
     if wanted is False:
         return plan
     recorded = CubeStore(plan.task.cube).attrs.get(UNCERTAINTY_ATTR) if (

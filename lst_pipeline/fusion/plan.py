@@ -34,6 +34,7 @@ from lst_pipeline.io.zarr_store import grid_attrs
 if TYPE_CHECKING:
     from lst_pipeline.config import PipelineConfig
     from lst_pipeline.fusion.error_model import ErrorModel
+    from lst_pipeline.fusion.overpass import OverpassCorrection
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class FusionTask:
     uncertainty: bool = False
     #: the fitted error model of ``lst_uncertainty`` (None until fitted, or switched off)
     error_model: ErrorModel | None = None
+    #: MODIS view-time correction (``fusion.overpass_correction``; None: MODIS as observed)
+    overpass: OverpassCorrection | None = None
 
     def fusion_method(self, threads: int | None = None) -> FusionMethod:
         """The method, built once per process and ``threads``.
@@ -255,6 +258,16 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
     near = _check_inputs(config, reader, grid, days)
     task = _task(config, grid, days)
     fusion = config.fusion
+    overpass_notes: list[str] = []
+    if fusion.overpass_correction == "auto":
+        from lst_pipeline.fusion.overpass import fit_overpass
+
+        fitted = fit_overpass(config.inputs.stack)
+        if isinstance(fitted, str):
+            overpass_notes.append(fitted)
+        else:
+            task = dataclasses.replace(task, overpass=fitted)
+            overpass_notes.append(fitted.describe())
     gap = fusion.max_reference_gap_days
     ldays = reader.landsat_dates
     halo, alignment, cost = method_geometry(
@@ -274,7 +287,8 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
     requested = (config.chunks.time, config.chunks.y, config.chunks.x)
     store = CubeStore(config.output.cube)
     existing = store.planned_chunks
-    notes = list(grid_notes) + ([choice.describe()] if choice is not None else [])
+    notes = list(grid_notes) + ([choice.describe()] if choice is not None else []) \
+        + overpass_notes
     if existing is not None and requested == (None, None, None):
         requested = existing
         notes.append(f"chunks: {existing[0]} x {existing[1]} x {existing[2]} of the existing "
@@ -295,6 +309,9 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
 #: What ``lst_uncertainty`` adds to a task's memory per pixel-day: the peak numpy
 #: allocation of one 32-day 512 x 512 block grew from 86 to 136 B per pixel-day (tracemalloc).
 UNCERTAINTY_BYTES_PER_PIXEL_DAY = 50.0
+
+#: Root attribute of the MODIS view-time correction of the run.
+OVERPASS_ATTR = "lst_pipeline:overpass"
 
 #: Root attribute of the error model behind ``lst_uncertainty``.
 UNCERTAINTY_ATTR = "lst_pipeline:uncertainty"
@@ -321,6 +338,8 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
         **({"lst_pipeline:auto": plan.auto.as_attrs()} if plan.auto is not None else {}),
         **({UNCERTAINTY_ATTR: plan.task.error_model.as_attrs()}
            if plan.task.error_model is not None else {}),
+        **({OVERPASS_ATTR: plan.task.overpass.as_attrs()}
+           if plan.task.overpass is not None else {}),
         "lst_pipeline:pipeline": cfg.name,
         "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",
         "references": REFERENCES,
@@ -340,6 +359,8 @@ def _task_fingerprint(task: FusionTask) -> dict[str, Any]:
     fields.pop("error_model")  # recorded in the cube and reused on resume
     if not fields["uncertainty"]:
         fields.pop("uncertainty")  # as before the field existed
+    if fields.pop("overpass") is not None:  # whether, not how much: the cube records it
+        fields["overpass"] = True
     return fields
 
 

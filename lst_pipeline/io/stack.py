@@ -266,6 +266,31 @@ class StackReader:
         return self._group[LANDSAT_CLEAR][:]
 
     @cached_property
+    def landsat_hour_utc(self) -> np.ndarray:
+        """Acquisition time of each Landsat date, hours after 00:00 UTC (NaN: unknown)."""
+        if LANDSAT_HOUR not in set(self._group.array_keys()):
+            return np.full(len(self.landsat_dates), np.nan, np.float32)
+        return self._group[LANDSAT_HOUR][:]
+
+    @cached_property
+    def modis_view_time(self) -> np.ndarray:
+        """Mean local solar view time of each MODIS date, hours (NaN: unknown)."""
+        if MODIS_VIEW_TIME not in set(self._group.array_keys()):
+            return np.full(len(self.modis_dates), np.nan, np.float32)
+        return self._group[MODIS_VIEW_TIME][:]
+
+    def modis_view_time_on(self, dates: np.ndarray) -> np.ndarray:
+        """The MODIS view time (hours) of the given dates; NaN where absent or unknown."""
+        dates = np.asarray(dates, dtype="datetime64[D]")
+        out = np.full(len(dates), np.nan, np.float64)
+        if not len(self.modis_dates) or not len(dates):
+            return out
+        pos = np.minimum(np.searchsorted(self.modis_dates, dates), len(self.modis_dates) - 1)
+        present = self.modis_dates[pos] == dates
+        out[present] = self.modis_view_time[pos[present]]
+        return out
+
+    @cached_property
     def content(self) -> dict[str, dict[str, str]] | None:
         """Digest of every date's LST (``{sensor: {YYYY-MM-DD: digest}}``), if recorded."""
         return read_content(self.path)
