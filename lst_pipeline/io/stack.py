@@ -281,14 +281,19 @@ class StackReader:
 
     def modis_view_time_on(self, dates: np.ndarray) -> np.ndarray:
         """The MODIS view time (hours) of the given dates; NaN where absent or unknown."""
+        present, idx = self._modis_positions(dates)
+        out = np.full(len(present), np.nan, np.float64)
+        out[present] = self.modis_view_time[idx]
+        return out
+
+    def _modis_positions(self, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``dates`` the stack holds, and their positions along ``time_modis``."""
         dates = np.asarray(dates, dtype="datetime64[D]")
-        out = np.full(len(dates), np.nan, np.float64)
         if not len(self.modis_dates) or not len(dates):
-            return out
+            return np.zeros(len(dates), bool), np.zeros(0, np.int64)
         pos = np.minimum(np.searchsorted(self.modis_dates, dates), len(self.modis_dates) - 1)
         present = self.modis_dates[pos] == dates
-        out[present] = self.modis_view_time[pos[present]]
-        return out
+        return present, pos[present]
 
     @cached_property
     def content(self) -> dict[str, dict[str, str]] | None:
@@ -334,16 +339,10 @@ class StackReader:
 
     def _read_modis(self, name: str, fill: Any, dates: np.ndarray, coarse_window: Window
                     ) -> np.ndarray:
-        dates = np.asarray(dates, dtype="datetime64[D]")
-        out = np.full((len(dates), *coarse_window.shape), fill, dtype=np.asarray(fill).dtype)
-        if not len(self.modis_dates) or not len(dates):
-            return out
-        pos = np.searchsorted(self.modis_dates, dates)
-        pos_clipped = np.minimum(pos, len(self.modis_dates) - 1)
-        present = self.modis_dates[pos_clipped] == dates
+        present, idx = self._modis_positions(dates)
+        out = np.full((len(present), *coarse_window.shape), fill, dtype=np.asarray(fill).dtype)
         if not present.any():
             return out
-        idx = pos_clipped[present]
         ys, xs = coarse_window.slices
         arr = self._group[name]
         lo, hi = int(idx.min()), int(idx.max()) + 1
