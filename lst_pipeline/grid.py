@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from lst_pipeline.errors import GridError
 
 if TYPE_CHECKING:
@@ -188,3 +190,26 @@ class Window:
         """The window in the pixel coordinates of ``outer`` (which must contain it)."""
         return Window(self.y0 - outer.y0, self.y1 - outer.y0,
                       self.x0 - outer.x0, self.x1 - outer.x0)
+
+
+def spread_windows(shape: tuple[int, int], alignment: int, *, size: int, most: int
+                   ) -> list[Window]:
+    """Up to ``most`` square windows of at most ``size`` px, aligned, spread over a grid.
+
+    A grid no larger than ``size`` is one window (the whole grid).
+    """
+    ny, nx = shape
+    edge = max(alignment, (size // alignment) * alignment)
+    if ny <= edge and nx <= edge:
+        return [Window(0, ny, 0, nx)]
+    edge_y, edge_x = min(edge, ny), min(edge, nx)
+    per_axis = max(1, int(np.floor(np.sqrt(most))))
+
+    def starts(n: int, e: int) -> list[int]:
+        if n <= e:
+            return [0]
+        pos = np.linspace(0, n - e, per_axis)
+        return sorted({int(p // alignment) * alignment for p in pos})
+
+    return [Window(y, min(y + edge_y, ny), x, min(x + edge_x, nx))
+            for y in starts(ny, edge_y) for x in starts(nx, edge_x)][:most]

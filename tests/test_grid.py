@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from lst_pipeline.chunks import ChunkPlan, plan_chunks
 from lst_pipeline.config import GridConfig
 from lst_pipeline.errors import ConfigError, GridError
-from lst_pipeline.grid import TargetGrid, Window
+from lst_pipeline.grid import TargetGrid, Window, spread_windows
 
 
 def make_grid(ny=128, nx=192, res=30.0, factor=16):
@@ -203,3 +203,11 @@ def test_small_grids_are_one_tile_and_large_ones_keep_the_halo_small():
     assert demo.chunks[1:] == (512, 512) and demo.computed_ratio == 1.0
     big = choose_chunks(make_grid(2048, 2048, factor=32), 365, halo=60, alignment=32, n_workers=2)
     assert big.computed_ratio <= 1.3
+
+
+def test_windows_spread_over_large_grids_and_cover_small_ones():
+    assert spread_windows((300, 200), 32, size=512, most=4) == [Window(0, 300, 0, 200)]
+    windows = spread_windows((2000, 3000), 96, size=512, most=4)
+    assert len(windows) == 4
+    assert all(w.y0 % 96 == 0 and w.x0 % 96 == 0 and w.shape == (480, 480) for w in windows)
+    assert windows[0].y0 == 0 and windows[-1].x1 > 2400  # from one corner to the other

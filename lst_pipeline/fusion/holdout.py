@@ -20,7 +20,7 @@ import numpy as np
 
 from lst_pipeline.errors import InputError
 from lst_pipeline.fusion.registry import AUTO_CANDIDATES
-from lst_pipeline.grid import Window
+from lst_pipeline.grid import Window, spread_windows
 
 if TYPE_CHECKING:
     from lst_pipeline.fusion.error_model import ErrorModel
@@ -82,29 +82,6 @@ class Residuals:
 
     def __len__(self) -> int:
         return len(self.errors)
-
-
-def spread_windows(shape: tuple[int, int], alignment: int, *, size: int = AUTO_WINDOW,
-                   most: int = AUTO_WINDOWS) -> list[Window]:
-    """Up to ``most`` square windows of at most ``size`` px, aligned, spread over a grid.
-
-    A grid no larger than ``size`` is one window (the whole grid).
-    """
-    ny, nx = shape
-    edge = max(alignment, (size // alignment) * alignment)
-    if ny <= edge and nx <= edge:
-        return [Window(0, ny, 0, nx)]
-    edge_y, edge_x = min(edge, ny), min(edge, nx)
-    per_axis = max(1, int(np.floor(np.sqrt(most))))
-
-    def starts(n: int, e: int) -> list[int]:
-        if n <= e:
-            return [0]
-        pos = np.linspace(0, n - e, per_axis)
-        return sorted({int(p // alignment) * alignment for p in pos})
-
-    return [Window(y, min(y + edge_y, ny), x, min(x + edge_x, nx))
-            for y in starts(ny, edge_y) for x in starts(nx, edge_x)][:most]
 
 
 def most_common_day(days: np.ndarray) -> int:
@@ -313,7 +290,8 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     from lst_pipeline.grid import resolve_grid
 
     grid, _ = resolve_grid(config.grid)
-    windows = spread_windows(grid.shape, grid.coarse_factor * 8)
+    windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
+                             most=AUTO_WINDOWS)
     held = predict_held_out(config, candidates, min_clear_fraction=AUTO_MIN_CLEAR,
                             max_dates=AUTO_MAX_DATES, windows=windows, features=features,
                             log=lambda _: None)

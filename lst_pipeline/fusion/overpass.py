@@ -184,7 +184,7 @@ def fit_overpass(stack: StorePath) -> OverpassCorrection | str:
 
 @lru_cache(maxsize=8)
 def _fit_overpass(stack: StorePath, content: str) -> OverpassCorrection | str:
-    from lst_pipeline.fusion.holdout import spread_windows
+    from lst_pipeline.grid import spread_windows
     from lst_pipeline.io.stack import StackReader
 
     reader = StackReader(stack)

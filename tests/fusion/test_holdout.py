@@ -8,16 +8,8 @@ import yaml
 
 from conftest import config_dict
 from lst_pipeline.cli import main
-from lst_pipeline.fusion.holdout import choose_method, predict_held_out, spread_windows
+from lst_pipeline.fusion.holdout import choose_method, predict_held_out
 from lst_pipeline.grid import Window
-
-
-def test_windows_spread_over_large_grids_and_cover_small_ones():
-    assert spread_windows((300, 200), 32) == [Window(0, 300, 0, 200)]
-    windows = spread_windows((2000, 3000), 96, size=512, most=4)
-    assert len(windows) == 4
-    assert all(w.y0 % 96 == 0 and w.x0 % 96 == 0 and w.shape == (480, 480) for w in windows)
-    assert windows[0].y0 == 0 and windows[-1].x1 > 2400  # from one corner to the other
 
 
 def test_held_out_predictions_hide_the_date(simulated_tiny):
