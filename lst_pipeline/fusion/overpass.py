@@ -176,18 +176,24 @@ def fit_overpass(stack: StorePath) -> OverpassCorrection | str:
     """
     from lst_pipeline.io.stack import StackReader
 
-    content = StackReader(stack).content
-    if content is None:  # no digests to know the stack unchanged: measure again
-        return _fit_overpass.__wrapped__(stack, "")
-    return _fit_overpass(stack, repr(content))
+    reader = StackReader(stack)
+    if reader.content is None:  # no digests to know the stack unchanged: measure again
+        return _measure(reader)
+    return _measured(stack, repr(reader.content))
 
 
 @lru_cache(maxsize=8)
-def _fit_overpass(stack: StorePath, content: str) -> OverpassCorrection | str:
-    from lst_pipeline.grid import spread_windows
+def _measured(stack: StorePath, content: str) -> OverpassCorrection | str:
+    """:func:`_measure` once per stack and content (every method of ``auto`` plans a run)."""
     from lst_pipeline.io.stack import StackReader
 
-    reader = StackReader(stack)
+    return _measure(StackReader(stack))
+
+
+def _measure(reader: Any) -> OverpassCorrection | str:
+    from lst_pipeline.grid import spread_windows
+
+    stack = reader.path
     ldays = reader.landsat_dates
     view = reader.modis_view_time_on(ldays)
     chosen = np.flatnonzero(np.isfinite(view)
