@@ -3,9 +3,10 @@
 Each clear Landsat date in the run's days is hidden from the candidate references, the day
 is fused from the remaining dates by every method through the production kernel (same
 reference selection, no observations kept), and each prediction is compared with the
-hidden observation on the pixels it saw and every method fused. No truth is needed, so it
-works on any real stack: ``lst-pipeline evaluate --against holdout`` reports it, and
-``fusion.method: auto`` uses it to pick a method per run (:func:`choose_method`).
+hidden observation on the pixels it saw and every method fused (the MODIS view-time rate is
+refitted without the hidden date). No truth is needed, so it works on any real stack:
+``lst-pipeline evaluate --against holdout`` reports it, and ``fusion.method: auto`` uses it
+to pick a method per run (:func:`choose_method`).
 """
 
 from __future__ import annotations
@@ -220,12 +221,14 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     seconds = dict.fromkeys(methods, 0.0)
     for i, index in enumerate(chosen):
         t = int((ldays[index] - first.days[0]).astype(int))
+        task = first.task if first.task.overpass is None else dataclasses.replace(
+            first.task, overpass=first.task.overpass.without(int(ldays[index].astype(np.int64))))
         for k, w in enumerate(windows):
             row, (hy, hx) = i * len(windows) + k, w.shape
             read = Window(max(w.y0 - halo, 0), min(w.y1 + halo, ny),
                           max(w.x0 - halo, 0), min(w.x1 + halo, nx))
             truth[row, :hy, :hx], st_qa = _read_held_out(reader, config, index, w, features)
-            inputs = read_block_inputs(first.task, t, t + 1, read)
+            inputs = read_block_inputs(task, t, t + 1, read)
             keep = inputs.landsat_days != ldays[index].astype(np.int64)
             hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
                                          landsat_days=inputs.landsat_days[keep],

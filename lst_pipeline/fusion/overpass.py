@@ -69,6 +69,10 @@ class OverpassCorrection:
         The Theil-Sen slope and its standard error (from its 95 % interval).
     n_dates
         Landsat dates it was measured on.
+    days, view_time_h, offset_k
+        Those dates (days since 1970-01-01), their MODIS view times and MODIS-minus-Landsat
+        offsets, so that leave-one-date-out refits the rate without the date it hides
+        (:meth:`without`).
     """
 
     rate_k_per_h: float
@@ -76,6 +80,40 @@ class OverpassCorrection:
     measured_k_per_h: float
     standard_error_k_per_h: float
     n_dates: int
+    days: tuple[int, ...] = ()
+    view_time_h: tuple[float, ...] = ()
+    offset_k: tuple[float, ...] = ()
+
+    @classmethod
+    def fitted(cls, hour: float, days: np.ndarray, view_time_h: np.ndarray,
+               offset_k: np.ndarray) -> OverpassCorrection | None:
+        """The correction fitted on the dates with both a view time and an offset.
+
+        None with too few dates or too little spread (:func:`fit_heating_rate`).
+        """
+        ok = np.isfinite(view_time_h) & np.isfinite(offset_k)
+        fit = fit_heating_rate(view_time_h[ok], offset_k[ok])
+        if fit is None:
+            return None
+        rate, measured, se = fit
+        return cls(rate_k_per_h=rate, hour=hour, measured_k_per_h=measured,
+                   standard_error_k_per_h=se, n_dates=int(ok.sum()),
+                   days=tuple(int(d) for d in days[ok]),
+                   view_time_h=tuple(float(v) for v in view_time_h[ok]),
+                   offset_k=tuple(float(o) for o in offset_k[ok]))
+
+    def without(self, day: int) -> OverpassCorrection | None:
+        """The correction refitted without Landsat date ``day`` (itself if it was not used).
+
+        Leave-one-date-out hides a date from the references; its MODIS offset must not have
+        set the rate either, or the held-out residuals look better than fused days' errors.
+        """
+        if day not in self.days:
+            return self
+        keep = np.array([d != day for d in self.days])
+        return OverpassCorrection.fitted(self.hour, np.array(self.days)[keep],
+                                         np.array(self.view_time_h)[keep],
+                                         np.array(self.offset_k)[keep])
 
     def offsets_k(self, view_time_h: np.ndarray) -> np.ndarray:
         """What to subtract from each date's MODIS LST (K); 0 where the view time is unknown."""
@@ -96,7 +134,9 @@ class OverpassCorrection:
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> OverpassCorrection:
         """The correction recorded by :meth:`as_attrs`."""
-        return cls(**{k: attrs[k] for k in cls.__dataclass_fields__})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v  # JSON lists
+                                  for k, v in attrs.items() if k in cls.__dataclass_fields__}
+        return cls(**values)
 
 
 def date_offsets(landsat_lst: np.ndarray, modis_lst: np.ndarray, factor: int) -> np.ndarray:
@@ -219,20 +259,16 @@ def _measure(reader: Any) -> OverpassCorrection | str:
                          f"measure the MODIS view-time offset ({type(exc).__name__}: {exc}); "
                          "check or rebuild the input stack, or set "
                          "fusion.overpass_correction: off") from exc
-    fitted = fit_heating_rate(view[chosen], offsets)
-    if fitted is None:
-        spread = np.ptp(view[chosen])
-        return (f"not corrected for MODIS view time: {int(np.isfinite(offsets).sum())} "
-                f"Landsat date(s) measured, view times spread {spread:.2f} h (at least "
-                f"{MIN_DATES} dates and {MIN_SPREAD_H} h needed)")
-    rate, measured, se = fitted
-    local = reader.landsat_hour_utc[chosen] + _centre_longitude(reader) / 15.0
-    local = np.mod(local, 24.0)
+    local = np.mod(reader.landsat_hour_utc[chosen] + _centre_longitude(reader) / 15.0, 24.0)
     hour = float(np.nanmedian(local)) if np.isfinite(local).any() \
         else float(np.median(view[chosen]))
-    return OverpassCorrection(rate_k_per_h=rate, hour=round(hour, 4),
-                              measured_k_per_h=measured, standard_error_k_per_h=se,
-                              n_dates=int(np.isfinite(offsets).sum()))
+    fitted = OverpassCorrection.fitted(round(hour, 4), ldays[chosen].astype(np.int64),
+                                       view[chosen], offsets)
+    if fitted is None:
+        return (f"not corrected for MODIS view time: {int(np.isfinite(offsets).sum())} "
+                f"Landsat date(s) measured, view times spread {np.ptp(view[chosen]):.2f} h "
+                f"(at least {MIN_DATES} dates and {MIN_SPREAD_H} h needed)")
+    return fitted
 
 
 def correct_modis(modis_lst: np.ndarray, view_time_h: np.ndarray,

@@ -66,6 +66,26 @@ def test_offsets_are_zero_where_the_view_time_is_unknown():
     assert OverpassCorrection.from_attrs(c.as_attrs()) == c
 
 
+def test_leave_one_date_out_refits_the_rate_without_the_hidden_date():
+    import json
+
+    view = np.array([9.9, 10.4, 10.8, 10.1, 11.0, 10.6])
+    offset = RATE * (view - 10.25)
+    offset[4] += 6.0  # the date to hide widens the slope's interval, so shrinks the rate
+    days = np.arange(18000, 18006)
+    c = OverpassCorrection.fitted(10.25, days, view, offset)
+    assert c.n_dates == 6 and c.days == tuple(range(18000, 18006))
+    hidden = c.without(18004)
+    assert hidden.n_dates == 5 and 18004 not in hidden.days
+    assert hidden.measured_k_per_h == pytest.approx(RATE, abs=1e-9)  # the others lie on a line
+    assert hidden.rate_k_per_h == pytest.approx(RATE, abs=1e-9)
+    assert c.rate_k_per_h < RATE - 1.0 and c.standard_error_k_per_h > 1.0
+    assert c.without(17000) is c  # not a date of the fit
+    assert OverpassCorrection.fitted(10.25, days[:5], view[:5], offset[:5]).without(
+        18000) is None  # four dates left: no rate
+    assert OverpassCorrection.from_attrs(json.loads(json.dumps(c.as_attrs()))) == c
+
+
 def _view_time_world(tmp_path, *, fusion=None):
     """A stack whose MODIS is the truth's cell mean plus RATE x (view time - Landsat's).
 
@@ -128,6 +148,12 @@ def test_a_run_measures_the_rate_on_its_stack_and_removes_the_view_time_offset(t
     assert fitted.rate_k_per_h == pytest.approx(RATE, abs=0.05)
     assert fitted.hour == pytest.approx(LANDSAT_LOCAL_HOUR, abs=0.01)
     assert fitted.n_dates == 10
+
+    from lst_pipeline.fusion.holdout import predict_held_out
+
+    held = predict_held_out(config, ("reference_change",), max_dates=3, log=lambda _: None)
+    err = np.abs(held.predictions["reference_change"] - held.truth)[held.mask]
+    assert err.size > 1000 and err.mean() < 0.05  # each hidden date refitted without itself
 
     plan = plan_run(config, log=lambda _: None)
     assert plan.task.overpass == fitted
