@@ -143,6 +143,22 @@ def _read_held_out(reader: Any, config: Any, index: int, window: Window,
                          f"{exc}); check or rebuild the input stack") from exc
 
 
+def _inputs_hiding(task: Any, t: int, read: Window, day: int) -> Any:
+    """The inputs of output day ``t`` over ``read`` with Landsat date ``day`` hidden.
+
+    The date is no reference, and the MODIS view-time rate is refitted without it.
+    """
+    from lst_pipeline.fusion.block import read_block_inputs
+
+    if task.overpass is not None:
+        task = dataclasses.replace(task, overpass=task.overpass.without(day))
+    inputs = read_block_inputs(task, t, t + 1, read)
+    keep = inputs.landsat_days != day
+    return dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
+                               landsat_days=inputs.landsat_days[keep],
+                               landsat_modis=inputs.landsat_modis[keep])
+
+
 def _joined(parts: list[Residuals]) -> Residuals:
     """The samples of every row as one."""
     return Residuals(np.concatenate([q.raw for q in parts], axis=-1),
@@ -198,7 +214,7 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     InputError
         If no Landsat date qualifies.
     """
-    from lst_pipeline.fusion.block import fuse_inputs, read_block_inputs
+    from lst_pipeline.fusion.block import fuse_inputs
     from lst_pipeline.io.cube import Flag
     from lst_pipeline.io.stack import StackReader
 
@@ -221,18 +237,12 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     seconds = dict.fromkeys(methods, 0.0)
     for i, index in enumerate(chosen):
         t = int((ldays[index] - first.days[0]).astype(int))
-        task = first.task if first.task.overpass is None else dataclasses.replace(
-            first.task, overpass=first.task.overpass.without(int(ldays[index].astype(np.int64))))
         for k, w in enumerate(windows):
             row, (hy, hx) = i * len(windows) + k, w.shape
             read = Window(max(w.y0 - halo, 0), min(w.y1 + halo, ny),
                           max(w.x0 - halo, 0), min(w.x1 + halo, nx))
             truth[row, :hy, :hx], st_qa = _read_held_out(reader, config, index, w, features)
-            inputs = read_block_inputs(task, t, t + 1, read)
-            keep = inputs.landsat_days != ldays[index].astype(np.int64)
-            hidden = dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
-                                         landsat_days=inputs.landsat_days[keep],
-                                         landsat_modis=inputs.landsat_modis[keep])
+            hidden = _inputs_hiding(first.task, t, read, int(ldays[index].astype(np.int64)))
             for m, plan in plans.items():
                 start = time.perf_counter()
                 block = fuse_inputs(plan.task, hidden, w, read, return_features=features)
