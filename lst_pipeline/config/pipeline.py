@@ -227,6 +227,13 @@ class FusionConfig:
         rate measured on the stack's own clear Landsat dates (MODIS minus Landsat against
         MODIS view time; :mod:`lst_pipeline.fusion.overpass`), when the stack records view
         times that vary; recorded in the cube. ``off``: use MODIS as observed.
+    reference_offset_days
+        A reference date's MODIS is rebuilt, in each coarse cell its Landsat sees clearly,
+        as the cell's Landsat mean plus the cell's MODIS-minus-Landsat offset averaged over
+        the stack's Landsat dates with weights ``exp(-days apart / this)`` (within twice
+        this), instead of that one date's noisy offset
+        (:mod:`lst_pipeline.fusion.reference_offset`). ``0``: the reference date's MODIS as
+        observed.
     starfm, ubestarfm
         Parameters of those methods (ignored by the others).
     """
@@ -245,6 +252,7 @@ class FusionConfig:
     max_modis_interpolation_days: int = 4
     landsat_days: Literal["observe", "fuse"] = "observe"
     overpass_correction: Literal["auto", "off"] = "auto"
+    reference_offset_days: int = 32
     starfm: StarfmParams = field(default_factory=StarfmParams)
     ubestarfm: UbestarfmParams = field(default_factory=UbestarfmParams)
 
@@ -258,6 +266,9 @@ class FusionConfig:
         require_config(self.max_references >= 1, "fusion.max_references", "must be >= 1")
         require_config(self.batch_pixels >= 1, "fusion.batch_pixels", "must be >= 1")
         require_config(self.max_disagreement_k > 0, "fusion.max_disagreement_k", "must be > 0")
+        require_config(0 <= self.reference_offset_days <= 366,
+                       "fusion.reference_offset_days",
+                       f"must be between 0 (off) and 366 days, got {self.reference_offset_days}")
         require_config(self.max_modis_interpolation_days >= 1,
                        "fusion.max_modis_interpolation_days", "must be >= 1")
         two_pair = self.method != "auto" and method_info(self.method).pairs(

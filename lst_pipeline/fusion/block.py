@@ -8,6 +8,7 @@ and ``evaluate`` all go through it, so every path computes the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from lst_pipeline.fusion.error_model import ErrorInputs
 from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
 from lst_pipeline.fusion.modis_gaps import interpolate_modis_gaps
 from lst_pipeline.fusion.overpass import correct_modis
+from lst_pipeline.fusion.reference_offset import cell_means, horizon_days, smoothed_reference_modis
 from lst_pipeline.grid import Window
 from lst_pipeline.io.stack import StackReader
 
@@ -47,8 +49,12 @@ class BlockInputs:
     error_inputs: ErrorInputs | None = None
 
 
-def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -> BlockInputs:
+def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window, *,
+                      hide_day: int | None = None) -> BlockInputs:
     """Read the inputs of output days ``[t0, t1)`` over ``read_window`` (needed dates only).
+
+    ``hide_day`` (days since 1970-01-01) leaves that Landsat date out as if the stack had
+    none (leave-one-date-out): no reference, no part of another reference's MODIS offset.
 
     Raises
     ------
@@ -60,8 +66,9 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
         target_days = task.first_day + np.arange(t0, t1, dtype=np.int64)
         ldays = reader.landsat_dates.astype(np.int64)
         gap = task.max_gap_days
+        usable = (reader.landsat_clear_fraction > 0) & (ldays != hide_day)
         wanted = np.nonzero((ldays >= target_days[0] - gap) & (ldays <= target_days[-1] + gap)
-                            & (reader.landsat_clear_fraction > 0))[0]
+                            & usable)[0]
         coarse_read = read_window.coarse(task.coarse_factor)
 
         def modis_on(days: np.ndarray) -> np.ndarray:  # at Landsat's hour with the correction
@@ -79,10 +86,15 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
             target_modis = modis_on(target_days)
         error_inputs = _error_inputs(reader, task, target_days, ldays[wanted], wanted,
                                      read_window, coarse_read) if task.uncertainty else None
+        landsat = reader.read_landsat(wanted, read_window)
+        landsat_modis = modis_on(ldays[wanted])
+        if task.reference_offset_days and len(wanted):
+            landsat_modis = _reference_modis(reader, task, landsat, wanted, usable,
+                                             read_window, modis_on)
         return BlockInputs(
-            landsat_lst=reader.read_landsat(wanted, read_window),
+            landsat_lst=landsat,
             landsat_days=ldays[wanted],
-            landsat_modis=modis_on(ldays[wanted]),
+            landsat_modis=landsat_modis,
             target_modis=target_modis, target_days=target_days, target_modis_filled=filled,
             error_inputs=error_inputs,
         )
@@ -93,6 +105,32 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window) -
             f"{task.stack}: cannot read inputs of days {t0}..{t1 - 1}, window {read_window} "
             f"({type(exc).__name__}: {exc}); check or rebuild the input stack"
         ) from exc
+
+
+def _reference_modis(reader: StackReader, task: FusionTask, landsat: np.ndarray,
+                     wanted: np.ndarray, usable: np.ndarray, read_window: Window,
+                     modis_on: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """MODIS of the reference dates ``wanted`` rebuilt from their Landsat and the cell offsets.
+
+    The offsets come from every usable Landsat date within the horizon of a reference, so
+    a reference's value does not depend on which block reads it (chunked equals whole
+    scene). Dates beyond ``wanted`` are read one at a time and kept as cell means only.
+    """
+    ldays = reader.landsat_dates.astype(np.int64)
+    horizon = horizon_days(task.reference_offset_days)
+    near = np.nonzero(usable & (ldays >= ldays[wanted].min() - horizon)
+                      & (ldays <= ldays[wanted].max() + horizon))[0]
+    position = {int(i): k for k, i in enumerate(wanted)}
+
+    def fine(i: int) -> np.ndarray:
+        if i in position:
+            return landsat[position[i]]
+        return reader.read_landsat(np.array([i]), read_window)[0]
+
+    means = np.stack([cell_means(fine(int(i)), task.coarse_factor) for i in near])
+    rebuilt = smoothed_reference_modis(means, modis_on(ldays[near]), ldays[near],
+                                       task.reference_offset_days)
+    return rebuilt[np.searchsorted(near, wanted)]
 
 
 def _error_inputs(reader: StackReader, task: FusionTask, target_days: np.ndarray,

@@ -146,17 +146,14 @@ def _read_held_out(reader: Any, config: Any, index: int, window: Window,
 def _inputs_hiding(task: Any, t: int, read: Window, day: int) -> Any:
     """The inputs of output day ``t`` over ``read`` with Landsat date ``day`` hidden.
 
-    The date is no reference, and the MODIS view-time rate is refitted without it.
+    The date is no reference, no part of another reference's averaged MODIS offset, and the
+    MODIS view-time rate is refitted without it.
     """
     from lst_pipeline.fusion.block import read_block_inputs
 
     if task.overpass is not None:
         task = dataclasses.replace(task, overpass=task.overpass.without(day))
-    inputs = read_block_inputs(task, t, t + 1, read)
-    keep = inputs.landsat_days != day
-    return dataclasses.replace(inputs, landsat_lst=inputs.landsat_lst[keep],
-                               landsat_days=inputs.landsat_days[keep],
-                               landsat_modis=inputs.landsat_modis[keep])
+    return read_block_inputs(task, t, t + 1, read, hide_day=day)
 
 
 def _joined(parts: list[Residuals]) -> Residuals:

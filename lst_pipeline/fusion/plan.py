@@ -66,6 +66,9 @@ class FusionTask:
     error_model: ErrorModel | None = None
     #: MODIS view-time correction (``fusion.overpass_correction``; None: MODIS as observed)
     overpass: OverpassCorrection | None = None
+    #: timescale (days) of the reference dates' averaged MODIS offset (0: MODIS as observed;
+    #: ``fusion.reference_offset_days``, :mod:`lst_pipeline.fusion.reference_offset`)
+    reference_offset_days: int = 0
 
     def fusion_method(self, threads: int | None = None) -> FusionMethod:
         """The method, built once per process and ``threads``.
@@ -226,6 +229,7 @@ def _task(config: PipelineConfig, grid: TargetGrid, days: np.ndarray) -> FusionT
         keep_observations=fusion.landsat_days == "observe",
         method_params=fusion.method_params(),
         uncertainty=config.output.uncertainty is not False,
+        reference_offset_days=fusion.reference_offset_days,
     )
 
 
@@ -268,6 +272,14 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
         else:
             task = dataclasses.replace(task, overpass=fitted)
             overpass_notes.append(fitted.describe())
+    if fusion.reference_offset_days:
+        from lst_pipeline.fusion.reference_offset import horizon_days
+
+        overpass_notes.append(
+            "reference MODIS: in cells a reference's Landsat sees clearly, its Landsat mean "
+            "plus the cell's MODIS-minus-Landsat offset averaged over the Landsat dates "
+            f"(weights exp(-days apart / {fusion.reference_offset_days}), within "
+            f"{horizon_days(fusion.reference_offset_days)} days; fusion.reference_offset_days)")
     gap = fusion.max_reference_gap_days
     ldays = reader.landsat_dates
     halo, alignment, cost = method_geometry(
@@ -359,6 +371,8 @@ def _task_fingerprint(task: FusionTask) -> dict[str, Any]:
     fields.pop("error_model")  # recorded in the cube and reused on resume
     if not fields["uncertainty"]:
         fields.pop("uncertainty")  # as before the field existed
+    if not fields["reference_offset_days"]:
+        fields.pop("reference_offset_days")  # as before the field existed
     if fields.pop("overpass") is not None:  # whether, not how much: the cube records it
         fields["overpass"] = True
     return fields
