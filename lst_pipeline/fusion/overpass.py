@@ -271,6 +271,16 @@ def _measure(reader: Any) -> OverpassCorrection | str:
     return fitted
 
 
+def planned_overpass(stack: StorePath, mode: str) -> tuple[OverpassCorrection | None, list[str]]:
+    """The run's correction for ``fusion.overpass_correction`` ``mode``, and the plan's note."""
+    if mode != "auto":
+        return None, []
+    fitted = fit_overpass(stack)
+    if isinstance(fitted, str):
+        return None, [fitted]
+    return fitted, [fitted.describe()]
+
+
 def correct_modis(modis_lst: np.ndarray, view_time_h: np.ndarray,
                   correction: OverpassCorrection | None) -> np.ndarray:
     """``(n, ...)`` MODIS LST brought to the correction's hour (unchanged without one)."""

@@ -24,7 +24,9 @@ from lst_pipeline._version import __version__
 from lst_pipeline.chunks import ChunkPlan, TaskCost, choose_chunks, plan_chunks
 from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import GridError, InputError
+from lst_pipeline.fusion import reference_offset
 from lst_pipeline.fusion.methods import FusionMethod, get_method
+from lst_pipeline.fusion.overpass import OverpassCorrection, planned_overpass
 from lst_pipeline.fusion.registry import method_geometry
 from lst_pipeline.grid import TargetGrid, resolve_grid
 from lst_pipeline.io.cube_store import CHUNKS_ATTR, CubeStore
@@ -34,7 +36,6 @@ from lst_pipeline.io.zarr_store import grid_attrs
 if TYPE_CHECKING:
     from lst_pipeline.config import PipelineConfig
     from lst_pipeline.fusion.error_model import ErrorModel
-    from lst_pipeline.fusion.overpass import OverpassCorrection
 
 
 @dataclass(frozen=True)
@@ -262,24 +263,10 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
     near = _check_inputs(config, reader, grid, days)
     task = _task(config, grid, days)
     fusion = config.fusion
-    overpass_notes: list[str] = []
-    if fusion.overpass_correction == "auto":
-        from lst_pipeline.fusion.overpass import fit_overpass
-
-        fitted = fit_overpass(config.inputs.stack)
-        if isinstance(fitted, str):
-            overpass_notes.append(fitted)
-        else:
-            task = dataclasses.replace(task, overpass=fitted)
-            overpass_notes.append(fitted.describe())
+    overpass, overpass_notes = planned_overpass(config.inputs.stack, fusion.overpass_correction)
+    task = dataclasses.replace(task, overpass=overpass)
     if fusion.reference_offset_days:
-        from lst_pipeline.fusion.reference_offset import horizon_days
-
-        overpass_notes.append(
-            "reference MODIS: in cells a reference's Landsat sees clearly, its Landsat mean "
-            "plus the cell's MODIS-minus-Landsat offset averaged over the Landsat dates "
-            f"(weights exp(-days apart / {fusion.reference_offset_days}), within "
-            f"{horizon_days(fusion.reference_offset_days)} days; fusion.reference_offset_days)")
+        overpass_notes.append(reference_offset.describe(fusion.reference_offset_days))
     gap = fusion.max_reference_gap_days
     ldays = reader.landsat_dates
     halo, alignment, cost = method_geometry(

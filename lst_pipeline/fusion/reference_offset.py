@@ -17,10 +17,9 @@ offset that drifts with the season is followed at the timescale. Cells less than
 :data:`MIN_CELL_CLEAR` clear on ``r`` keep their MODIS as observed.
 
 Chosen on the simulator's dev regions (seeds 201-203, 512 px x 120 days, never used for
-training or for scoring): the cell-mean error of the MODIS change from the previous
-reference fell from 0.87 / 0.82 / 0.82 K (MAE, one reference date) to 0.73 / 0.70 / 0.69 K
-at a 32-day timescale (0.73 / 0.69 / 0.69 K at 64 days, 0.77 / 0.72 / 0.72 K at 16 days);
-`benchmarks/README.md` has what it does to each method.
+training or for scoring): every method's MAE fell, `reference_change` by 7-12 %, `starfm`
+5-9 %, `gain_change` 15-23 %, `dlstfm` 12-19 % at a 32-day timescale; 64 days was at most
+1.7 % better and reads more dates (README, "A reference date's MODIS from its Landsat").
 
 Layers: :func:`cell_means` and :func:`smoothed_reference_modis` are numpy kernels; the
 block reader (:mod:`lst_pipeline.fusion.block`) reads the dates they need.
@@ -41,6 +40,14 @@ HORIZON_TIMESCALES = 2
 def horizon_days(timescale_days: int) -> int:
     """Furthest date (days) whose offset enters a reference's average."""
     return HORIZON_TIMESCALES * int(timescale_days)
+
+
+def describe(timescale_days: int) -> str:
+    """What the run does to its reference dates' MODIS (a plan note)."""
+    return ("reference MODIS: in cells a reference's Landsat sees clearly, its Landsat mean "
+            "plus the cell's MODIS-minus-Landsat offset averaged over the Landsat dates "
+            f"(weights exp(-days apart / {timescale_days}), within "
+            f"{horizon_days(timescale_days)} days; fusion.reference_offset_days)")
 
 
 def cell_means(landsat_lst: np.ndarray, factor: int) -> np.ndarray:
