@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lst_pipeline.config import PipelineConfig, load_pipeline
@@ -42,6 +44,56 @@ def config_dict(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
 
 def tiny_config(tmp_path: Path, **sections: dict[str, Any]) -> PipelineConfig:
     return load_pipeline(config_dict(tmp_path, **sections))
+
+
+@dataclass(frozen=True)
+class TextureWorld:
+    """A 40-day tiny stack whose truth is a static texture plus a uniform daily weather."""
+
+    config: PipelineConfig
+    truth: np.ndarray  # (40, 128, 128) K
+    cells: np.ndarray  # (40, 8, 8) the truth's coarse-cell means
+    days: np.ndarray  # datetime64[D], 40
+    landsat_days: np.ndarray  # every 4th day, all clear
+    rng: np.random.Generator  # for the MODIS errors the test adds
+
+    def write(self, modis: np.ndarray, *, landsat_hour_utc: float = float("nan"),
+              view_time_h: np.ndarray | None = None) -> None:
+        """Write the stack: the truth on the Landsat days and ``modis`` (40, 8, 8) daily."""
+        from lst_pipeline.grid import TargetGrid
+        from lst_pipeline.io.stack import create_stack
+        from lst_pipeline.io.stack_writer import StackWriter
+
+        grid = TargetGrid.from_config(self.config.grid)
+        path = self.config.inputs.stack
+        create_stack(path, grid, self.landsat_days, self.days, spatial_chunk=64)
+        writer = StackWriter(path)
+        for i, d in enumerate(range(0, 40, 4)):
+            writer.write_landsat(i, np.zeros(grid.shape, np.uint16), self.truth[d],
+                                 masked=True, hour_utc=landsat_hour_utc)
+        writer.write_modis(0, np.zeros((40, 8, 8), np.uint8), modis, masked=True,
+                           view_time_h=view_time_h)
+        writer.finish()
+
+
+def texture_world(tmp_path: Path, seed: int, *, drift_k_per_day: float = 0.0,
+                  **fusion: Any) -> TextureWorld:
+    """128 x 128 px, factor 16, 40 days from 2021-01-01, a clear Landsat date every 4 days.
+
+    ``reference_change`` with one reference recovers the truth exactly from a MODIS that is
+    the cell means plus a static offset, so a test's MODIS errors are all its error.
+    """
+    config = tiny_config(tmp_path, dates={"start": "2021-01-01", "end": "2021-02-09"},
+                         fusion={"method": "reference_change", "two_references": False,
+                                 **fusion},
+                         output={"uncertainty": False})
+    rng = np.random.default_rng(seed)
+    days = np.datetime64("2021-01-01") + np.arange(40)
+    texture = rng.normal(0, 3.0, (128, 128))
+    weather = 300 + 4 * np.sin(np.arange(40) / 5.0) + drift_k_per_day * np.arange(40)
+    truth = weather[:, None, None] + texture[None]
+    cells = truth.reshape(40, 8, 16, 8, 16).mean(axis=(2, 4))
+    return TextureWorld(config, truth, cells, days, days[::4], rng)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import texture_world
 from lst_pipeline.fusion.overpass import (
     MIN_CELL_CLEAR,
     OverpassCorrection,
@@ -16,6 +16,7 @@ from lst_pipeline.fusion.overpass import (
     fit_heating_rate,
     fit_overpass,
 )
+from lst_pipeline.grid import TargetGrid
 
 RATE = 5.0  # K per hour of view time, injected
 LANDSAT_LOCAL_HOUR = 10.25
@@ -87,44 +88,20 @@ def test_leave_one_date_out_refits_the_rate_without_the_hidden_date():
 
 
 def _view_time_world(tmp_path, *, fusion=None):
-    """A stack whose MODIS is the truth's cell mean plus RATE x (view time - Landsat's).
+    """A texture world whose MODIS is the cell mean plus RATE x (view time - Landsat's).
 
-    128 x 128 px, factor 16, 40 days, a clear Landsat date every 4 days; the truth is a
-    static texture plus a uniform daily weather, so ``reference_change`` recovers it
-    exactly once MODIS is brought to Landsat's hour, and errs by RATE x the view-time
-    difference otherwise.
+    A static per-cell offset too (emissivity-like: it cancels in a change), so
+    ``reference_change`` recovers the truth exactly once MODIS is brought to Landsat's hour,
+    and errs by RATE x the view-time difference otherwise.
     """
-    from lst_pipeline.grid import TargetGrid
-    from lst_pipeline.io.stack import create_stack
-    from lst_pipeline.io.stack_writer import StackWriter
-
-    config = tiny_config(tmp_path, dates={"start": "2021-01-01", "end": "2021-02-09"},
-                         fusion={"method": "reference_change", "two_references": False,
-                                 **(fusion or {})},
-                         output={"uncertainty": False})
-    grid = TargetGrid.from_config(config.grid)
-    rng = np.random.default_rng(5)
-    days = np.datetime64("2021-01-01") + np.arange(40)
-    ldays = days[::4]
-    texture = rng.normal(0, 3.0, grid.shape)
-    weather = 300 + 4 * np.sin(np.arange(40) / 5.0) + 0.1 * np.arange(40)
-    truth = weather[:, None, None] + texture[None]
-    view = rng.uniform(9.8, 11.2, 40)
-    f = grid.coarse_factor
-    cell = truth.reshape(40, 8, f, 8, f).mean(axis=(2, 4))
-    static = rng.normal(0, 1.0, (8, 8))  # an emissivity-like offset: cancels in a change
-    modis = cell + static + RATE * (view - LANDSAT_LOCAL_HOUR)[:, None, None]
+    world = texture_world(tmp_path, 5, drift_k_per_day=0.1, **(fusion or {}))
+    view = world.rng.uniform(9.8, 11.2, 40)
+    static = world.rng.normal(0, 1.0, (8, 8))
+    grid = TargetGrid.from_config(world.config.grid)
     lon = float(grid.fine.extent.centroid.to_crs("epsg:4326").coords[0][0])
-    path = config.inputs.stack
-    create_stack(path, grid, ldays, days, spatial_chunk=64)
-    writer = StackWriter(path)
-    for i, d in enumerate(range(0, 40, 4)):
-        writer.write_landsat(i, np.zeros(grid.shape, np.uint16), truth[d], masked=True,
-                             hour_utc=(LANDSAT_LOCAL_HOUR - lon / 15.0) % 24)
-    writer.write_modis(0, np.zeros((40, 8, 8), np.uint8), modis, masked=True,
-                       view_time_h=view)
-    writer.finish()
-    return config, truth, ldays, days
+    world.write(world.cells + static + RATE * (view - LANDSAT_LOCAL_HOUR)[:, None, None],
+                landsat_hour_utc=(LANDSAT_LOCAL_HOUR - lon / 15.0) % 24, view_time_h=view)
+    return world.config, world.truth, world.landsat_days, world.days
 
 
 def _fused_mae(plan, truth, ldays, days) -> float:

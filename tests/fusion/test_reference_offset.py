@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import texture_world, tiny_config
 from lst_pipeline.errors import ConfigError
 from lst_pipeline.fusion.reference_offset import (
     MIN_CELL_CLEAR,
@@ -51,37 +51,15 @@ def test_cell_means_need_a_mostly_clear_cell():
 
 
 def _noisy_modis_world(tmp_path, **fusion):
-    """A stack whose MODIS is the cell mean + a static offset + noise per date and cell.
+    """A texture world whose MODIS is the cell mean + a static offset + noise per date and cell.
 
-    128 x 128 px, factor 16, 40 days, a clear Landsat date every 4 days, no view times; the
-    truth is a static texture plus a uniform daily weather, so ``reference_change`` errs
-    only by the target day's MODIS noise minus the reference's.
+    No view times; ``reference_change`` errs only by the target day's MODIS noise minus
+    the reference's.
     """
-    from lst_pipeline.grid import TargetGrid
-    from lst_pipeline.io.stack import create_stack
-    from lst_pipeline.io.stack_writer import StackWriter
-
-    config = tiny_config(tmp_path, dates={"start": "2021-01-01", "end": "2021-02-09"},
-                         fusion={"method": "reference_change", "two_references": False,
-                                 **fusion},
-                         output={"uncertainty": False})
-    grid = TargetGrid.from_config(config.grid)
-    rng = np.random.default_rng(7)
-    days = np.datetime64("2021-01-01") + np.arange(40)
-    ldays = days[::4]
-    texture = rng.normal(0, 3.0, grid.shape)
-    weather = 300 + 4 * np.sin(np.arange(40) / 5.0)
-    truth = weather[:, None, None] + texture[None]
-    f = grid.coarse_factor
-    cell = truth.reshape(40, 8, f, 8, f).mean(axis=(2, 4))
-    modis = cell + rng.normal(0, 1.0, (8, 8)) + rng.normal(0, NOISE_K, (40, 8, 8))
-    create_stack(config.inputs.stack, grid, ldays, days, spatial_chunk=64)
-    writer = StackWriter(config.inputs.stack)
-    for i, d in enumerate(range(0, 40, 4)):
-        writer.write_landsat(i, np.zeros(grid.shape, np.uint16), truth[d], masked=True)
-    writer.write_modis(0, np.zeros((40, 8, 8), np.uint8), modis, masked=True)
-    writer.finish()
-    return config, truth, ldays, days
+    world = texture_world(tmp_path, 7, **fusion)
+    rng = world.rng
+    world.write(world.cells + rng.normal(0, 1.0, (8, 8)) + rng.normal(0, NOISE_K, (40, 8, 8)))
+    return world.config, world.truth, world.landsat_days, world.days
 
 
 def _mae_off_landsat_days(config, truth, ldays, days) -> float:
