@@ -263,7 +263,8 @@ def test_resume_after_reingest_recomputes_exactly_the_chunks_of_changed_dates(
     work = tmp_path / "work"
     shutil.copytree(stack, work / "stack.zarr")
     settings = {"chunks": {"time": 8, "y": 128, "x": 128},
-                "fusion": {"method": "reference_change", "max_reference_gap_days": 8}}
+                "fusion": {"method": "reference_change", "max_reference_gap_days": 8,
+                           "reference_offset_days": 0}}  # its horizon: test_reference_offset
     cube = work / "cube.zarr"
     config = write_config(work / "p.yaml", region, stack=work / "stack.zarr", cube=cube,
                           ingest=all_files(region), **settings)

@@ -356,10 +356,9 @@ def _task_fingerprint(task: FusionTask) -> dict[str, Any]:
     fields = dataclasses.asdict(task) | {"cube": None, "checkpoint": None, "stack": None}
     fields.pop("alignment")
     fields.pop("error_model")  # recorded in the cube and reused on resume
-    if not fields["uncertainty"]:
-        fields.pop("uncertainty")  # as before the field existed
-    if not fields["reference_offset_days"]:
-        fields.pop("reference_offset_days")  # as before the field existed
+    for name in ("uncertainty", "reference_offset_days"):  # off: as before they existed
+        if not fields[name]:
+            fields.pop(name)
     if fields.pop("overpass") is not None:  # whether, not how much: the cube records it
         fields["overpass"] = True
     return fields
@@ -402,9 +401,9 @@ def stale_chunks(plan: RunPlan, done: set[tuple[int, int, int]],
                  ) -> set[tuple[int, int, int]]:
     """The finished chunks whose inputs include a changed date (they must be recomputed).
 
-    A chunk of days ``[first, last]`` reads the Landsat dates within
-    ``max_reference_gap_days`` of them, the MODIS of its days (widened by the interpolation
-    window when gaps are interpolated) and the MODIS of those Landsat dates.
+    A chunk of days ``[first, last]`` reads the Landsat dates within ``max_reference_gap_days``
+    of them plus the horizon of ``reference_offset_days``, the MODIS of its days (widened by
+    the interpolation window) and the MODIS of those Landsat dates.
 
     Parameters
     ----------
@@ -427,11 +426,12 @@ def stale_chunks(plan: RunPlan, done: set[tuple[int, int, int]],
     landsat = days(changed["landsat"])
     modis = days(changed["modis"])
     modis_as_reference = modis[np.isin(modis, days(sorted(landsat_dates)))]
+    reach = task.max_gap_days + reference_offset.horizon_days(task.reference_offset_days)
     stale_times = set()
     for it in range(plan.chunks.n_chunks[0]):
         first = task.first_day + it * ct
         last = task.first_day + min((it + 1) * ct, n_days) - 1
-        lo, hi = first - task.max_gap_days, last + task.max_gap_days
+        lo, hi = first - reach, last + reach
         m = task.modis_gap_days
         if (np.any((landsat >= lo) & (landsat <= hi))
                 or np.any((modis >= first - m) & (modis <= last + m))

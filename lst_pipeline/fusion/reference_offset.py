@@ -38,7 +38,7 @@ HORIZON_TIMESCALES = 2
 
 
 def horizon_days(timescale_days: int) -> int:
-    """Furthest date (days) whose offset enters a reference's average."""
+    """Furthest date (days) whose offset enters a reference's average (0 when off)."""
     return HORIZON_TIMESCALES * int(timescale_days)
 
 

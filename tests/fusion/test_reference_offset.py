@@ -122,6 +122,38 @@ def test_chunked_in_time_equals_the_whole_scene_when_blocks_read_dates_beyond_th
     run_and_compare_with_scene(plan, client)
 
 
+def test_a_changed_landsat_date_makes_every_chunk_within_its_horizon_stale(tmp_path):
+    from lst_pipeline.fusion.block import fuse_scene
+    from lst_pipeline.fusion.engine import plan_run
+    from lst_pipeline.fusion.plan import stale_chunks
+    from lst_pipeline.io.zarr_store import open_group
+
+    config, *_ = _noisy_modis_world(tmp_path, max_reference_gap_days=6,
+                                    reference_offset_days=4)
+    config = dataclasses.replace(config, chunks=dataclasses.replace(
+        config.chunks, time=8, y=128, x=128))
+    plan = plan_run(config, log=lambda _: None)
+    done = {(t, 0, 0) for t in range(5)}
+    changed = {"landsat": ["2021-01-01"], "modis": []}  # day 0
+    dates = {str(d) for d in np.datetime64("2021-01-01") + np.arange(0, 40, 4)}
+    # days 8-15 reach day 0 only through the 8-day horizon of their reference day 8
+    assert stale_chunks(plan, done, changed, dates) == {(0, 0, 0), (1, 0, 0)}
+    off = dataclasses.replace(plan, task=dataclasses.replace(plan.task,
+                                                             reference_offset_days=0))
+    assert stale_chunks(off, done, changed, dates) == {(0, 0, 0)}
+
+    before = fuse_scene(plan).lst_k
+    stack = open_group(config.inputs.stack, mode="r+")
+    stack["landsat_lst"][0] = stack["landsat_lst"][0] + 5.0  # the changed date
+    from lst_pipeline.fusion import block
+
+    block._reader.cache_clear()
+    after = fuse_scene(plan).lst_k
+    moved = np.nanmax(np.abs(after - before), axis=(1, 2))
+    assert moved[8:16].max() > 0.1  # the dependency is real
+    np.testing.assert_array_equal(after[16:], before[16:])  # and ends there
+
+
 def test_the_timescale_is_checked_and_off_fingerprints_as_before(tmp_path, simulated_tiny):
     from lst_pipeline.fusion.engine import plan_run
     from lst_pipeline.fusion.plan import _task_fingerprint
