@@ -7,6 +7,8 @@ coarse pixel centres, block means and valid fractions.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lst_pipeline.fusion.timing import timed
@@ -78,8 +80,9 @@ def coarse_cell_fraction(valid: np.ndarray, factor: int) -> np.ndarray:
     return upsample_nearest(cells, factor)
 
 
-def block_mean(fine: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-aware mean over ``factor x factor`` blocks, and the valid fraction of each block."""
+def block_mean(fine: np.ndarray, factor: int, dtype: Any = np.float32
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware mean (as ``dtype``) over ``factor x factor`` blocks, and each valid fraction."""
     ny, nx = fine.shape
     blocks = fine.reshape(ny // factor, factor, nx // factor, factor)
     valid = np.isfinite(blocks)
@@ -87,4 +90,4 @@ def block_mean(fine: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
     total = np.where(valid, blocks, 0).sum(axis=(1, 3), dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / count, np.nan)
-    return mean.astype(np.float32), (count / factor**2).astype(np.float32)
+    return mean.astype(dtype), (count / factor**2).astype(np.float32)

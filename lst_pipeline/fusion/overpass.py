@@ -33,14 +33,12 @@ import numpy as np
 
 from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import InputError
+from lst_pipeline.fusion.reference_offset import cell_means
 
 #: Fewest Landsat dates with a measured offset and a MODIS view time to fit a rate.
 MIN_DATES = 5
 #: Least spread (hours, max - min) of the view times of those dates.
 MIN_SPREAD_H = 0.25
-#: A coarse cell counts on a date if at least this fraction of its Landsat pixels is clear
-#: (partly cloudy cells carry cloud edges, and MODIS sees the whole cell).
-MIN_CELL_CLEAR = 0.9
 #: Fewest such cells for a date's offset.
 MIN_CELLS = 4
 #: Landsat dates with less clear sky are not read.
@@ -155,18 +153,15 @@ def date_offsets(landsat_lst: np.ndarray, modis_lst: np.ndarray, factor: int) ->
     Returns
     -------
     ``(n,)`` offsets in K; NaN for a date with fewer than :data:`MIN_CELLS` cells at least
-    :data:`MIN_CELL_CLEAR` clear with a MODIS value.
+    :data:`~lst_pipeline.fusion.reference_offset.MIN_CELL_CLEAR` clear (partly cloudy cells
+    carry cloud edges, and MODIS sees the whole cell) with a MODIS value.
     """
-    n, ny, nx = landsat_lst.shape
-    cells = landsat_lst.reshape(n, ny // factor, factor, nx // factor, factor)
-    ok = np.isfinite(cells)
-    count = ok.sum(axis=(2, 4))
-    mean = np.where(ok, cells, 0.0).sum(axis=(2, 4), dtype=np.float64) / np.maximum(count, 1)
-    use = (count >= MIN_CELL_CLEAR * factor * factor) & np.isfinite(modis_lst)
-    out = np.full(n, np.nan)
-    for i in range(n):
-        if use[i].sum() >= MIN_CELLS:
-            out[i] = float(np.median(modis_lst[i][use[i]] - mean[i][use[i]]))
+    out = np.full(len(landsat_lst), np.nan)
+    for i, (landsat, modis) in enumerate(zip(landsat_lst, modis_lst)):
+        offset = modis - cell_means(landsat, factor, np.float64)
+        use = np.isfinite(offset)
+        if use.sum() >= MIN_CELLS:
+            out[i] = float(np.median(offset[use]))
     return out
 
 

@@ -27,6 +27,8 @@ block reader (:mod:`lst_pipeline.fusion.block`) reads the dates they need.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lst_pipeline.resample import block_mean
@@ -50,7 +52,7 @@ def describe(timescale_days: int) -> str:
             f"{horizon_days(timescale_days)} days; fusion.reference_offset_days)")
 
 
-def cell_means(landsat_lst: np.ndarray, factor: int) -> np.ndarray:
+def cell_means(landsat_lst: np.ndarray, factor: int, dtype: Any = np.float32) -> np.ndarray:
     """Each coarse cell's mean Landsat LST where it is clear enough, else NaN.
 
     Parameters
@@ -60,14 +62,16 @@ def cell_means(landsat_lst: np.ndarray, factor: int) -> np.ndarray:
         of ``factor``.
     factor
         Coarse factor.
+    dtype
+        Of the result (the sums are float64 either way).
 
     Returns
     -------
-    ``(ny // factor, nx // factor)`` float32 cell means; NaN where less than
-    :data:`MIN_CELL_CLEAR` of the cell is clear.
+    ``(ny // factor, nx // factor)`` cell means; NaN where less than :data:`MIN_CELL_CLEAR`
+    of the cell is clear.
     """
-    mean, clear = block_mean(landsat_lst, factor)
-    return np.where(clear >= MIN_CELL_CLEAR, mean, np.float32(np.nan)).astype(np.float32)
+    mean, clear = block_mean(landsat_lst, factor, dtype)
+    return np.where(clear >= MIN_CELL_CLEAR, mean, np.nan).astype(dtype)
 
 
 def smoothed_reference_modis(landsat_cell_mean: np.ndarray, modis_lst: np.ndarray,

@@ -9,13 +9,13 @@ import pytest
 
 from conftest import texture_world
 from lst_pipeline.fusion.overpass import (
-    MIN_CELL_CLEAR,
     OverpassCorrection,
     correct_modis,
     date_offsets,
     fit_heating_rate,
     fit_overpass,
 )
+from lst_pipeline.fusion.reference_offset import MIN_CELL_CLEAR
 from lst_pipeline.grid import TargetGrid
 
 RATE = 5.0  # K per hour of view time, injected
