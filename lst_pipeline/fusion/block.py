@@ -87,10 +87,9 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window, *
         error_inputs = _error_inputs(reader, task, target_days, ldays[wanted], wanted,
                                      read_window, coarse_read) if task.uncertainty else None
         landsat = reader.read_landsat(wanted, read_window)
-        landsat_modis = modis_on(ldays[wanted])
-        if task.reference_offset_days and len(wanted):
-            landsat_modis = _reference_modis(reader, task, landsat, wanted, usable,
-                                             read_window, modis_on)
+        landsat_modis = _reference_modis(reader, task, landsat, wanted, usable, read_window,
+                                         modis_on) if task.reference_offset_days and \
+            len(wanted) else modis_on(ldays[wanted])
         return BlockInputs(
             landsat_lst=landsat,
             landsat_days=ldays[wanted],
