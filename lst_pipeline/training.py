@@ -124,7 +124,7 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     """
     import dataclasses
 
-    from lst_pipeline.fusion.overpass import fit_overpass
+    from lst_pipeline.fusion.overpass import planned_overpass
     from lst_pipeline.io.stack import content_fingerprint
     from lst_pipeline.model.adapt import adapt_checkpoint
     from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT
@@ -134,12 +134,10 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     starfm_params = dict(fusion.method_params()) if fusion.method == "starfm" \
         else dataclasses.asdict(fusion.starfm)
     starfm_params.pop("pairs", None)
-    overpass = None
-    if fusion.overpass_correction == "auto":  # the network learns MODIS as `run` reads it
-        fitted = fit_overpass(stack)
-        overpass = None if isinstance(fitted, str) else fitted
-        log = options.get("log", print)
-        log(fitted if isinstance(fitted, str) else fitted.describe())
+    # the network learns MODIS as `run` reads it
+    overpass, notes = planned_overpass(stack, fusion.overpass_correction)
+    for note in notes:
+        options.get("log", print)(note)
     return adapt_checkpoint(
         load_region(stack, str(stack), overpass=overpass),
         start=Path(checkpoint or fusion.checkpoint or DEFAULT_CHECKPOINT),
