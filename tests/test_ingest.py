@@ -219,6 +219,35 @@ def test_an_empty_directory_is_a_new_stack_and_a_foreign_one_is_refused(
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize("timescale", [0, 4])
+def test_landsat_dates_within_the_reference_offset_horizon_are_read_with_their_modis(
+        real_format_region, tmp_path, timescale):
+    from conftest import FILES_REGION, config_dict
+
+    _, root = real_format_region
+    data = config_dict(tmp_path, **{**FILES_REGION, "dates": {"start": "2021-01-20",
+                                                               "end": "2021-01-21"}},
+                       fusion={"max_reference_gap_days": 3,
+                               "reference_offset_days": timescale})
+    data.pop("simulation")
+    data["ingest"] = {"landsat": {"paths": [files(root, "landsat")]},
+                      "modis": {"paths": [files(root, "modis")]}}
+    plan = plan_ingest(load_pipeline(data))
+    every_landsat = sorted({landsat.find_scene(p).metadata.date
+                            for p in (root / "files" / "landsat").glob("*")})
+    start, end, reach = dt.date(2021, 1, 20), dt.date(2021, 1, 21), 3 + 2 * timescale
+    near = [d for d in every_landsat
+            if start - dt.timedelta(days=reach) <= d <= end + dt.timedelta(days=reach)]
+    assert [d.date for d in plan.landsat] == near
+    # MODIS: every day within the gap; beyond it, only on the Landsat dates
+    inner = [start + dt.timedelta(days=k) for k in range(-3, 5)]
+    assert [d.date for d in plan.modis] == sorted(set(inner) | set(near))
+    if timescale:
+        assert any(d < start - dt.timedelta(days=3) or d > end + dt.timedelta(days=3)
+                   for d in near)  # the horizon reaches a Landsat date the gap does not
+        assert any("no Landsat date is on that day" in s for s in plan.skipped)
+
+
 def test_skips_cloud_and_platform_rules(real_format_region, tmp_path):
     _config, root = real_format_region
     tile = modis_tile(20, 5)  # far from the region

@@ -149,7 +149,8 @@ class IngestConfig:
     """What ``lst-pipeline ingest`` reads into the input stack (``inputs.stack``).
 
     Only dates within ``dates`` widened by ``fusion.max_reference_gap_days`` on each side
-    are ingested (the references the run can use).
+    are ingested (the references the run can use), and beyond them, up to the
+    reference-offset horizon, Landsat dates with the MODIS of those dates.
     """
 
     landsat: LandsatSourceConfig | None = None

@@ -149,8 +149,19 @@ def _unique_granules(granules: list[modis.Granule], overpass: str,
     return kept
 
 
-def _window(config: PipelineConfig) -> tuple[dt.date, dt.date]:
-    gap = dt.timedelta(days=config.fusion.max_reference_gap_days)
+def _window(config: PipelineConfig, *, horizon: bool = False) -> tuple[dt.date, dt.date]:
+    """The dates a run can use: its own widened by the largest reference gap.
+
+    With ``horizon``, widened further by the reference-offset horizon: Landsat dates (and
+    MODIS on those dates) that far out enter the offsets averaged into the references'
+    MODIS (:mod:`lst_pipeline.fusion.reference_offset`).
+    """
+    from lst_pipeline.fusion.reference_offset import horizon_days
+
+    days = config.fusion.max_reference_gap_days
+    if horizon:
+        days += horizon_days(config.fusion.reference_offset_days)
+    gap = dt.timedelta(days=days)
     return config.dates.start - gap, config.dates.end + gap
 
 
@@ -172,8 +183,8 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
                           "pregridded sources to read (see README, 'Real inputs')")
     grid, grid_notes = resolve_grid(config.grid)
     skipped: list[str] = []
-    first, last = _window(config)
-    scenes, granules = _find_sources(ingest, (first, last), skipped)
+    outer = _window(config, horizon=True)
+    scenes, granules = _find_sources(ingest, outer, skipped)
     by_date: dict[tuple[str, dt.date, str], list[Any]] = defaultdict(list)
     for scene in scenes:
         by_date[("landsat", scene.metadata.date, "scene")].append(scene)
@@ -185,7 +196,7 @@ def plan_ingest(config: PipelineConfig) -> IngestPlan:
             for p in _expand(patterns, f"ingest.pregridded.{sensor}") if patterns else []:
                 day = pregridded.file_date(p, pg.date_regex, pg.date_format)
                 by_date[(sensor, day, "pregridded")].append(str(p))
-    items = _date_items(by_date, (first, last), skipped)
+    items = _date_items(by_date, _window(config), outer, skipped)
     plan = IngestPlan(config, grid, config.inputs.stack, items["landsat"],
                       items["modis"], skipped, grid_notes)
     check_existing_stack(plan, modis_options(ingest).platform)
@@ -232,9 +243,12 @@ def _find_sources(ingest: IngestConfig, window: tuple[dt.date, dt.date], skipped
 
 
 def _date_items(by_date: dict[tuple[str, dt.date, str], list[Any]],
-                window: tuple[dt.date, dt.date], skipped: list[str]
-                ) -> dict[str, list[DateSources]]:
-    """One :class:`DateSources` per sensor and date inside ``window``, in date order.
+                window: tuple[dt.date, dt.date], outer: tuple[dt.date, dt.date],
+                skipped: list[str]) -> dict[str, list[DateSources]]:
+    """One :class:`DateSources` per sensor and date a run can use, in date order.
+
+    Every date inside ``window``; between it and ``outer`` (the reference-offset horizon),
+    Landsat dates and the MODIS of those dates only.
 
     Raises
     ------
@@ -242,13 +256,21 @@ def _date_items(by_date: dict[tuple[str, dt.date, str], list[Any]],
         A date given both as files and pre-gridded, two pre-gridded files for one date, or
         no input inside the window at all.
     """
-    first, last = window
+    first, last = outer
     items: dict[str, list[DateSources]] = {"landsat": [], "modis": []}
     seen: dict[tuple[str, dt.date], str] = {}
+    # Landsat sorts before MODIS, so a MODIS date knows whether Landsat has that day
     for (sensor, day, kind), sources in sorted(by_date.items(), key=lambda kv: kv[0][:2]):
         if not first <= day <= last:
             skipped += [f"{source_name(s)}: {day} is outside the dates this pipeline can use "
                         f"({first} .. {last})" for s in sources]
+            continue
+        if (sensor == "modis" and not window[0] <= day <= window[1]
+                and ("landsat", day) not in seen):
+            skipped += [f"{source_name(s)}: {day} is beyond the run's dates widened by "
+                        f"fusion.max_reference_gap_days ({window[0]} .. {window[1]}) and no "
+                        "Landsat date is on that day; further out only MODIS on Landsat "
+                        "dates is read (for fusion.reference_offset_days)" for s in sources]
             continue
         if (sensor, day) in seen:
             raise InputError(f"{source_name(sources[0])}: {sensor} {day} is given both as "
@@ -260,7 +282,8 @@ def _date_items(by_date: dict[tuple[str, dt.date, str], list[Any]],
         items[sensor].append(DateSources(sensor, day, kind, tuple(sources)))
     if not items["landsat"] and not items["modis"]:
         raise InputError(f"no input falls within {first} .. {last} (dates widened by "
-                         "fusion.max_reference_gap_days); check dates: and the file dates"
+                         "fusion.max_reference_gap_days and the reference-offset horizon); "
+                         "check dates: and the file dates"
                          + (f"; skipped: {skipped[0]}" if skipped else ""))
     return items
 
