@@ -72,6 +72,21 @@ def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
         return np.where(own, out, np.float32(np.nan)).astype(np.float32)
 
 
+def upsample_bilinear_window(coarse: np.ndarray, factor: int, ys: slice, xs: slice
+                             ) -> np.ndarray:
+    """:func:`upsample_bilinear` of a 2-D coarse image, on the fine window ``ys, xs`` only.
+
+    Upsamples the coarse pixels under the window with a halo of one, so the result equals
+    the window of the whole image's upsampling.
+    """
+    cy, cx = coarse.shape
+    y0, y1 = max(ys.start // factor - 1, 0), min(-(-ys.stop // factor) + 1, cy)
+    x0, x1 = max(xs.start // factor - 1, 0), min(-(-xs.stop // factor) + 1, cx)
+    up = upsample_bilinear(coarse[y0:y1, x0:x1], factor)
+    return up[ys.start - y0 * factor:ys.stop - y0 * factor,
+              xs.start - x0 * factor:xs.stop - x0 * factor]
+
+
 def coarse_cell_fraction(valid: np.ndarray, factor: int) -> np.ndarray:
     """Fraction of valid fine pixels in each pixel's coarse cell, on the fine grid."""
     *lead, ny, nx = valid.shape

@@ -53,11 +53,13 @@ def _adapted_path(stack: StorePath, out: Path | str | None) -> Path:
 
 
 def load_region(stack: StorePath | str, name: str | None = None, *,
-                overpass: OverpassCorrection | None = None) -> RegionData:
+                overpass: OverpassCorrection | None = None,
+                reference_offset_days: int = 0) -> RegionData:
     """Read every Landsat date of a stack and the MODIS of those dates (upsampled).
 
     With ``overpass`` the MODIS is brought to the Landsat overpass time, as a run with that
-    correction reads it.
+    correction reads it; with ``reference_offset_days`` a reference's MODIS is rebuilt from
+    its Landsat as such a run rebuilds it (``fusion.reference_offset_days``).
     """
     from lst_pipeline.fusion.overpass import correct_modis
     from lst_pipeline.grid import Window
@@ -77,6 +79,7 @@ def load_region(stack: StorePath | str, name: str | None = None, *,
         coarse_up=upsample_bilinear(coarse, reader.grid.coarse_factor),
         days=reader.landsat_dates.astype(np.int64), clear=reader.landsat_clear_fraction,
         coarse_factor=reader.grid.coarse_factor,
+        coarse=coarse.astype(np.float32), offset_timescale_days=reference_offset_days,
     )
 
 
@@ -134,12 +137,13 @@ def run_adapt(config: PipelineConfig, *, out: Path | str | None = None,
     starfm_params = dict(fusion.method_params()) if fusion.method == "starfm" \
         else dataclasses.asdict(fusion.starfm)
     starfm_params.pop("pairs", None)
-    # the network learns MODIS as `run` reads it
+    # the network learns MODIS as `run` reads it: at Landsat's hour, references rebuilt
     overpass, notes = planned_overpass(stack, fusion.overpass_correction)
     for note in notes:
         options.get("log", print)(note)
     return adapt_checkpoint(
-        load_region(stack, str(stack), overpass=overpass),
+        load_region(stack, str(stack), overpass=overpass,
+                    reference_offset_days=fusion.reference_offset_days),
         start=Path(checkpoint or fusion.checkpoint or DEFAULT_CHECKPOINT),
         out=_adapted_path(stack, out),
         max_gap_days=fusion.max_reference_gap_days, device=fusion.device,

@@ -116,8 +116,8 @@ def _validation_scores(models: dict[str, Any], region, pairs: list[tuple[int, in
     sums = {name: np.zeros(3) for name in (*models, *classical)}
     pixels = 0
     for _, i, j in pairs:
-        f1, c1, c2 = (a[ys, xs] for a in (region.fine[i], region.coarse_up[i],
-                                         region.coarse_up[j]))
+        f1, c2 = region.fine[i][ys, xs], region.coarse_up[j][ys, xs]
+        c1 = region.reference_up(i, j, ys, xs)
         gain = None if region.gain is None else torch.from_numpy(
             np.ascontiguousarray(region.gain[j][ys, xs]))[None, None].to(device)
         target = region.fine[j][ys, xs]
@@ -295,6 +295,7 @@ def adapt_checkpoint(region: RegionData, *, start: Path | str, out: Path | str,
         "name": f"{base or 'dlstfm'}-adapted", "adapted_from": str(start),
         "adapted_from_sha256": file_sha256(start), **(source or {}),
         "steps": steps, "best_step": tuned["best_step"], "learning_rate": learning_rate,
+        "reference_offset_days": region.offset_timescale_days,
         "batch_size": batch_size, "patch": tuned["patch"], "seed": seed,
         "train_dates": [_date(d) for d in region.days[split.train_idx]],
         "validation_dates": [_date(region.days[j]) for _, _, j in split.val_pairs],

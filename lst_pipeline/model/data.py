@@ -3,7 +3,10 @@
 Nothing here reads a store: whoever assembles a :class:`RegionData` (from an input stack or
 a simulated region, :mod:`lst_pipeline.training`) goes through :mod:`lst_pipeline.io`. A
 sample is exactly what the fusion kernel gives the network in production: reference
-Landsat, and the MODIS images of both dates upsampled bilinearly.
+Landsat, and the MODIS images of both dates upsampled bilinearly. With
+``offset_timescale_days`` (``fusion.reference_offset_days``) the reference date's MODIS is
+rebuilt from its Landsat as a run does (:mod:`lst_pipeline.fusion.reference_offset`), with
+the target date left out of the averaged offsets, as leave-one-date-out leaves it out.
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from lst_pipeline.fusion.gain import day_gains
-from lst_pipeline.resample import coarse_cell_fraction
+from lst_pipeline.fusion.reference_offset import cell_means, smoothed_reference_modis
+from lst_pipeline.resample import (
+    coarse_cell_fraction,
+    upsample_bilinear,
+    upsample_bilinear_window,
+)
 
 
 @dataclass
@@ -29,12 +37,53 @@ class RegionData:
     coarse_factor: int
     #: (R, H, W) each date's pixel gain as a target (:func:`with_gains`), or None
     gain: np.ndarray | None = None
+    #: (R, H/f, W/f) the MODIS of the dates at its own resolution; with
+    #: ``offset_timescale_days`` > 0 a reference's MODIS is rebuilt from it
+    coarse: np.ndarray | None = None
+    offset_timescale_days: int = 0
+    _views: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def select_dates(self, index: np.ndarray) -> RegionData:
-        """The same region restricted to the Landsat dates at ``index`` (gains kept)."""
+        """The same region restricted to the Landsat dates at ``index`` (gains kept).
+
+        Dates left out no longer enter the references' rebuilt MODIS.
+        """
         return dataclasses.replace(self, fine=self.fine[index], coarse_up=self.coarse_up[index],
                                    days=self.days[index], clear=self.clear[index],
-                                   gain=None if self.gain is None else self.gain[index])
+                                   gain=None if self.gain is None else self.gain[index],
+                                   coarse=None if self.coarse is None else self.coarse[index],
+                                   _views={})
+
+    @property
+    def rebuilds_references(self) -> bool:
+        """Whether a reference's MODIS is rebuilt from its Landsat (else as observed)."""
+        return bool(self.offset_timescale_days) and self.coarse is not None
+
+    def reference_coarse(self, target: int) -> np.ndarray | None:
+        """``(R, H/f, W/f)`` every date's MODIS as a reference of a run fusing ``target``.
+
+        Rebuilt from the date's Landsat and the offsets averaged over the other dates but
+        ``target`` (:func:`~lst_pipeline.fusion.reference_offset.smoothed_reference_modis`);
+        None when the region rebuilds nothing (then :attr:`coarse_up` is the reference's).
+        """
+        if not self.offset_timescale_days or self.coarse is None:
+            return None
+        if target not in self._views:
+            keep = np.arange(len(self.days)) != target
+            means = np.stack([cell_means(self.fine[k], self.coarse_factor)
+                              for k in np.flatnonzero(keep)])
+            view = self.coarse.astype(np.float32)
+            view[keep] = smoothed_reference_modis(means, self.coarse[keep], self.days[keep],
+                                                  self.offset_timescale_days)
+            self._views[target] = view
+        return self._views[target]
+
+    def reference_up(self, reference: int, target: int, ys: slice, xs: slice) -> np.ndarray:
+        """The reference date's MODIS upsampled on the window ``ys, xs``, for ``target``."""
+        view = self.reference_coarse(target)
+        if view is None:
+            return self.coarse_up[reference, ys, xs]
+        return upsample_bilinear_window(view[reference], self.coarse_factor, ys, xs)
 
 
 def with_gains(region: RegionData, *, max_gap_days: int, min_clear_fraction: float = 0.5,
@@ -48,15 +97,31 @@ def with_gains(region: RegionData, *, max_gap_days: int, min_clear_fraction: flo
     held-out dates stay out of what the network is trained on.
     """
     clear = np.isfinite(region.fine)
-    usable = (clear & np.isfinite(region.coarse_up)
-              & (coarse_cell_fraction(clear, region.coarse_factor) >= min_clear_fraction))
+    usable = clear & (coarse_cell_fraction(clear, region.coarse_factor) >= min_clear_fraction)
     if fit is not None:
         keep = np.zeros(len(region.days), bool)
         keep[fit] = True
         usable &= keep[:, None, None]
-    gain = day_gains(region.fine, region.coarse_up, usable, region.days, region.days,
-                     max_gap_days, np.arange(len(region.days)))
-    return dataclasses.replace(region, gain=gain)
+        if region.coarse is not None:  # held-out dates out of the rebuilt MODIS too
+            hidden = dataclasses.replace(region, coarse=np.where(
+                keep[:, None, None], region.coarse, np.nan).astype(np.float32), _views={})
+            return dataclasses.replace(region, gain=_gains(hidden, usable, max_gap_days))
+    return dataclasses.replace(region, gain=_gains(region, usable, max_gap_days))
+
+
+def _gains(region: RegionData, usable: np.ndarray, max_gap_days: int) -> np.ndarray:
+    """Each date's gain over the other dates, with their MODIS as a run fusing it reads it."""
+    if not region.rebuilds_references:
+        return day_gains(region.fine, region.coarse_up, usable & np.isfinite(region.coarse_up),
+                         region.days, region.days, max_gap_days, np.arange(len(region.days)))
+    gains = np.empty(region.fine.shape, np.float32)
+    for j in range(len(region.days)):
+        view = region.reference_coarse(j)
+        assert view is not None
+        coarse_up = upsample_bilinear(view, region.coarse_factor)
+        gains[j] = day_gains(region.fine, coarse_up, usable & np.isfinite(coarse_up),
+                             region.days, region.days, max_gap_days, [j])[0]
+    return gains
 
 
 def make_pairs(regions: list[RegionData], *, max_gap_days: int, min_clear: float,
@@ -147,8 +212,8 @@ def sample_patches(rng: np.random.Generator, regions: list[RegionData],
         ys, xs = slice(y0, y0 + patch), slice(x0, x0 + patch)
         gain = (np.ones((patch, patch), np.float32) if r.gain is None
                 else r.gain[j, ys, xs])
-        stack = np.stack([r.fine[i, ys, xs], r.coarse_up[i, ys, xs], r.coarse_up[j, ys, xs],
-                          r.fine[j, ys, xs], gain])
+        stack = np.stack([r.fine[i, ys, xs], r.reference_up(i, j, ys, xs),
+                          r.coarse_up[j, ys, xs], r.fine[j, ys, xs], gain])
         stack = np.rot90(stack, int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
             stack = stack[:, :, ::-1]

@@ -9,6 +9,7 @@ from conftest import config_dict
 from lst_pipeline.cli import main
 from lst_pipeline.model.adapt import time_block_split
 from lst_pipeline.model.checkpoint import load_checkpoint
+from lst_pipeline.resample import upsample_bilinear
 
 
 def test_dates_are_held_out_in_blocks_of_time():
@@ -134,3 +135,41 @@ def test_adapt_a_network_built_for_the_pixel_gain(stack_8day, tmp_path, capsys):
     record = torch.load(out, weights_only=True)["training"]  # no code, plain data
     start_mae = record["validation"]["dlstfm start"]["mae_k"]
     assert record["validation"]["dlstfm adapted"]["mae_k"] <= start_mae + 1e-9
+
+
+def test_a_reference_s_modis_in_adapt_is_what_a_run_hiding_the_target_reads(stack_8day):
+    from lst_pipeline.fusion.block import read_block_inputs
+    from lst_pipeline.fusion.engine import plan_run
+    from lst_pipeline.fusion.overpass import planned_overpass
+    from lst_pipeline.grid import Window
+    from lst_pipeline.training import load_region
+
+    _, config = stack_8day
+    assert config.fusion.reference_offset_days == 32  # the default
+    task = plan_run(config, log=lambda _: None).task
+    overpass, _ = planned_overpass(config.inputs.stack, config.fusion.overpass_correction)
+    region = load_region(config.inputs.stack, overpass=overpass, reference_offset_days=32)
+    raw = load_region(config.inputs.stack, overpass=overpass)
+    ny, nx = region.fine.shape[1:]
+    j = len(region.days) // 2  # a target date in the middle of the series
+    inputs = read_block_inputs(task, int(region.days[j] - task.first_day),
+                               int(region.days[j] - task.first_day) + 1, Window(0, ny, 0, nx),
+                               hide_day=int(region.days[j]))
+    assert len(inputs.landsat_days) >= 2
+    whole = slice(0, ny), slice(0, nx)
+    changed = []
+    for k, day in enumerate(inputs.landsat_days):
+        i = int(np.flatnonzero(region.days == day)[0])
+        np.testing.assert_allclose(region.reference_coarse(j)[i], inputs.landsat_modis[k],
+                                   atol=1e-4)
+        np.testing.assert_allclose(region.reference_up(i, j, *whole),
+                                   upsample_bilinear(inputs.landsat_modis[k],
+                                                     region.coarse_factor), atol=1e-4)
+        # a window upsamples as the whole image does
+        np.testing.assert_array_equal(region.reference_up(i, j, slice(32, 96), slice(64, 128)),
+                                      region.reference_up(i, j, *whole)[32:96, 64:128])
+        changed.append(np.nanmax(np.abs(region.reference_up(i, j, *whole)
+                                        - raw.coarse_up[i])))
+    # it differs from the references' MODIS as observed (where their Landsat sees cells)
+    assert max(changed) > 0.1
+    assert raw.reference_coarse(j) is None
