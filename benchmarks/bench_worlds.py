@@ -125,7 +125,7 @@ def auto_choice(yaml_path: Path, checkpoint: str | None, scores: dict, dlstfm: s
           + (f"; the choice's MAE is {regret:.3f} x the best" if regret else ""))
     return {"chose": choice.method, "holdout_scores": choice.scores, "truth_mae_k": truth,
             "truth_best": truth_best, "agrees": choice.method == truth_best,
-            "against_default": choice.as_attrs()["against_default"],
+            "chosen_against": choice.as_attrs()["chosen_against"],
             "mae_over_best": regret, "checkpoint": checkpoint or "shipped"}
 
 

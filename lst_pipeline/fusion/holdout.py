@@ -21,13 +21,7 @@ import numpy as np
 
 from lst_pipeline.errors import InputError
 from lst_pipeline.fusion.registry import AUTO_CANDIDATES
-from lst_pipeline.fusion.selection import (
-    SIGNIFICANCE,
-    Comparison,
-    choose,
-    compare_to_default,
-    per_date_mae,
-)
+from lst_pipeline.fusion.selection import SIGNIFICANCE, Comparison, choose, compare, per_date_mae
 from lst_pipeline.grid import Window, spread_windows
 
 if TYPE_CHECKING:
@@ -276,42 +270,37 @@ class MethodChoice:
     windows: list[list[int]]
     #: the held-out predictions it was chosen by (their error features with ``features``)
     held: HeldOut | None = dataclasses.field(default=None, compare=False, repr=False)
-    #: each other candidate against the default (the first), by per-date MAE
+    #: the chosen method against each other candidate, by per-date MAE
     comparisons: dict[str, Comparison] = dataclasses.field(default_factory=dict)
 
     def describe(self) -> str:
-        """The choice and the ranking, in one line."""
+        """The choice, the ranking and how sure the choice is, in one line."""
         ranked = sorted(self.scores.items(), key=lambda kv: kv[1]["mae_k"])
         text = ", ".join(f"{m} {s['mae_k']:.3f} K" for m, s in ranked)
         line = (f"fusion.method auto: {self.method} (leave-one-date-out MAE on "
                 f"{len(self.dates)} held-out Landsat date(s): {text})")
-        default = next((m for m in self.scores if m not in self.comparisons), None)
-        if self.method == default and ranked[0][0] != default:
-            line += (f"; kept the default {default}: no other method is better on the "
-                     "held-out dates beyond their date-to-date spread")
-        elif self.method in self.comparisons:
-            c = self.comparisons[self.method]
-            line += (f"; better than {default} by {-c.mean_difference_k:.3f} "
-                     f"+- {c.standard_error_k:.3f} K per date")
+        tied = [f"{m} ({c.mean_difference_k:+.3f} +- {c.standard_error_k:.3f} K per date)"
+                for m, c in self.comparisons.items() if not c.better]
+        if tied:
+            line += ("; not better beyond the dates' spread than " + ", ".join(tied)
+                     + ": those would do about as well")
         return line
 
     def as_attrs(self) -> dict[str, Any]:
         """The choice as cube attributes (plain JSON data)."""
         return {"chosen": self.method, "scores": self.scores, "held_out_dates": self.dates,
                 "windows": self.windows,
-                "against_default": {m: c.as_attrs() for m, c in self.comparisons.items()},
-                "rule": "the first candidate unless another's per-date MAE is lower by a "
-                        f"one-sided paired t-test at {SIGNIFICANCE}; then the lowest MAE "
-                        "of those"}
+                "chosen_against": {m: c.as_attrs() for m, c in self.comparisons.items()},
+                "test": "one-sided paired t-test of per-date MAE differences at "
+                        f"{SIGNIFICANCE}"}
 
 
 def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_CANDIDATES, *,
                   features: bool = False, log=print) -> MethodChoice:
-    """The method ``fusion.method: auto`` runs, by leave-one-date-out on the stack's dates.
+    """The candidate with the lowest leave-one-date-out MAE on the stack's clear dates.
 
-    The first candidate (the default, ``dlstfm``) is kept unless another's MAE on the
-    held-out dates is lower beyond their date-to-date spread (a paired test of per-date
-    MAE, :mod:`lst_pipeline.fusion.selection`); of those that are, the lowest MAE wins.
+    With it, how sure the choice is: the chosen method against each other candidate by a
+    paired test of per-date MAE (:mod:`lst_pipeline.fusion.selection`).
     Deterministic: the same dates (spread over the run's days) and windows (spread over the
     grid) for the same stack and configuration. Ties go to the earlier candidate. With
     ``features`` the residuals keep their error features, so that the chosen method's error
@@ -341,9 +330,9 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
         scores[m] = {"mae_k": float(np.abs(e).mean()),
                      "rmse_k": float(np.sqrt((e * e).mean())), "pixels": int(e.size)}
         _, by_date[m] = per_date_mae(held.predictions[m] - held.truth, held.mask, held.days)
+    best = choose(candidates, {m: s["mae_k"] for m, s in scores.items()})
     comparisons: dict[str, Comparison] = {
-        m: compare_to_default(by_date[candidates[0]], by_date[m]) for m in candidates[1:]}
-    best = choose(candidates, {m: s["mae_k"] for m, s in scores.items()}, comparisons)
+        m: compare(by_date[best], by_date[m]) for m in candidates if m != best}
     dates = sorted({str(d) for d in held.days})
     choice = MethodChoice(best, scores, dates,
                           [[w.y0, w.y1, w.x0, w.x1] for w in held.windows], held, comparisons)

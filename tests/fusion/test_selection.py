@@ -1,9 +1,9 @@
-"""Choosing a method by per-date leave-one-date-out MAE: the default unless beaten."""
+"""Choosing a method by leave-one-date-out MAE, and how sure the choice is."""
 
 import numpy as np
 import pytest
 
-from lst_pipeline.fusion.selection import choose, compare_to_default, per_date_mae
+from lst_pipeline.fusion.selection import choose, compare, per_date_mae
 
 CANDIDATES = ("dlstfm", "starfm", "reference_change")
 
@@ -18,35 +18,30 @@ def test_per_date_mae_pools_a_dates_windows_and_skips_empty_dates():
     np.testing.assert_allclose(mae, [(1 + 3 + 2) / 3, 2.0])
 
 
-def test_a_consistent_gain_replaces_the_default_and_a_noisy_one_does_not():
-    default = np.array([2.0, 2.5, 1.8, 3.0, 2.2, 2.7, 1.9, 2.4])
-    consistent = default - np.array([0.10, 0.12, 0.08, 0.11, 0.09, 0.13, 0.10, 0.07])
+def test_a_consistent_gain_is_beyond_the_spread_and_a_noisy_one_is_not():
+    other = np.array([2.0, 2.5, 1.8, 3.0, 2.2, 2.7, 1.9, 2.4])
+    consistent = other - np.array([0.10, 0.12, 0.08, 0.11, 0.09, 0.13, 0.10, 0.07])
     # the same mean gain (0.1 K), but the dates disagree on the sign
-    noisy = default - np.array([0.9, -0.7, 0.8, -0.6, 0.7, -0.8, 0.5, 0.0])
-    good = compare_to_default(default, consistent)
-    bad = compare_to_default(default, noisy)
+    noisy = other - np.array([0.9, -0.7, 0.8, -0.6, 0.7, -0.8, 0.5, 0.0])
+    good, bad = compare(consistent, other), compare(noisy, other)
     assert good.better and good.mean_difference_k == pytest.approx(-0.1)
     assert not bad.better and bad.mean_difference_k == pytest.approx(-0.1)
     assert bad.standard_error_k > good.standard_error_k > 0
-    # a worse candidate is never better, however consistent
-    assert not compare_to_default(default, default + 0.1).better
+    # by hand: t = 0.1 / (sd / sqrt(8)) against t(7, 0.95) = 1.895
+    d = noisy - other
+    assert bad.standard_error_k == pytest.approx(d.std(ddof=1) / np.sqrt(8))
+    assert 0.1 / bad.standard_error_k < 1.895 < 0.1 / good.standard_error_k
+    assert not compare(other + 0.1, other).better  # worse is never better
 
 
-def test_one_date_keeps_the_default():
-    c = compare_to_default(np.array([3.0]), np.array([1.0]))
+def test_one_date_tells_nothing():
+    c = compare(np.array([1.0]), np.array([3.0]))
     assert not c.better and c.dates == 1 and np.isnan(c.standard_error_k)
     assert c.as_attrs()["standard_error_k"] is None
 
 
-def test_choose_keeps_the_default_unless_beaten_then_takes_the_best_that_beat_it():
-    default = np.linspace(2.0, 3.0, 6)
-    mae = {"dlstfm": 2.5, "starfm": 2.3, "reference_change": 2.2}
-    comps = {"starfm": compare_to_default(default, default - 0.2),
-             "reference_change": compare_to_default(default, default + [-1, 1] * 3)}
-    assert comps["starfm"].better and not comps["reference_change"].better
-    # reference_change has the lowest MAE but is not better beyond the spread
-    assert choose(CANDIDATES, mae, comps) == "starfm"
-    comps["starfm"] = compare_to_default(default, default + [-0.5, 0.4] * 3)
-    assert choose(CANDIDATES, mae, comps) == "dlstfm"
-    comps = {m: compare_to_default(default, default - 0.3) for m in CANDIDATES[1:]}
-    assert choose(CANDIDATES, {**mae, "reference_change": 2.3}, comps) == "starfm"  # tie
+def test_choose_takes_the_lowest_mae_and_the_earlier_on_a_tie():
+    assert choose(CANDIDATES, {"dlstfm": 2.5, "starfm": 2.3, "reference_change": 2.2}) \
+        == "reference_change"
+    assert choose(CANDIDATES, {"dlstfm": 2.3, "starfm": 2.3, "reference_change": 2.4}) \
+        == "dlstfm"
