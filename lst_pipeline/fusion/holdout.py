@@ -279,11 +279,12 @@ class MethodChoice:
         text = ", ".join(f"{m} {s['mae_k']:.3f} K" for m, s in ranked)
         line = (f"fusion.method auto: {self.method} (leave-one-date-out MAE on "
                 f"{len(self.dates)} held-out Landsat date(s): {text})")
-        tied = [f"{m} ({c.mean_difference_k:+.3f} +- {c.standard_error_k:.3f} K per date)"
+        tied = [f"{m} ({self.method} minus {m}: {c.mean_difference_k:+.3f} +- "
+                f"{c.standard_error_k:.3f} K per date)"
                 for m, c in self.comparisons.items() if not c.better]
         if tied:
-            line += ("; not better beyond the dates' spread than " + ", ".join(tied)
-                     + ": those would do about as well")
+            line += ("; within the held-out dates' spread of " + ", ".join(tied)
+                     + ": these dates cannot tell them apart")
         return line
 
     def as_attrs(self) -> dict[str, Any]:
