@@ -85,11 +85,12 @@ def load_region(stack: StorePath | str, name: str | None = None, *,
 
 def training_regions(config: TrainConfig) -> tuple[list[RegionData], list[RegionData]]:
     """The training and held-out validation regions of ``config``, in memory."""
-    regions = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}")
-               for r in config.regions]
-    regions += [load_region(Path(s)) for s in config.stacks]
-    held_out = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}")
-                for r in config.validation_regions]
+    days = config.reference_offset_days
+    regions = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}",
+                           reference_offset_days=days) for r in config.regions]
+    regions += [load_region(Path(s), reference_offset_days=days) for s in config.stacks]
+    held_out = [load_region(simulate_training_region(r, config.workdir), f"seed{r.seed}",
+                            reference_offset_days=days) for r in config.validation_regions]
     return regions, held_out
 
 

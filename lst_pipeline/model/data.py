@@ -41,7 +41,9 @@ class RegionData:
     #: ``offset_timescale_days`` > 0 a reference's MODIS is rebuilt from it
     coarse: np.ndarray | None = None
     offset_timescale_days: int = 0
-    _views: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    #: per target date, :meth:`reference_coarse` (not copied by ``dataclasses.replace``)
+    _views: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, init=False,
+                                                      repr=False, compare=False)
 
     def select_dates(self, index: np.ndarray) -> RegionData:
         """The same region restricted to the Landsat dates at ``index`` (gains kept).
@@ -51,8 +53,7 @@ class RegionData:
         return dataclasses.replace(self, fine=self.fine[index], coarse_up=self.coarse_up[index],
                                    days=self.days[index], clear=self.clear[index],
                                    gain=None if self.gain is None else self.gain[index],
-                                   coarse=None if self.coarse is None else self.coarse[index],
-                                   _views={})
+                                   coarse=None if self.coarse is None else self.coarse[index])
 
     @property
     def rebuilds_references(self) -> bool:
@@ -104,7 +105,7 @@ def with_gains(region: RegionData, *, max_gap_days: int, min_clear_fraction: flo
         usable &= keep[:, None, None]
         if region.coarse is not None:  # held-out dates out of the rebuilt MODIS too
             hidden = dataclasses.replace(region, coarse=np.where(
-                keep[:, None, None], region.coarse, np.nan).astype(np.float32), _views={})
+                keep[:, None, None], region.coarse, np.nan).astype(np.float32))
             return dataclasses.replace(region, gain=_gains(hidden, usable, max_gap_days))
     return dataclasses.replace(region, gain=_gains(region, usable, max_gap_days))
 

@@ -149,6 +149,10 @@ class TrainConfig:
         Start from this checkpoint's weights instead of a random initialisation; its
         architecture must have the same tensors as ``model`` (``pixel_gain`` may differ,
         it adds none).
+    reference_offset_days
+        A reference date's MODIS is rebuilt from its Landsat as a run with this
+        ``fusion.reference_offset_days`` rebuilds it, the target date left out (0: as
+        observed, as the networks shipped before 2026-12-05 were trained).
     """
 
     name: str
@@ -163,6 +167,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = False
     init_checkpoint: Path | None = None
+    reference_offset_days: int = 0
 
 
 def load_train_config(source: Path | str | dict) -> TrainConfig:
@@ -175,6 +180,9 @@ def _validated(config: TrainConfig) -> TrainConfig:
         raise ConfigError("regions: no training data (give regions or stacks)")
     if not 0.0 <= config.validation_date_fraction < 1.0:
         raise ConfigError("validation_date_fraction: must be in [0, 1)")
+    if not 0 <= config.reference_offset_days <= 366:
+        raise ConfigError("reference_offset_days: must be 0 (off) to 366 days, got "
+                          f"{config.reference_offset_days}")
     return config
 
 
@@ -202,8 +210,8 @@ def evaluate_pairs(model, regions: list[RegionData], pairs: list[tuple[int, int,
             r = regions[k]
             align = model.alignment_at(r.coarse_factor)
             ys, xs = (slice(0, align * max(1, e // align)) for e in r.fine.shape[1:])
-            f1, c1, c2, target = (a[ys, xs] for a in (r.fine[i], r.coarse_up[i],
-                                                     r.coarse_up[j], r.fine[j]))
+            f1, c2, target = (a[ys, xs] for a in (r.fine[i], r.coarse_up[j], r.fine[j]))
+            c1 = r.reference_up(i, j, ys, xs)
             gain = None if r.gain is None else torch.from_numpy(
                 np.ascontiguousarray(r.gain[j][ys, xs]))[None, None].to(device)
             pred = model(*(torch.from_numpy(np.ascontiguousarray(a))[None, None].to(device)
@@ -417,6 +425,7 @@ def training_record(config: TrainConfig, device: str) -> dict[str, Any]:
         "stacks": [str(s) for s in config.stacks],
         "optim": dataclasses.asdict(config.optim),
         "device": device,
+        "reference_offset_days": config.reference_offset_days,
     }
     if config.init_checkpoint is not None:  # where the weights started
         from lst_pipeline.model.checkpoint import file_sha256

@@ -42,6 +42,9 @@ def test_config_errors_name_the_field(tmp_path):
                            "regions": [{"seed": 1, "size": "big"}]})
     with pytest.raises(ConfigError, match="no training data"):
         load_train_config({"name": "x", "workdir": "w", "checkpoint": "c.pt"})
+    with pytest.raises(ConfigError, match="reference_offset_days: must be 0"):
+        load_train_config({"name": "x", "workdir": "w", "checkpoint": "c.pt",
+                           "regions": [REGION], "reference_offset_days": -1})
 
 
 def test_pairs_split_by_date_and_samples_are_clean(workdir):
@@ -132,6 +135,8 @@ def test_the_shipped_recipe_describes_the_shipped_network():
 
 
 def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
+    import dataclasses
+
     from lst_pipeline.model.data import with_gains
 
     region = load_region(simulate_training_region(tiny_train_config(workdir).regions[0],
@@ -142,18 +147,29 @@ def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
     # a date's gain does not change when its own image does
     changed = region.fine.copy()
     changed[2] += 5.0
-    again = with_gains(type(region)(**{**region.__dict__, "fine": changed}), max_gap_days=48)
+    again = with_gains(dataclasses.replace(region, fine=changed), max_gap_days=48)
     np.testing.assert_array_equal(again.gain[2], gained.gain[2])
     assert not np.array_equal(again.gain[1], gained.gain[1])
     # with fit, only those dates enter: the others' images change nothing
     fit = np.array([0, 1, 3])
     a = with_gains(region, max_gap_days=48, fit=fit)
-    b = with_gains(type(region)(**{**region.__dict__, "fine": changed}), max_gap_days=48, fit=fit)
+    b = with_gains(dataclasses.replace(region, fine=changed), max_gap_days=48, fit=fit)
     np.testing.assert_array_equal(a.gain, b.gain)
     batch = sample_batch(np.random.default_rng(0), [gained],
                          make_pairs([gained], max_gap_days=48, min_clear=0.2,
                                     validation_fraction=0.0)[0], 2, 64)
     assert len(batch) == 5 and not np.all(batch[4] == 1.0)
+    # with the references' MODIS rebuilt from their Landsat, the same holds, and the
+    # rebuilt MODIS changes the gains
+    rebuilt = dataclasses.replace(region, offset_timescale_days=32)
+    with_offset = with_gains(rebuilt, max_gap_days=48)
+    assert np.isfinite(with_offset.gain).all()
+    assert np.abs(with_offset.gain - gained.gain).max() > 0.01
+    moved = dataclasses.replace(rebuilt, fine=changed)
+    np.testing.assert_array_equal(with_gains(moved, max_gap_days=48).gain[2],
+                                  with_offset.gain[2])
+    np.testing.assert_array_equal(with_gains(rebuilt, max_gap_days=48, fit=fit).gain,
+                                  with_gains(moved, max_gap_days=48, fit=fit).gain)
 
 
 def test_a_pixel_gain_network_trains_from_an_initial_checkpoint(workdir, tmp_path):
@@ -166,13 +182,15 @@ def test_a_pixel_gain_network_trains_from_an_initial_checkpoint(workdir, tmp_pat
     base = tiny_train_config(workdir, steps=2, validate_every=2)
     config = dataclasses.replace(
         base, checkpoint=tmp_path / "gain.pt", init_checkpoint=start, name="gain",
-        model=dataclasses.replace(TINY_SPEC.architecture, pixel_gain=True))
+        model=dataclasses.replace(TINY_SPEC.architecture, pixel_gain=True),
+        reference_offset_days=32)
     record = run_training(config, progress=False, log=lambda *_: None)
     assert record["history"][-1]["step"] == 2
     model, meta = load_checkpoint(config.checkpoint)
     assert model.spec.architecture.pixel_gain
     assert meta["training"]["init_checkpoint"] == str(start)
     assert len(meta["training"]["init_checkpoint_sha256"]) == 64
+    assert meta["training"]["reference_offset_days"] == 32
     with pytest.raises(ConfigError, match="init_checkpoint"):
         other = dataclasses.replace(config, model=dataclasses.replace(config.model, width=16))
         run_training(other, progress=False, log=lambda *_: None)
