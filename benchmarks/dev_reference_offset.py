@@ -39,11 +39,12 @@ def dev_region(root: Path, seed: int, size: int, days: int):
     return config
 
 
-def errors(config, method: str, timescale: int) -> np.ndarray:
+def errors(config, method: str, timescale: int, checkpoint: Path | None = None) -> np.ndarray:
     """Fused minus truth (K) over the whole scene and period; NaN where not fused."""
     run = dataclasses.replace(
         config, fusion=dataclasses.replace(config.fusion, method=method, device="cpu",
-                                           reference_offset_days=timescale),
+                                           reference_offset_days=timescale,
+                                           checkpoint=checkpoint),
         output=dataclasses.replace(config.output, uncertainty=False))
     plan = plan_run(run)
     block = fuse_scene(plan)
