@@ -132,6 +132,11 @@ def test_the_shipped_recipe_describes_the_shipped_network():
     assert dataclasses.asdict(gain.model) == dataclasses.asdict(default.spec.architecture)
     assert default.spec.architecture.pixel_gain and meta["training"]["name"] == gain.name
     assert Path(gain.init_checkpoint).name == V1_CHECKPOINT.name
+    # the candidate trained on rebuilt references starts from the default, same tensors
+    offset = load_train_config(pipelines / "train_dlstfm_offset.yaml")
+    assert Path(offset.init_checkpoint).name == DEFAULT_CHECKPOINT.name
+    assert offset.model == gain.model and offset.regions == gain.regions
+    assert offset.reference_offset_days == 32 and gain.reference_offset_days == 0
 
 
 def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
