@@ -66,6 +66,10 @@ def test_adapt_through_the_cli_writes_a_safe_checkpoint_and_a_table(stack_8day,
     assert set(record["validation_dates"]).isdisjoint(record["train_dates"])
     assert record["validation"]["dlstfm adapted"]["mae_k"] <= \
         record["validation"]["dlstfm start"]["mae_k"] + 1e-9  # the best state is kept
+    assert record["reference_offset_days"] == config.fusion.reference_offset_days == 32
+    # the table says when its adapted row was chosen on the dates it is scored on
+    assert ("optimistic" in text) == (record["best_step"] > 0)
+    assert ("did not improve" in text) == (record["best_step"] == 0)
     model, _ = load_checkpoint(out)
     assert model.spec == load_checkpoint(tiny_checkpoint)[0].spec
 
