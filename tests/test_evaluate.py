@@ -142,4 +142,13 @@ def test_leave_one_date_out_hides_each_date_and_scores_against_it(simulated_tiny
     assert rc.n == mo.n == c.mask.sum() > 1000
     assert rc.mae_k < mo.mae_k - 1.0 and rc.mae_k < 2.5
     out = write_report(c, tmp_path / "holdout")
-    assert "leave-one-date-out" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "leave-one-date-out" in text
+    # the dates are the samples: modis_only's per-date MAE minus reference_change's
+    per_date = {}
+    for m in ("reference_change", "modis_only"):
+        per_date[m] = [np.abs((c.predictions[m] - c.truth)[i][c.mask[i]]).mean()
+                       for i in range(len(c.days))]
+    d = np.array(per_date["modis_only"]) - np.array(per_date["reference_change"])
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    assert f"| `modis_only` | {mo.mae_k:.3f} | {d.mean():+.3f} +- {se:.3f} |" in text

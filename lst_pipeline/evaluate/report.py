@@ -149,7 +149,7 @@ def _markdown(c: Comparison, title: str) -> str:
           f"{c.reference_name}{holdout}. Every method scored on the same "
           f"{int(c.mask.sum()):,} pixel-days (fused by all methods, {c.reference_name} "
           f"present). SSIM and PSNR with a {LST_DATA_RANGE_K:g} K data range.", "",
-          comparison_table(c.groups), *_group_tables(c), "",
+          comparison_table(c.groups), *_group_tables(c), "", *_dates_section(c),
           "Fusion time (s, this process): " + ", ".join(
               f"{m} {s:.1f}" for m, s in c.seconds.items()), "",
           "![maps](maps.png)", "", "![scatter](scatter.png)", "",
@@ -188,6 +188,35 @@ def _input_panels(c: Comparison, t: int) -> dict[str, np.ndarray]:
                                                                  Window(0, ny, 0, nx))[0]
     panels[f"target MODIS {day}"] = upsample_nearest(modis, f)
     return panels
+
+
+def _dates_section(c: Comparison) -> list[str]:
+    """Leave-one-date-out: the best method against each other, by per-date MAE.
+
+    The pixels of one held-out date share its weather and reference, so the dates are the
+    samples; the paired test is :func:`lst_pipeline.fusion.selection.compare`'s.
+    """
+    from lst_pipeline.fusion.selection import SIGNIFICANCE, compare, per_date_mae
+
+    if c.reference_name == "truth" or len(c.predictions) < 2:
+        return []
+    by_date = {m: per_date_mae(p - c.truth, c.mask, c.days)[1]
+               for m, p in c.predictions.items()}
+    pooled = {m: c.groups[m]["overall"]["all"].mae_k for m in c.predictions}
+    best = min(c.predictions, key=lambda m: pooled[m])
+    lines = ["## Can the held-out dates tell the methods apart?", "",
+             f"`{best}` has the lowest MAE. Each other method's per-date MAE minus "
+             f"`{best}`'s, mean +- standard error over the {len(by_date[best])} held-out "
+             f"dates, and whether `{best}` is better beyond the dates' spread (one-sided "
+             f"paired t-test at {SIGNIFICANCE}).", "",
+             "| method | MAE (K) | minus the best, per date (K) | the best is better |",
+             "|---|---|---|---|"]
+    for m in c.predictions:
+        if m != best:
+            d = compare(by_date[best], by_date[m])
+            lines.append(f"| `{m}` | {pooled[m]:.3f} | {-d.mean_difference_k:+.3f} +- "
+                         f"{d.standard_error_k:.3f} | {'yes' if d.better else 'not shown'} |")
+    return [*lines, ""]
 
 
 def _calibration_section(c: Comparison) -> list[str]:
