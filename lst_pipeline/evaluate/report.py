@@ -196,14 +196,14 @@ def _dates_section(c: Comparison) -> list[str]:
     The pixels of one held-out date share its weather and reference, so the dates are the
     samples; the paired test is :func:`lst_pipeline.fusion.selection.compare`'s.
     """
-    from lst_pipeline.fusion.selection import SIGNIFICANCE, compare, per_date_mae
+    from lst_pipeline.fusion.selection import SIGNIFICANCE, choose, per_date_mae
 
     if c.reference_name == "truth" or len(c.predictions) < 2:
         return []
     by_date = {m: per_date_mae(p - c.truth, c.mask, c.days)[1]
                for m, p in c.predictions.items()}
     pooled = {m: c.groups[m]["overall"]["all"].mae_k for m in c.predictions}
-    best = min(c.predictions, key=lambda m: pooled[m])
+    best, against = choose(tuple(c.predictions), pooled, by_date)
     lines = ["## Can the held-out dates tell the methods apart?", "",
              f"`{best}` has the lowest MAE. Each other method's per-date MAE minus "
              f"`{best}`'s, mean +- standard error over the {len(by_date[best])} held-out "
@@ -211,11 +211,9 @@ def _dates_section(c: Comparison) -> list[str]:
              f"paired t-test at {SIGNIFICANCE}).", "",
              "| method | MAE (K) | minus the best, per date (K) | the best is better |",
              "|---|---|---|---|"]
-    for m in c.predictions:
-        if m != best:
-            d = compare(by_date[best], by_date[m])
-            lines.append(f"| `{m}` | {pooled[m]:.3f} | {-d.mean_difference_k:+.3f} +- "
-                         f"{d.standard_error_k:.3f} | {'yes' if d.better else 'not shown'} |")
+    for m, d in against.items():
+        lines.append(f"| `{m}` | {pooled[m]:.3f} | {-d.mean_difference_k:+.3f} +- "
+                     f"{d.standard_error_k:.3f} | {'yes' if d.better else 'not shown'} |")
     return [*lines, ""]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from lst_pipeline.errors import InputError
 from lst_pipeline.fusion.registry import AUTO_CANDIDATES
-from lst_pipeline.fusion.selection import SIGNIFICANCE, Comparison, choose, compare, per_date_mae
+from lst_pipeline.fusion.selection import SIGNIFICANCE, Comparison, choose, per_date_mae
 from lst_pipeline.grid import Window, spread_windows
 
 if TYPE_CHECKING:
@@ -327,13 +327,13 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     scores: dict[str, dict[str, float]] = {}
     by_date: dict[str, np.ndarray] = {}
     for m in candidates:
-        e = (held.predictions[m] - held.truth)[held.mask].astype(np.float64)
+        errors = held.predictions[m] - held.truth
+        e = errors[held.mask].astype(np.float64)
         scores[m] = {"mae_k": float(np.abs(e).mean()),
                      "rmse_k": float(np.sqrt((e * e).mean())), "pixels": int(e.size)}
-        _, by_date[m] = per_date_mae(held.predictions[m] - held.truth, held.mask, held.days)
-    best = choose(candidates, {m: s["mae_k"] for m, s in scores.items()})
-    comparisons: dict[str, Comparison] = {
-        m: compare(by_date[best], by_date[m]) for m in candidates if m != best}
+        _, by_date[m] = per_date_mae(errors, held.mask, held.days)
+    best, comparisons = choose(candidates, {m: s["mae_k"] for m, s in scores.items()},
+                               by_date)
     dates = sorted({str(d) for d in held.days})
     choice = MethodChoice(best, scores, dates,
                           [[w.y0, w.y1, w.x0, w.x1] for w in held.windows], held, comparisons)

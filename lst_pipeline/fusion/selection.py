@@ -96,6 +96,12 @@ def compare(method_mae: np.ndarray, other_mae: np.ndarray,
     return Comparison(mean, se, n, bool(bound < 0))
 
 
-def choose(candidates: tuple[Method, ...], pooled_mae: Mapping[str, float]) -> Method:
-    """The candidate with the lowest MAE over the held-out pixels (ties: the earlier)."""
-    return min(candidates, key=lambda m: (pooled_mae[m], candidates.index(m)))
+def choose(candidates: tuple[Method, ...], pooled_mae: Mapping[str, float],
+           per_date: Mapping[str, np.ndarray]) -> tuple[Method, dict[str, Comparison]]:
+    """The candidate with the lowest pooled MAE (ties: the earlier), and how sure that is.
+
+    The chosen one against each other candidate: :func:`compare` of their per-date MAE
+    (:func:`per_date_mae`).
+    """
+    best = min(candidates, key=lambda m: (pooled_mae[m], candidates.index(m)))
+    return best, {m: compare(per_date[best], per_date[m]) for m in candidates if m != best}

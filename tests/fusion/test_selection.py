@@ -41,7 +41,15 @@ def test_one_date_tells_nothing():
 
 
 def test_choose_takes_the_lowest_mae_and_the_earlier_on_a_tie():
-    assert choose(CANDIDATES, {"dlstfm": 2.5, "starfm": 2.3, "reference_change": 2.2}) \
-        == "reference_change"
-    assert choose(CANDIDATES, {"dlstfm": 2.3, "starfm": 2.3, "reference_change": 2.4}) \
-        == "dlstfm"
+    per_date = {"dlstfm": np.array([2.0, 2.6, 2.4]), "starfm": np.array([2.2, 2.3, 2.4]),
+                "reference_change": np.array([2.1, 2.2, 2.3])}
+    best, against = choose(CANDIDATES, {"dlstfm": 2.5, "starfm": 2.3,
+                                        "reference_change": 2.2}, per_date)
+    assert best == "reference_change" and set(against) == {"dlstfm", "starfm"}
+    # how sure: reference_change against each other, by the per-date MAE
+    assert against["starfm"] == compare(per_date["reference_change"], per_date["starfm"])
+    assert against["starfm"].mean_difference_k == pytest.approx(-0.1)
+    assert against["starfm"].standard_error_k == pytest.approx(0.0, abs=1e-12)
+    best, _ = choose(CANDIDATES, {"dlstfm": 2.3, "starfm": 2.3, "reference_change": 2.4},
+                     per_date)
+    assert best == "dlstfm"
