@@ -41,9 +41,12 @@ class RegionData:
     #: ``offset_timescale_days`` > 0 a reference's MODIS is rebuilt from it
     coarse: np.ndarray | None = None
     offset_timescale_days: int = 0
-    #: per target date, :meth:`reference_coarse` (not copied by ``dataclasses.replace``)
+    #: per target date, :meth:`reference_coarse`; and every date's Landsat cell means
+    #: (neither is copied by ``dataclasses.replace``)
     _views: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, init=False,
                                                       repr=False, compare=False)
+    _cell_means: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False,
+                                                       compare=False)
 
     def select_dates(self, index: np.ndarray) -> RegionData:
         """The same region restricted to the Landsat dates at ``index`` (gains kept).
@@ -69,13 +72,13 @@ class RegionData:
         """
         if not self.offset_timescale_days or self.coarse is None:
             return None
+        if self._cell_means is None:  # the same for every target
+            self._cell_means = np.stack([cell_means(f, self.coarse_factor) for f in self.fine])
         if target not in self._views:
             keep = np.arange(len(self.days)) != target
-            means = np.stack([cell_means(self.fine[k], self.coarse_factor)
-                              for k in np.flatnonzero(keep)])
             view = self.coarse.astype(np.float32)
-            view[keep] = smoothed_reference_modis(means, self.coarse[keep], self.days[keep],
-                                                  self.offset_timescale_days)
+            view[keep] = smoothed_reference_modis(self._cell_means[keep], self.coarse[keep],
+                                                  self.days[keep], self.offset_timescale_days)
             self._views[target] = view
         return self._views[target]
 
