@@ -67,11 +67,12 @@ def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | N
 
     config = load_pipeline(yaml_path)
     cubes = {}
-    runs = [(m, m, checkpoint if m == "dlstfm" else None) for m in methods]
+    runs = [(m, m, checkpoint if m in ("dlstfm", "ensemble") else None) for m in methods]
     if adapted:
         runs.append(("dlstfm_adapted", "dlstfm", adapted))
     for name, method, ckpt in runs:
-        tag = f"-{file_sha256(ckpt or DEFAULT_CHECKPOINT)[:8]}" if method == "dlstfm" else ""
+        network = method in ("dlstfm", "ensemble")  # an ensemble's members include it
+        tag = f"-{file_sha256(ckpt or DEFAULT_CHECKPOINT)[:8]}" if network else ""
         cube = yaml_path.parent / f"cube-{name}{tag}.zarr"
         fusion = dataclasses.replace(config.fusion, method=method,
                                      checkpoint=Path(ckpt) if ckpt else None)
@@ -176,7 +177,7 @@ def main() -> None:
                       f"{len(landsat_days)} Landsat dates), days without Landsat:")
                 for name, sc in scores.items():
                     ratio = f" = {sc.mae_k / best:.3f} x best classical" \
-                        if name.startswith("dlstfm") else ""
+                        if name.startswith(("dlstfm", "ensemble")) else ""
                     print(f"  {name:>16}: {sc}{ratio}")
                 if args.auto:
                     record["regions"][spec.name]["auto"] = auto_choice(

@@ -17,6 +17,8 @@ from upath import UPath
 from lst_pipeline.config.sources import IngestConfig
 from lst_pipeline.errors import ConfigError, require_config
 from lst_pipeline.fusion.registry import (
+    ENSEMBLE,
+    EnsembleParams,
     FusionMethodName,
     StarfmParams,
     UbestarfmParams,
@@ -188,7 +190,9 @@ class FusionConfig:
         after (see ``ubestarfm``; needs ``two_references: true``); ``auto``: the best of ``dlstfm``
         (with ``checkpoint``), ``starfm``, ``gain_change`` and ``reference_change`` by
         leave-one-date-out on the stack's own clear Landsat dates, chosen per run and
-        recorded in the cube.
+        recorded in the cube (``ensemble`` among them, scored with weights fitted on
+        the other held-out dates); ``ensemble``: a weighted mean of other methods'
+        predictions (see ``ensemble``).
     max_reference_gap_days
         A Landsat date further than this from the target day is never used as reference.
     min_clear_fraction
@@ -234,8 +238,9 @@ class FusionConfig:
         this), instead of that one date's noisy offset
         (:mod:`lst_pipeline.fusion.reference_offset`). ``0``: the reference date's MODIS as
         observed.
-    starfm, ubestarfm
-        Parameters of those methods (ignored by the others).
+    starfm, ubestarfm, ensemble
+        Parameters of those methods (ignored by the others; an ensemble's members take
+        theirs from their own sections).
     """
 
     method: FusionMethodName = "dlstfm"
@@ -255,6 +260,7 @@ class FusionConfig:
     reference_offset_days: int = 32
     starfm: StarfmParams = field(default_factory=StarfmParams)
     ubestarfm: UbestarfmParams = field(default_factory=UbestarfmParams)
+    ensemble: EnsembleParams = field(default_factory=EnsembleParams)
 
     def __post_init__(self) -> None:
         require_config(0 <= self.max_reference_gap_days <= MAX_REFERENCE_GAP_DAYS,
@@ -276,12 +282,28 @@ class FusionConfig:
         require_config(self.two_references or not two_pair, "fusion.two_references",
                        f"method {self.method} predicts from a reference before and one after the "
                        "day; set two_references: true (or use a one-pair method)")
+        require_config(self.method != ENSEMBLE or self.starfm.pairs == 1
+                       or "starfm" not in self.ensemble.members, "fusion.starfm.pairs",
+                       "an ensemble's members predict from one reference each; set it to 1 "
+                       "or leave starfm out of fusion.ensemble.members")
 
-    def method_params(self) -> tuple[tuple[str, Any], ...]:
-        """The selected method's own parameters, hashable (empty for methods without)."""
-        if self.method == "auto" or method_info(self.method).params is None:
+    def method_params(self, name: str | None = None) -> tuple[tuple[str, Any], ...]:
+        """A method's own parameters (default: the selected one's), hashable.
+
+        Empty for methods without; an ensemble's are its members, each with its own
+        parameters, and its weights.
+        """
+        name = name or self.method
+        if name == ENSEMBLE:
+            return (("members", tuple((m, self.method_params(m)) for m in self.ensemble.members)),
+                    ("weights", self.ensemble.weights))
+        if name == "auto" or method_info(name).params is None:
             return ()
-        return tuple(sorted(dataclasses.asdict(getattr(self, self.method)).items()))
+        return tuple(sorted(dataclasses.asdict(getattr(self, name)).items()))
+
+    def method_sections(self) -> dict[str, Any]:
+        """Every method's parameter section by method name (an ensemble's members' too)."""
+        return {"starfm": self.starfm, "ubestarfm": self.ubestarfm, ENSEMBLE: self.ensemble}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from lst_pipeline.fusion.plan import (
     provenance,
     stale_chunks,
 )
+from lst_pipeline.fusion.registry import ENSEMBLE
 
 __all__ = ["BlockInputs", "ChunkStats", "FusionTask", "ResumeState", "RunPlan", "RunSummary",
            "changed_dates", "execute", "fingerprint", "fuse_chunk", "fuse_inputs", "fuse_scene",
@@ -47,7 +48,9 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     of ``lst_uncertainty`` is fitted on the same held-out dates
     (:func:`lst_pipeline.fusion.holdout.fit_uncertainty`), or, when the run resumes an
     existing cube (not ``overwrite``), taken from that cube, so that every chunk of a cube
-    uses one model; so is the MODIS view-time correction.
+    uses one model; so are the MODIS view-time correction and ``fusion.method:
+    ensemble``'s weights (fitted on the same kind of held-out dates,
+    :func:`lst_pipeline.fusion.ensemble.fit_ensemble`, unless the configuration gives them).
     """
     from lst_pipeline.errors import InputError
     from lst_pipeline.fusion.error_model import ErrorModel
@@ -55,11 +58,15 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     from lst_pipeline.fusion.overpass import OverpassCorrection
     from lst_pipeline.io.cube_store import CubeStore
 
-    choice = None
+    choice = fit = None
     wanted = config.output.uncertainty
     if config.fusion.method == "auto":
         choice = choose_method(config, features=wanted is not False, log=lambda _: None)
+    elif config.fusion.method == ENSEMBLE and not config.fusion.ensemble.weights:
+        config, fit = _ensemble_weights(config, overwrite, log)
     plan = _plan.plan_run(config, n_workers=n_workers, choice=choice)
+    if fit is not None:
+        plan = dataclasses.replace(plan, ensemble=fit, notes=(*plan.notes, fit.describe()))
     if plan.task.overpass is not None and plan.resume is not None and not overwrite:
         recorded = CubeStore(plan.task.cube).attrs.get(OVERPASS_ATTR)
         if recorded is not None:  # every chunk of a cube uses one correction
@@ -85,3 +92,24 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
                                     f"{exc}"))
             return dataclasses.replace(plan, resume=_plan.resume_state(plan))
     return dataclasses.replace(plan, task=dataclasses.replace(plan.task, error_model=model))
+
+
+def _ensemble_weights(config, overwrite: bool, log):
+    """``config`` with the ensemble's weights: recorded by the cube being resumed, or fitted.
+
+    Returns the configuration and the fit (None when the weights were recorded).
+    """
+    from lst_pipeline.fusion.ensemble import fit_ensemble, with_weights
+    from lst_pipeline.io.cube_store import CubeStore
+
+    members = config.fusion.ensemble.members
+    recorded = ({} if overwrite else CubeStore(config.output.cube).attrs).get(
+        "lst_pipeline:fusion", {})
+    if recorded.get("method") == ENSEMBLE and recorded.get("ensemble", {}).get("weights") and tuple(
+            recorded.get("ensemble", {}).get("members", ())) == tuple(members):
+        weights = tuple(recorded["ensemble"]["weights"])
+        log(f"fusion.method ensemble: the weights recorded in {config.output.cube} "
+            f"(resuming): {', '.join(f'{m} {w:.3f}' for m, w in zip(members, weights))}")
+        return with_weights(config, weights), None
+    fit = fit_ensemble(config, log=lambda _: None)
+    return with_weights(config, fit.weights), fit

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lst_pipeline.errors import InputError
-from lst_pipeline.fusion.registry import AUTO_CANDIDATES
+from lst_pipeline.fusion.registry import AUTO_CANDIDATES, ENSEMBLE
 from lst_pipeline.fusion.selection import SIGNIFICANCE, Comparison, choose, per_date_mae
+from lst_pipeline.fusion.stacking import cross_fitted_predictions
 from lst_pipeline.grid import Window, spread_windows
 
 if TYPE_CHECKING:
@@ -272,6 +273,8 @@ class MethodChoice:
     held: HeldOut | None = dataclasses.field(default=None, compare=False, repr=False)
     #: the chosen method against each other candidate, by per-date MAE
     comparisons: dict[str, Comparison] = dataclasses.field(default_factory=dict)
+    #: ``ensemble``'s weights fitted on every held-out date (empty if not a candidate)
+    ensemble_weights: tuple[float, ...] = ()
 
     def describe(self) -> str:
         """The choice, the ranking and how sure the choice is, in one line."""
@@ -290,7 +293,7 @@ class MethodChoice:
     def as_attrs(self) -> dict[str, Any]:
         """The choice as cube attributes (plain JSON data)."""
         return {"chosen": self.method, "scores": self.scores, "held_out_dates": self.dates,
-                "windows": self.windows,
+                "windows": self.windows, "ensemble_weights": list(self.ensemble_weights),
                 "chosen_against": {m: c.as_attrs() for m, c in self.comparisons.items()},
                 "test": "one-sided paired t-test of per-date MAE differences at "
                         f"{SIGNIFICANCE}"}
@@ -306,6 +309,9 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     grid) for the same stack and configuration. Ties go to the earlier candidate. With
     ``features`` the residuals keep their error features, so that the chosen method's error
     model is fitted from them (:func:`fit_uncertainty`) without predicting again.
+    ``ensemble`` is scored from its members' held-out predictions, each date with weights
+    fitted on the other dates (:mod:`lst_pipeline.fusion.stacking`), and runs, if chosen,
+    with the weights fitted on every date.
 
     Raises
     ------
@@ -317,9 +323,22 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     grid, _ = resolve_grid(config.grid)
     windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
                              most=AUTO_WINDOWS)
-    held = predict_held_out(config, candidates, min_clear_fraction=AUTO_MIN_CLEAR,
+    members = config.fusion.ensemble.members if ENSEMBLE in candidates else ()
+    if "starfm" in members and config.fusion.starfm.pairs != 1:  # not what it would run
+        candidates, members = tuple(c for c in candidates if c != ENSEMBLE), ()
+    run = tuple(dict.fromkeys([c for c in candidates if c != ENSEMBLE] + list(members)))
+    held = predict_held_out(config, run, min_clear_fraction=AUTO_MIN_CLEAR,
                             max_dates=AUTO_MAX_DATES, windows=windows, features=features,
                             log=lambda _: None)
+    weights: tuple[float, ...] = ()
+    if members and len(np.unique(held.days)) < 2:  # cannot be scored on a single date
+        candidates = tuple(c for c in candidates if c != ENSEMBLE)
+    elif members:  # scored with each date's weights fitted on the other dates
+        pred, fitted = cross_fitted_predictions([held.predictions[m] for m in members],
+                                                held.truth, held.mask, held.days)
+        weights = tuple(float(w) for w in fitted)
+        held.predictions[ENSEMBLE] = pred
+        held.mask &= np.isfinite(pred)
     if not held.mask.any():
         raise InputError(f"{config.inputs.stack}: no held-out pixel was fused by every "
                          f"candidate ({', '.join(candidates)}); fusion.method auto cannot "
@@ -336,7 +355,8 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
                                by_date)
     dates = sorted({str(d) for d in held.days})
     choice = MethodChoice(best, scores, dates,
-                          [[w.y0, w.y1, w.x0, w.x1] for w in held.windows], held, comparisons)
+                          [[w.y0, w.y1, w.x0, w.x1] for w in held.windows], held, comparisons,
+                          weights)
     log(choice.describe())
     return choice
 

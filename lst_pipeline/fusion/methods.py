@@ -22,6 +22,7 @@ import numpy as np
 
 from lst_pipeline.errors import InputError
 from lst_pipeline.fusion.registry import (
+    EnsembleParams,
     StarfmParams,
     UbestarfmParams,
     method_geometry,
@@ -350,6 +351,71 @@ class DLSTFMMethod(_Method):
                 "lst_pipeline:model_receptive_radius": self.model.receptive_radius}
 
 
+class EnsembleMethod(_Method):
+    """A weighted mean of other methods' predictions from the same reference pair.
+
+    ``F2 = sum_i w_i F2_i`` over the members (each predicting from the reference the kernel
+    chose); a pixel without a prediction from one member with a weight above 0 has none.
+    The weights are fitted per run on the stack's own held-out Landsat dates
+    (:mod:`lst_pipeline.fusion.stacking`) or given in ``fusion.ensemble.weights``. Members
+    with weight 0 are not run. Halo and alignment cover every member, so that a cube's
+    chunks do not depend on the weights.
+
+    Parameters
+    ----------
+    members
+        The member methods, built (:func:`get_method`).
+    params
+        Their names and weights (:class:`~lst_pipeline.fusion.registry.EnsembleParams`).
+    """
+
+    name = "ensemble"
+
+    def __init__(self, members: list[FusionMethod], params: EnsembleParams) -> None:
+        if not params.weights:
+            raise InputError("fusion.ensemble.weights: not fitted; plan the run with "
+                             "lst_pipeline.fusion.engine.plan_run, which fits them on the "
+                             "stack's held-out Landsat dates")
+        self.params = params
+        self.members = members
+        self.weights = np.asarray(params.weights, dtype=np.float64)
+
+    @property
+    def uses_gain(self) -> bool:  # type: ignore[override]
+        """Whether a member with a weight above 0 needs the per-pixel gain."""
+        return any(m.uses_gain for m, w in zip(self.members, self.weights) if w > 0)
+
+    @property
+    def alignment(self) -> int:  # type: ignore[override]
+        """Every member's alignment."""
+        return math.lcm(*(int(m.alignment) for m in self.members))
+
+    def halo(self, coarse_factor: int) -> int:
+        """The widest member halo."""
+        return max(m.halo(coarse_factor) for m in self.members)
+
+    def predict(self, reference_fine: np.ndarray, reference_coarse_up: np.ndarray,
+                target_coarse: np.ndarray, *, coarse_factor: int,
+                gain: np.ndarray | None = None) -> np.ndarray:
+        """The weighted mean of the members' predictions."""
+        from lst_pipeline.fusion.stacking import combine
+
+        predictions = [m.predict(reference_fine, reference_coarse_up, target_coarse,
+                                 coarse_factor=coarse_factor,
+                                 gain=gain if m.uses_gain else None) if w > 0 else None
+                       for m, w in zip(self.members, self.weights)]
+        return combine(predictions, self.weights)
+
+    def describe(self) -> dict:
+        """Name, members and weights, and a network member's checkpoint and its hash."""
+        out = super().describe()
+        for member in self.members:
+            out.update({k: v for k, v in member.describe().items()
+                        if k.startswith("lst_pipeline:checkpoint")
+                        or k == "lst_pipeline:model_receptive_radius"})
+        return out
+
+
 @lru_cache(maxsize=8)
 def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
                mixed_precision: bool = False, batch_pixels: int = 1 << 17,
@@ -370,6 +436,12 @@ def get_method(name: str, checkpoint: str | None = None, device: str = "auto",
     method = getattr(importlib.import_module(module), cls)
     if name == DLSTFMMethod.name:
         return DLSTFMMethod(checkpoint, device, mixed_precision, batch_pixels, threads)
+    if name == EnsembleMethod.name:
+        spec: dict[str, Any] = dict(params)
+        members = [get_method(m, checkpoint, device, mixed_precision, batch_pixels, p, threads)
+                   for m, p in spec["members"]]
+        return EnsembleMethod(members, EnsembleParams(tuple(m for m, _ in spec["members"]),
+                                                      tuple(spec["weights"])))
     return method(**dict(params))
 
 

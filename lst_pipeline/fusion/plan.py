@@ -99,6 +99,8 @@ class RunPlan:
     task_bytes: float = 0.0
     #: what ``fusion.method: auto`` chose (None when a method was named)
     auto: Any = None
+    #: ``fusion.method: ensemble``'s weights fitted by this run (None: given or recorded)
+    ensemble: Any = None
     #: what an existing cube of this run already holds (None: no cube, or not resumable)
     resume: ResumeState | None = None
 
@@ -256,7 +258,8 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
             raise ValueError("fusion.method auto: choose the method first "
                              "(lst_pipeline.fusion.engine.plan_run does)")
         config = dataclasses.replace(config, fusion=dataclasses.replace(
-            config.fusion, method=choice.method))
+            config.fusion, method=choice.method, ensemble=dataclasses.replace(
+                config.fusion.ensemble, weights=choice.ensemble_weights)))
     grid, grid_notes = resolve_grid(config.grid)
     reader = StackReader(config.inputs.stack)
     days = output_days(config)
@@ -270,8 +273,9 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
     gap = fusion.max_reference_gap_days
     ldays = reader.landsat_dates
     halo, alignment, cost = method_geometry(
-        fusion.method, grid.coarse_factor, params=getattr(fusion, fusion.method, None),
-        checkpoint=task.checkpoint, batch_pixels=fusion.batch_pixels)
+        fusion.method, grid.coarse_factor, params=fusion.method_sections().get(fusion.method),
+        checkpoint=task.checkpoint, batch_pixels=fusion.batch_pixels,
+        sections=fusion.method_sections())
     usable_days = ldays[reader.landsat_clear_fraction > 0].astype(np.int64)
     if task.uncertainty:  # the error features and sigma of every pixel-day
         cost = dataclasses.replace(cost or TaskCost(), per_pixel_day=(
@@ -334,11 +338,10 @@ def provenance(plan: RunPlan) -> dict[str, Any]:
         "lst_pipeline:fusion": fusion,
         "lst_pipeline:input_stack": str(cfg.inputs.stack),
         CHUNKS_ATTR: list(plan.chunks.chunks),
-        **({"lst_pipeline:auto": plan.auto.as_attrs()} if plan.auto is not None else {}),
-        **({UNCERTAINTY_ATTR: plan.task.error_model.as_attrs()}
-           if plan.task.error_model is not None else {}),
-        **({OVERPASS_ATTR: plan.task.overpass.as_attrs()}
-           if plan.task.overpass is not None else {}),
+        **{name: fitted.as_attrs() for name, fitted in (
+            ("lst_pipeline:auto", plan.auto), ("lst_pipeline:ensemble", plan.ensemble),
+            (UNCERTAINTY_ATTR, plan.task.error_model), (OVERPASS_ATTR, plan.task.overpass))
+           if fitted is not None},
         "lst_pipeline:pipeline": cfg.name,
         "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",
         "references": REFERENCES,
@@ -369,7 +372,6 @@ def fingerprint(plan: RunPlan) -> str:
 
     That is the grid, days, chunks, method, model, fusion parameters and dtype; the stack's
     content is compared date by date on resume (:func:`stale_chunks`). A resume must match it.
-
     The stack's path is left out on purpose: a moved stack with the same content resumes,
     another stack on the same grid is caught by its content digests.
     """
@@ -416,9 +418,7 @@ def stale_chunks(plan: RunPlan, done: set[tuple[int, int, int]],
     landsat_dates
         Every Landsat date before or after the change (ISO strings): their MODIS is read.
     """
-    task = plan.task
-    ct = plan.chunks.chunks[0]
-    n_days = len(plan.days)
+    task, ct, n_days = plan.task, plan.chunks.chunks[0], len(plan.days)
 
     def days(dates: list[str]) -> np.ndarray:
         return np.array(dates, "datetime64[D]").astype(np.int64)

@@ -10,6 +10,7 @@ a method is one entry here and one class there.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,6 +95,50 @@ class UbestarfmParams:
         require_config(self.max_k > self.min_k, "fusion.ubestarfm.max_k", "must be > min_k")
 
 
+#: ``fusion.method`` that averages other methods' predictions with weights fitted per run.
+ENSEMBLE = "ensemble"
+
+
+@dataclass(frozen=True)
+class EnsembleParams:
+    """An ensemble of fusion methods: a weighted mean of their predictions.
+
+    Attributes
+    ----------
+    members
+        The methods averaged (one-reference methods: each member predicts from the same
+        reference pair; the engine then blends the references before and after as for
+        every method). Their own settings come from their sections (``fusion.starfm``,
+        ``fusion.checkpoint`` for ``dlstfm``).
+    weights
+        One non-negative weight per member, summing to 1; empty (the default): fitted per
+        run by leave-one-date-out on the stack's own clear Landsat dates (least squares on
+        the simplex, :mod:`lst_pipeline.fusion.stacking`) and recorded in the cube.
+    """
+
+    members: tuple[str, ...] = ("dlstfm", "starfm", "reference_change")
+    weights: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        members = self.members
+        require_config(len(members) >= 2 and len(set(members)) == len(members),
+                       "fusion.ensemble.members",
+                       f"must name at least two different methods, got {list(members)}")
+        for name in members:
+            require_config(name in METHODS and name != ENSEMBLE and METHODS[name].pairs() == 1,
+                           "fusion.ensemble.members",
+                           f"{name!r} is not a one-reference fusion method; choose from "
+                           f"{', '.join(m for m in METHODS if m not in (ENSEMBLE, 'ubestarfm'))}")
+        if self.weights:
+            require_config(len(self.weights) == len(members), "fusion.ensemble.weights",
+                           f"needs one weight per member ({len(members)}), got "
+                           f"{len(self.weights)}")
+            require_config(min(self.weights) >= 0 and abs(sum(self.weights) - 1) <= 1e-6,
+                           "fusion.ensemble.weights",
+                           f"must be >= 0 and sum to 1, got {list(self.weights)}; leave it "
+                           "empty to fit them on the stack")
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     """What callers need to know of a fusion method before running it.
@@ -138,14 +183,18 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
                "lst_pipeline.fusion.methods:UBESTARFMMethod", UbestarfmParams, window_halo=True),
     MethodInfo("modis_only", "the target MODIS upsampled (the floor to beat)",
                "lst_pipeline.fusion.methods:ModisOnlyMethod"),
+    MethodInfo(ENSEMBLE, "a weighted mean of other methods' predictions (default dlstfm, "
+               "starfm and reference_change), weights fitted on the stack's own held-out "
+               "Landsat dates", "lst_pipeline.fusion.methods:EnsembleMethod", EnsembleParams),
 )}
 
 FusionMethodName = Literal["dlstfm", "reference_change", "gain_change", "starfm", "ubestarfm",
-                           "modis_only", "auto"]
+                           "modis_only", "ensemble", "auto"]
 
-#: Methods ``auto`` chooses among.
+#: Methods ``auto`` chooses among (``ensemble`` with its default members, scored from their
+#: held-out predictions with weights fitted on the other dates).
 AUTO_CANDIDATES: tuple[FusionMethodName, ...] = ("dlstfm", "starfm", "gain_change",
-                                                 "reference_change")
+                                                 "reference_change", "ensemble")
 
 
 def method_info(name: str) -> MethodInfo:
@@ -163,8 +212,8 @@ def method_info(name: str) -> MethodInfo:
 
 
 def method_geometry(name: str, coarse_factor: int, *, params: Any = None,
-                    checkpoint: str | None = None, batch_pixels: int = 1 << 17
-                    ) -> tuple[int, int, Any]:
+                    checkpoint: str | None = None, batch_pixels: int = 1 << 17,
+                    sections: Mapping[str, Any] | None = None) -> tuple[int, int, Any]:
     """``(halo, alignment, memory model)`` of a method on a grid, without building it.
 
     Parameters
@@ -179,6 +228,8 @@ def method_geometry(name: str, coarse_factor: int, *, params: Any = None,
         DLSTFM: the checkpoint whose metadata gives the network's shape (None: shipped).
     batch_pixels
         DLSTFM: pixels of one forward pass (the memory model's activations).
+    sections
+        An ensemble's members' own parameters by name (``fusion.starfm``...).
 
     Notes
     -----
@@ -191,6 +242,9 @@ def method_geometry(name: str, coarse_factor: int, *, params: Any = None,
 
     info = method_info(name)
     f = int(coarse_factor)
+    if name == ENSEMBLE:
+        return _ensemble_geometry(params or EnsembleParams(), f, checkpoint=checkpoint,
+                                  batch_pixels=batch_pixels, sections=sections or {})
     if name == "dlstfm":
         from lst_pipeline.model.checkpoint import read_spec
         from lst_pipeline.model.spec import network_geometry
@@ -207,6 +261,26 @@ def method_geometry(name: str, coarse_factor: int, *, params: Any = None,
         base = TaskCost()
         return halo, f, TaskCost(per_pixel_day=base.per_pixel_day + GAIN_BYTES_PER_PIXEL_DAY)
     return halo, f, None
+
+
+def _ensemble_geometry(params: EnsembleParams, f: int, *, checkpoint: str | None,
+                       batch_pixels: int, sections: Mapping[str, Any]) -> tuple[int, int, Any]:
+    """An ensemble's halo, alignment and memory model, from its members'.
+
+    The widest halo, every alignment; the costliest member's memory plus each member's
+    prediction held until they are averaged (4 B per pixel-day each).
+    """
+    import dataclasses
+
+    from lst_pipeline.chunks import TaskCost
+
+    members = [method_geometry(m, f, params=sections.get(m), checkpoint=checkpoint,
+                               batch_pixels=batch_pixels) for m in params.members]
+    costs = [c or TaskCost() for _, _, c in members]
+    top = max(costs, key=lambda c: c.bytes(1 << 20, 32, 8))
+    cost = dataclasses.replace(top, per_pixel_day=max(c.per_pixel_day for c in costs)
+                               + 4.0 * len(costs))
+    return (max(h for h, _, _ in members), math.lcm(*(a for _, a, _ in members)), cost)
 
 
 #: What the measured per-pixel gain adds to a task's memory per pixel-day, counted from

@@ -1,0 +1,131 @@
+"""An ensemble's weights, fitted on the stack's own held-out Landsat dates (planning).
+
+``fusion.method: ensemble`` averages its members' predictions
+(:class:`~lst_pipeline.fusion.methods.EnsembleMethod`); unless the configuration gives the
+weights, :func:`fit_ensemble` fits them per run by the leave-one-date-out computation of
+``fusion.method: auto`` (:func:`~lst_pipeline.fusion.holdout.predict_held_out`, the same
+dates and windows) and :mod:`lst_pipeline.fusion.stacking`. No truth enters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lst_pipeline.errors import InputError
+from lst_pipeline.fusion.holdout import (
+    AUTO_MAX_DATES,
+    AUTO_MIN_CLEAR,
+    AUTO_WINDOW,
+    AUTO_WINDOWS,
+    HeldOut,
+    predict_held_out,
+)
+from lst_pipeline.fusion.stacking import cross_fitted_predictions
+
+#: Root attribute of the cube: the fitted weights and the held-out scores behind them.
+ENSEMBLE_ATTR = "lst_pipeline:ensemble"
+
+
+@dataclass(frozen=True)
+class EnsembleFit:
+    """An ensemble's fitted weights and what they were fitted on.
+
+    Attributes
+    ----------
+    members, weights
+        The members and their weights (summing to 1).
+    mae_k
+        Held-out MAE (K) of each member and of the ``ensemble``, the latter with each
+        date's weights fitted on the other dates (NaN with a single date).
+    dates
+        The held-out Landsat dates.
+    pixels
+        Held-out pixels every member predicted.
+    """
+
+    members: tuple[str, ...]
+    weights: tuple[float, ...]
+    mae_k: dict[str, float]
+    dates: list[str]
+    pixels: int
+
+    def describe(self) -> str:
+        """The weights and the held-out scores, in one line."""
+        parts = ", ".join(f"{m} {w:.3f}" for m, w in zip(self.members, self.weights))
+        scores = ", ".join(f"{m} {v:.3f} K" for m, v in self.mae_k.items())
+        return (f"fusion.method ensemble: weights {parts} (fitted on {len(self.dates)} "
+                f"held-out Landsat date(s), {self.pixels:,} pixels; leave-one-date-out MAE "
+                f"{scores}, the ensemble's with each date's weights fitted without it)")
+
+    def as_attrs(self) -> dict[str, Any]:
+        """The fit as cube attributes (plain JSON data)."""
+        return {"members": list(self.members), "weights": list(self.weights),
+                "held_out_mae_k": self.mae_k, "held_out_dates": self.dates,
+                "pixels": self.pixels, "fit": "least squares on the simplex "
+                "(lst_pipeline.fusion.stacking)"}
+
+
+def held_out_ensemble(held: HeldOut, members: tuple[str, ...]) -> tuple[np.ndarray,
+                                                                       tuple[float, ...]]:
+    """The ensemble's cross-fitted held-out predictions and its weights on all dates.
+
+    ``held`` must hold every member's predictions.
+    """
+    pred, weights = cross_fitted_predictions([held.predictions[m] for m in members],
+                                             held.truth, held.mask, held.days)
+    return pred, tuple(float(w) for w in weights)
+
+
+def fit_ensemble(config: Any, held: HeldOut | None = None, *, log=print) -> EnsembleFit:
+    """Fit ``fusion.ensemble``'s weights on the stack's own clear Landsat dates.
+
+    Up to :data:`~lst_pipeline.fusion.holdout.AUTO_MAX_DATES` dates are held out one at a
+    time on windows spread over the grid (as ``auto`` does), every member predicts them,
+    and the weights minimising the squared error on the simplex are fitted
+    (:func:`~lst_pipeline.fusion.stacking.simplex_weights`). ``held`` (with every member's
+    predictions) is used instead of predicting again.
+
+    Raises
+    ------
+    InputError
+        If no Landsat date can be held out, or no held-out pixel was predicted by every
+        member, naming the way out (``fusion.ensemble.weights``).
+    """
+    from lst_pipeline.grid import resolve_grid, spread_windows
+
+    members = tuple(config.fusion.ensemble.members)
+    if held is None or any(m not in held.predictions for m in members):
+        grid, _ = resolve_grid(config.grid)
+        windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
+                                 most=AUTO_WINDOWS)
+        try:
+            held = predict_held_out(config, members, min_clear_fraction=AUTO_MIN_CLEAR,
+                                    max_dates=AUTO_MAX_DATES, windows=windows,
+                                    log=lambda _: None)
+        except InputError as exc:
+            raise InputError(f"{exc}; fusion.method ensemble fits its weights on held-out "
+                             "Landsat dates (or give them in fusion.ensemble.weights)") from exc
+    if not held.mask.any():
+        raise InputError(f"{config.inputs.stack}: no held-out pixel was predicted by every "
+                         f"member of the ensemble ({', '.join(members)}); give the weights in "
+                         "fusion.ensemble.weights or choose another method")
+    dates = sorted({str(d) for d in held.days})
+    pred, weights = held_out_ensemble(held, members)
+    mae = {m: float(np.abs(held.predictions[m] - held.truth)[held.mask].mean())
+           for m in members}
+    mae["ensemble"] = (float(np.abs(pred - held.truth)[held.mask].mean()) if len(dates) > 1
+                       else float("nan"))
+    fit = EnsembleFit(members, weights, mae, dates, int(held.mask.sum()))
+    log(fit.describe())
+    return fit
+
+
+def with_weights(config: Any, weights: tuple[float, ...]) -> Any:
+    """``config`` with ``fusion.ensemble.weights`` set."""
+    fusion = config.fusion
+    return dataclasses.replace(config, fusion=dataclasses.replace(
+        fusion, ensemble=dataclasses.replace(fusion.ensemble, weights=tuple(weights))))
