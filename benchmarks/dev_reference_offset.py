@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from lst_pipeline.fusion.block import fuse_scene
-from lst_pipeline.fusion.plan import plan_run
+from lst_pipeline.fusion.engine import plan_run
 from lst_pipeline.io.cube import Flag
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
@@ -46,7 +46,10 @@ def errors(config, method: str, timescale: int, checkpoint: Path | None = None) 
                                            reference_offset_days=timescale,
                                            checkpoint=checkpoint),
         output=dataclasses.replace(config.output, uncertainty=False))
-    plan = plan_run(run)
+    plan = plan_run(run, overwrite=True, log=print)  # fits an ensemble's weights
+    for note in plan.notes:
+        if note.startswith("fusion.method ensemble"):
+            print(f"  {note}")
     block = fuse_scene(plan)
     truth = xr.open_zarr(config.simulation.truth)["lst"]
     t = truth.sel(time=plan.days.astype("datetime64[ns]")).values

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import config_dict
-from lst_pipeline.config import bundled_pipeline, load_pipeline, replace_paths
+from lst_pipeline.config import StarfmParams, bundled_pipeline, load_pipeline, replace_paths
 from lst_pipeline.config.locations import is_remote
 from lst_pipeline.errors import ConfigError
 
@@ -104,6 +104,13 @@ def test_baseline_method_options_are_validated(tmp_path):
                                                      "starfm": {"window": 21, "pairs": 2}}))
     assert ok.fusion.starfm.window == 21
     assert dict(ok.fusion.method_params())["pairs"] == 2
+    ensemble = load_pipeline(config_dict(tmp_path, fusion={
+        "method": "ensemble", "ensemble": {"members": ["starfm", "reference_change"],
+                                           "weights": [0.25, 0.75]}}))
+    assert ensemble.fusion.method_params() == (
+        ("members", (("starfm", tuple(sorted(dataclasses.asdict(StarfmParams()).items()))),
+                     ("reference_change", ()))),
+        ("weights", (0.25, 0.75)))
     cases = [
         ({"method": "starfm", "starfm": {"window": 20}},
          r"fusion\.starfm\.window: must be an odd number"),
@@ -115,6 +122,18 @@ def test_baseline_method_options_are_validated(tmp_path):
         ({"method": "ubestarfm", "ubestarfm": {"conversion": "fit"}},
          r"fusion\.ubestarfm\.conversion"),
         ({"method": "fsdaf"}, r"fusion\.method: 'fsdaf' is not one of"),
+        ({"method": "ensemble", "ensemble": {"members": ["dlstfm"]}},
+         r"fusion\.ensemble\.members: must name at least two different methods"),
+        ({"method": "ensemble", "ensemble": {"members": ["dlstfm", "ubestarfm"]}},
+         r"fusion\.ensemble\.members: 'ubestarfm' is not a one-reference fusion method"),
+        ({"method": "ensemble", "ensemble": {"members": ["dlstfm", "fsdaf"]}},
+         r"fusion\.ensemble\.members: 'fsdaf' is not"),
+        ({"method": "ensemble", "ensemble": {"weights": [0.5, 0.5]}},
+         r"fusion\.ensemble\.weights: needs one weight per member \(3\), got 2"),
+        ({"method": "ensemble", "ensemble": {"weights": [0.5, 0.5, 0.5]}},
+         r"fusion\.ensemble\.weights: must be >= 0 and sum to 1"),
+        ({"method": "ensemble", "starfm": {"pairs": 2}},
+         r"fusion\.starfm\.pairs: an ensemble's members predict from one reference"),
     ]
     for fusion, message in cases:
         with pytest.raises(ConfigError, match=message):

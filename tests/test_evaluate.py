@@ -152,3 +152,30 @@ def test_leave_one_date_out_hides_each_date_and_scores_against_it(simulated_tiny
     d = np.array(per_date["modis_only"]) - np.array(per_date["reference_change"])
     se = d.std(ddof=1) / np.sqrt(len(d))
     assert f"| `modis_only` | {mo.mae_k:.3f} | {d.mean():+.3f} +- {se:.3f} |" in text
+
+
+def test_leave_one_date_out_scores_an_ensemble_by_weights_fitted_on_the_other_dates(
+        simulated_tiny):
+    import dataclasses
+
+    from lst_pipeline.evaluate import compare_methods_holdout
+    from lst_pipeline.fusion.stacking import cross_fitted_weights, date_moments
+
+    members = ("reference_change", "modis_only")
+    fusion = dataclasses.replace(simulated_tiny.fusion, ensemble=dataclasses.replace(
+        simulated_tiny.fusion.ensemble, members=members))
+    config = dataclasses.replace(simulated_tiny, simulation=None, fusion=fusion)
+    c = compare_methods_holdout(config, ("ensemble", "reference_change"),
+                                min_clear_fraction=0.2, log=lambda _m: None)
+    assert list(c.predictions) == list(c.groups) == ["ensemble", "reference_change"]
+    both = compare_methods_holdout(config, members, min_clear_fraction=0.2,
+                                   log=lambda _m: None)
+    np.testing.assert_array_equal(both.mask, c.mask)
+    _, moments, counts = date_moments([both.predictions[m] - both.truth for m in members],
+                                      both.mask, both.days)
+    assert len(counts) >= 2
+    for i, w in enumerate(cross_fitted_weights(moments, counts)):
+        expected = w[0] * both.predictions[members[0]][i] + w[1] * both.predictions[members[1]][i]
+        np.testing.assert_allclose(c.predictions["ensemble"][i][c.mask[i]],
+                                   expected[c.mask[i]], atol=1e-4)
+    assert c.groups["ensemble"]["overall"]["all"].n == c.mask.sum() > 1000

@@ -246,8 +246,9 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
     date is removed from the candidate references, the day is fused from the remaining
     dates by every method (same reference selection as a run, observations not kept), and
     the predictions are compared with the hidden observation on the pixels it saw and
-    every method fused (:func:`lst_pipeline.fusion.holdout.predict_held_out`). Works on any
-    input stack: no truth needed. The calibration of ``lst_uncertainty`` is scored on the
+    every method fused (:func:`lst_pipeline.fusion.holdout.predict_held_out`; ``ensemble``
+    with each date's weights fitted on the other dates, left out with a single date). Works
+    on any input stack: no truth needed. The calibration of ``lst_uncertainty`` is scored on the
     same residuals, each date's sigma from an error model fitted on the other dates only.
 
     Raises
@@ -260,7 +261,7 @@ def compare_methods_holdout(config: Any, methods: tuple[str, ...] = ALL_METHODS,
     held = predict_held_out(config, methods, min_clear_fraction=min_clear_fraction,
                             max_dates=max_dates,
                             features=config.output.uncertainty is not False, log=log)
-    groups = {m: grouped_metrics(held.predictions[m], held.truth, held.mask) for m in methods}
+    groups = {m: grouped_metrics(p, held.truth, held.mask) for m, p in held.predictions.items()}
     calibrations = {}
     for m, r in held.samples.items():
         if len(np.unique(held.days[r.rows])) >= 2:  # each date's sigma from the other dates

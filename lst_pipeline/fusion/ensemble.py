@@ -21,10 +21,9 @@ from lst_pipeline.fusion.holdout import (
     AUTO_MIN_CLEAR,
     AUTO_WINDOW,
     AUTO_WINDOWS,
-    HeldOut,
     predict_held_out,
 )
-from lst_pipeline.fusion.stacking import cross_fitted_predictions
+from lst_pipeline.fusion.registry import ENSEMBLE
 
 #: Root attribute of the cube: the fitted weights and the held-out scores behind them.
 ENSEMBLE_ATTR = "lst_pipeline:ensemble"
@@ -69,25 +68,14 @@ class EnsembleFit:
                 "(lst_pipeline.fusion.stacking)"}
 
 
-def held_out_ensemble(held: HeldOut, members: tuple[str, ...]) -> tuple[np.ndarray,
-                                                                       tuple[float, ...]]:
-    """The ensemble's cross-fitted held-out predictions and its weights on all dates.
-
-    ``held`` must hold every member's predictions.
-    """
-    pred, weights = cross_fitted_predictions([held.predictions[m] for m in members],
-                                             held.truth, held.mask, held.days)
-    return pred, tuple(float(w) for w in weights)
-
-
-def fit_ensemble(config: Any, held: HeldOut | None = None, *, log=print) -> EnsembleFit:
+def fit_ensemble(config: Any, *, log=print) -> EnsembleFit:
     """Fit ``fusion.ensemble``'s weights on the stack's own clear Landsat dates.
 
     Up to :data:`~lst_pipeline.fusion.holdout.AUTO_MAX_DATES` dates are held out one at a
     time on windows spread over the grid (as ``auto`` does), every member predicts them,
     and the weights minimising the squared error on the simplex are fitted
-    (:func:`~lst_pipeline.fusion.stacking.simplex_weights`). ``held`` (with every member's
-    predictions) is used instead of predicting again.
+    (:func:`~lst_pipeline.fusion.stacking.simplex_weights`). The ensemble's own held-out
+    MAE is reported with each date's weights fitted on the other dates.
 
     Raises
     ------
@@ -97,29 +85,26 @@ def fit_ensemble(config: Any, held: HeldOut | None = None, *, log=print) -> Ense
     """
     from lst_pipeline.grid import resolve_grid, spread_windows
 
+    config = with_weights(config, ())
     members = tuple(config.fusion.ensemble.members)
-    if held is None or any(m not in held.predictions for m in members):
-        grid, _ = resolve_grid(config.grid)
-        windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
-                                 most=AUTO_WINDOWS)
-        try:
-            held = predict_held_out(config, members, min_clear_fraction=AUTO_MIN_CLEAR,
-                                    max_dates=AUTO_MAX_DATES, windows=windows,
-                                    log=lambda _: None)
-        except InputError as exc:
-            raise InputError(f"{exc}; fusion.method ensemble fits its weights on held-out "
-                             "Landsat dates (or give them in fusion.ensemble.weights)") from exc
+    grid, _ = resolve_grid(config.grid)
+    windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
+                             most=AUTO_WINDOWS)
+    try:
+        held = predict_held_out(config, (*members, ENSEMBLE), min_clear_fraction=AUTO_MIN_CLEAR,
+                                max_dates=AUTO_MAX_DATES, windows=windows, log=lambda _: None)
+    except InputError as exc:
+        raise InputError(f"{exc}; fusion.method ensemble fits its weights on held-out "
+                         "Landsat dates (or give them in fusion.ensemble.weights)") from exc
     if not held.mask.any():
         raise InputError(f"{config.inputs.stack}: no held-out pixel was predicted by every "
                          f"member of the ensemble ({', '.join(members)}); give the weights in "
                          "fusion.ensemble.weights or choose another method")
-    dates = sorted({str(d) for d in held.days})
-    pred, weights = held_out_ensemble(held, members)
-    mae = {m: float(np.abs(held.predictions[m] - held.truth)[held.mask].mean())
-           for m in members}
-    mae["ensemble"] = (float(np.abs(pred - held.truth)[held.mask].mean()) if len(dates) > 1
-                       else float("nan"))
-    fit = EnsembleFit(members, weights, mae, dates, int(held.mask.sum()))
+    mae = {m: float(np.abs(p - held.truth)[held.mask].mean())
+           for m, p in held.predictions.items()}
+    mae.setdefault(ENSEMBLE, float("nan"))
+    fit = EnsembleFit(members, held.ensemble_weights, mae,
+                      sorted({str(d) for d in held.days}), int(held.mask.sum()))
     log(fit.describe())
     return fit
 

@@ -53,6 +53,9 @@ class HeldOut:
     #: per method, a sample of the pixels it fused with their error features (with
     #: ``features=True``), for fitting error models
     samples: dict[str, Residuals] = dataclasses.field(default_factory=dict)
+    #: an ensemble to be fitted: its weights on every held-out date (its predictions are
+    #: each date's with weights fitted on the other dates)
+    ensemble_weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,9 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     config
         A pipeline configuration (its stack, days, fusion parameters).
     methods
-        Fusion methods to run (never ``auto``).
+        Fusion methods to run (never ``auto``). ``ensemble`` without weights in the
+        configuration is scored from its members' predictions, each date's with weights
+        fitted on the other dates (:attr:`HeldOut.ensemble_weights`: fitted on all).
     min_clear_fraction
         Least clear fraction of a date to hold it out.
     max_dates
@@ -217,6 +222,11 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     from lst_pipeline.io.cube import Flag
     from lst_pipeline.io.stack import StackReader
 
+    asked = methods
+    fitted = ENSEMBLE in methods and not config.fusion.ensemble.weights
+    if fitted:  # its members predict; it is their cross-fitted mean (below)
+        methods = tuple(dict.fromkeys([m for m in methods if m != ENSEMBLE]
+                                      + list(config.fusion.ensemble.members)))
     plans = _held_out_plans(config, methods, features)
     first = next(iter(plans.values()))
     parts: dict[str, list] = {m: [] for m in methods}
@@ -257,8 +267,28 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
                         plan.task.first_day + t, block.reference_day[0], fused)
         log(f"held out {ldays[index]} ({i + 1}/{len(chosen)})")
     mask = np.isfinite(truth) & np.logical_and.reduce([np.isfinite(p) for p in preds.values()])
-    return HeldOut(np.repeat(ldays[chosen], len(windows)), truth, preds, mask, age, main_ref,
+    held = HeldOut(np.repeat(ldays[chosen], len(windows)), truth, preds, mask, age, main_ref,
                    seconds, windows, {m: _joined(p) for m, p in parts.items() if p})
+    return _with_fitted_ensemble(held, config, asked, log) if fitted else held
+
+
+def _with_fitted_ensemble(held: HeldOut, config: Any, asked: tuple[str, ...], log) -> HeldOut:
+    """``held`` with the ensemble's cross-fitted predictions and weights, only the methods asked.
+
+    With a single held-out date the ensemble cannot be scored (no date is left to fit its
+    weights on): its predictions are left out, with a log line; its weights are kept.
+    """
+    members = tuple(config.fusion.ensemble.members)
+    pred, weights = cross_fitted_predictions([held.predictions[m] for m in members],
+                                             held.truth, held.mask, held.days)
+    scored = len(np.unique(held.days)) >= 2
+    if not scored:
+        log("ensemble not scored: its weights need two held-out dates or more")
+    predictions = {m: pred if m == ENSEMBLE else held.predictions[m] for m in asked
+                   if scored or m != ENSEMBLE}
+    return dataclasses.replace(held, predictions=predictions,
+                               mask=held.mask & np.isfinite(pred) if scored else held.mask,
+                               ensemble_weights=tuple(float(w) for w in weights))
 
 
 @dataclass(frozen=True)
@@ -323,22 +353,15 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     grid, _ = resolve_grid(config.grid)
     windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
                              most=AUTO_WINDOWS)
-    members = config.fusion.ensemble.members if ENSEMBLE in candidates else ()
-    if "starfm" in members and config.fusion.starfm.pairs != 1:  # not what it would run
-        candidates, members = tuple(c for c in candidates if c != ENSEMBLE), ()
-    run = tuple(dict.fromkeys([c for c in candidates if c != ENSEMBLE] + list(members)))
-    held = predict_held_out(config, run, min_clear_fraction=AUTO_MIN_CLEAR,
+    fusion = config.fusion
+    if "starfm" in fusion.ensemble.members and fusion.starfm.pairs != 1:  # it would not run
+        candidates = tuple(c for c in candidates if c != ENSEMBLE)
+    config = dataclasses.replace(config, fusion=dataclasses.replace(
+        fusion, ensemble=dataclasses.replace(fusion.ensemble, weights=())))  # fitted here
+    held = predict_held_out(config, candidates, min_clear_fraction=AUTO_MIN_CLEAR,
                             max_dates=AUTO_MAX_DATES, windows=windows, features=features,
                             log=lambda _: None)
-    weights: tuple[float, ...] = ()
-    if members and len(np.unique(held.days)) < 2:  # cannot be scored on a single date
-        candidates = tuple(c for c in candidates if c != ENSEMBLE)
-    elif members:  # scored with each date's weights fitted on the other dates
-        pred, fitted = cross_fitted_predictions([held.predictions[m] for m in members],
-                                                held.truth, held.mask, held.days)
-        weights = tuple(float(w) for w in fitted)
-        held.predictions[ENSEMBLE] = pred
-        held.mask &= np.isfinite(pred)
+    candidates = tuple(c for c in candidates if c in held.predictions)
     if not held.mask.any():
         raise InputError(f"{config.inputs.stack}: no held-out pixel was fused by every "
                          f"candidate ({', '.join(candidates)}); fusion.method auto cannot "
@@ -356,7 +379,7 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     dates = sorted({str(d) for d in held.days})
     choice = MethodChoice(best, scores, dates,
                           [[w.y0, w.y1, w.x0, w.x1] for w in held.windows], held, comparisons,
-                          weights)
+                          held.ensemble_weights)
     log(choice.describe())
     return choice
 

@@ -59,9 +59,11 @@ def date_moments(errors: list[np.ndarray], mask: np.ndarray, row_dates: np.ndarr
 def simplex_weights(moment: np.ndarray) -> np.ndarray:
     """The weights on the simplex minimising ``w' M w`` for a second-moment matrix ``M``.
 
-    Exact: on every subset of members the equality-constrained minimum is
-    ``M_S^-1 1 / (1' M_S^-1 1)``; the best subset whose weights are all non-negative wins
-    (fewer members on a tie). Rounded to :data:`WEIGHT_STEP`, still summing to 1.
+    Exact: on every subset of members the minimum with the weights summing to 1 solves the
+    Lagrange (KKT) system ``[2 M_S, 1; 1', 0] [w; l] = [0; 1]`` (``M_S^-1 1 / (1' M_S^-1 1)``
+    where ``M_S`` is invertible; also right where errors are exactly collinear); the best
+    subset whose weights are all non-negative wins (fewer members on a tie). Rounded to
+    :data:`WEIGHT_STEP`, still summing to 1.
     """
     moment = np.asarray(moment, dtype=np.float64)
     k = len(moment)
@@ -71,10 +73,8 @@ def simplex_weights(moment: np.ndarray) -> np.ndarray:
         for subset in combinations(range(k), size):
             idx = list(subset)
             sub = moment[np.ix_(idx, idx)] / scale
-            w = np.linalg.pinv(sub) @ np.ones(size)
-            if w.sum() <= 0:
-                continue
-            w = w / w.sum()
+            kkt = np.block([[2 * sub, np.ones((size, 1))], [np.ones((1, size)), np.zeros((1, 1))]])
+            w = np.linalg.lstsq(kkt, np.r_[np.zeros(size), 1.0], rcond=None)[0][:size]
             if (w < -1e-12).any():
                 continue
             value = float(w @ sub @ w)
@@ -89,7 +89,7 @@ def _rounded(weights: np.ndarray) -> np.ndarray:
     """Weights on the :data:`WEIGHT_STEP` grid that still sum to 1 (largest takes the rest)."""
     steps = np.round(weights / WEIGHT_STEP).astype(np.int64)
     steps[np.argmax(steps)] += round(1 / WEIGHT_STEP) - steps.sum()
-    return steps * WEIGHT_STEP
+    return steps / round(1 / WEIGHT_STEP)  # exact decimals: 0.565, not 0.5650000000000001
 
 
 def cross_fitted_weights(moments: np.ndarray, counts: np.ndarray) -> np.ndarray:

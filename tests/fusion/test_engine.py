@@ -267,6 +267,7 @@ def test_modis_gap_interpolation_is_seamless_across_time_chunks(simulated_tiny, 
     pytest.param("starfm", {}, marks=pytest.mark.slow),  # window 31: halo 15 + 16 -> 32 px
     ("starfm", {"starfm": {"window": 15, "pairs": 2}}),
     ("ubestarfm", {"ubestarfm": {"window": 15}}),
+    ("ensemble", {"ensemble": {"members": ["starfm", "gain_change"]}, "starfm": {"window": 15}}),
 ])
 def test_baselines_on_workers_equal_single_process_whole_scene(simulated_tiny, client, tmp_path,
                                                                 method, params):
@@ -277,7 +278,8 @@ def test_baselines_on_workers_equal_single_process_whole_scene(simulated_tiny, c
     config = dataclasses.replace(with_output(simulated_tiny, tmp_path / f"{method}.zarr"),
                                  fusion=fusion)
     plan = plan_run(config)
-    window = getattr(fusion, method).window if method in ("starfm", "ubestarfm") else 0
+    window = {"starfm": fusion.starfm.window, "ubestarfm": fusion.ubestarfm.window,
+              "ensemble": fusion.starfm.window}.get(method, 0)
     assert plan.chunks.halo_aligned >= window // 2 + 16
     cube, reference = run_and_compare_with_scene(plan, client)
     np.testing.assert_array_equal(cube["qa"].values, reference.qa)
@@ -286,7 +288,8 @@ def test_baselines_on_workers_equal_single_process_whole_scene(simulated_tiny, c
     assert fused.mean() > 0.1
     truth = xr.open_zarr(config.simulation.truth, consolidated=False)["lst"].values
     mae = np.abs(reference.lst_k - truth)[fused].mean()
-    assert mae < {"modis_only": 6.0, "starfm": 1.5, "ubestarfm": 6.0, "gain_change": 1.5}[method]
+    assert mae < {"modis_only": 6.0, "starfm": 1.5, "ubestarfm": 6.0, "gain_change": 1.5,
+                  "ensemble": 1.5}[method]
     if method == "ubestarfm" or fusion.starfm.pairs == 2:  # one prediction from both pairs
         assert set(np.unique(reference.qa[fused])) == {Flag.FUSED_TWO}
 

@@ -9,6 +9,7 @@ import yaml
 from conftest import config_dict
 from lst_pipeline.cli import main
 from lst_pipeline.fusion.holdout import choose_method, predict_held_out
+from lst_pipeline.fusion.stacking import cross_fitted_weights, date_moments, simplex_weights
 from lst_pipeline.grid import Window
 
 
@@ -35,8 +36,8 @@ def test_auto_chooses_deterministically_and_records_why(simulated_tiny, tiny_che
     assert first == second
     assert first.method == min(first.scores, key=lambda m: first.scores[m]["mae_k"])
     # how sure: the chosen method against each other, by the held-out dates' MAE
-    assert set(first.comparisons) == {"dlstfm", "starfm", "gain_change",
-                                      "reference_change"} - {first.method}
+    candidates = {"dlstfm", "starfm", "gain_change", "reference_change", "ensemble"}
+    assert set(first.comparisons) == candidates - {first.method}
     for m, c in first.comparisons.items():
         by_date = {k: [] for k in (first.method, m)}
         for day in np.unique(first.held.days):
@@ -48,8 +49,19 @@ def test_auto_chooses_deterministically_and_records_why(simulated_tiny, tiny_che
         difference = np.mean(by_date[first.method]) - np.mean(by_date[m])
         assert c.mean_difference_k == pytest.approx(difference) and difference <= 0.05
     assert first.as_attrs()["chosen_against"].keys() == first.comparisons.keys()
-    assert set(first.scores) == {"dlstfm", "starfm", "gain_change", "reference_change"}
+    assert set(first.scores) == candidates
     assert "fusion.method auto: " in first.describe()
+    # the ensemble is scored honestly: each date by weights fitted on the other dates
+    held, members = first.held, ("dlstfm", "starfm", "reference_change")
+    _, moments, counts = date_moments([held.predictions[m] - held.truth for m in members],
+                                      held.mask, held.days)
+    for d, w in zip(np.unique(held.days), cross_fitted_weights(moments, counts)):
+        rows = held.days == d
+        expected = sum(wi * held.predictions[m][rows] for wi, m in zip(w, members))
+        np.testing.assert_allclose(held.predictions["ensemble"][rows][held.mask[rows]],
+                                   expected[held.mask[rows]], atol=1e-4)
+    np.testing.assert_allclose(first.ensemble_weights,
+                               simplex_weights(moments.sum(0) / counts.sum()))
 
 
 @pytest.mark.slow
@@ -67,5 +79,5 @@ def test_auto_through_the_cli_fuses_with_the_chosen_method(simulated_tiny, tmp_p
     cube = open_cube(tmp_path / "cube.zarr")
     chosen = cube.attrs["lst_pipeline:auto"]["chosen"]
     assert cube.attrs["lst_pipeline:method"] == chosen
-    assert set(cube.attrs["lst_pipeline:auto"]["scores"]) == {"dlstfm", "starfm", "gain_change",
-                                                              "reference_change"}
+    assert set(cube.attrs["lst_pipeline:auto"]["scores"]) == {
+        "dlstfm", "starfm", "gain_change", "reference_change", "ensemble"}
