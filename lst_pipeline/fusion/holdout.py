@@ -197,9 +197,8 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     config
         A pipeline configuration (its stack, days, fusion parameters).
     methods
-        Fusion methods to run (never ``auto``). ``ensemble`` without weights in the
-        configuration is scored from its members' predictions, each date's with weights
-        fitted on the other dates (:attr:`HeldOut.ensemble_weights`: fitted on all).
+        Fusion methods to run (never ``auto``); an ``ensemble`` to be fitted is scored from
+        its members, each date with weights fitted on the others (then on all: its weights).
     min_clear_fraction
         Least clear fraction of a date to hold it out.
     max_dates
@@ -222,11 +221,8 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     from lst_pipeline.io.cube import Flag
     from lst_pipeline.io.stack import StackReader
 
-    asked = methods
-    fitted = ENSEMBLE in methods and not config.fusion.ensemble.weights
-    if fitted:  # its members predict; it is their cross-fitted mean (below)
-        methods = tuple(dict.fromkeys([m for m in methods if m != ENSEMBLE]
-                                      + list(config.fusion.ensemble.members)))
+    asked, fitted = methods, ENSEMBLE in methods and not config.fusion.ensemble.weights
+    methods = _with_members(methods, config.fusion.ensemble.members) if fitted else methods
     plans = _held_out_plans(config, methods, features)
     first = next(iter(plans.values()))
     parts: dict[str, list] = {m: [] for m in methods}
@@ -270,6 +266,11 @@ def predict_held_out(config: Any, methods: tuple[str, ...], *,
     held = HeldOut(np.repeat(ldays[chosen], len(windows)), truth, preds, mask, age, main_ref,
                    seconds, windows, {m: _joined(p) for m, p in parts.items() if p})
     return _with_fitted_ensemble(held, config, asked, log) if fitted else held
+
+
+def _with_members(methods: tuple[str, ...], members: tuple[str, ...]) -> tuple[str, ...]:
+    """``methods`` without ``ensemble`` and with each of its members, once."""
+    return tuple(dict.fromkeys([m for m in methods if m != ENSEMBLE] + list(members)))
 
 
 def _with_fitted_ensemble(held: HeldOut, config: Any, asked: tuple[str, ...], log) -> HeldOut:
