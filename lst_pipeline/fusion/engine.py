@@ -103,11 +103,11 @@ def _ensemble_weights(config, overwrite: bool, log):
     from lst_pipeline.io.cube_store import CubeStore
 
     members = config.fusion.ensemble.members
-    recorded = ({} if overwrite else CubeStore(config.output.cube).attrs).get(
+    fusion = ({} if overwrite else CubeStore(config.output.cube).attrs).get(
         "lst_pipeline:fusion", {})
-    if recorded.get("method") == ENSEMBLE and recorded.get("ensemble", {}).get("weights") and tuple(
-            recorded.get("ensemble", {}).get("members", ())) == tuple(members):
-        weights = tuple(recorded["ensemble"]["weights"])
+    recorded = fusion.get("ensemble", {}) if fusion.get("method") == ENSEMBLE else {}
+    if recorded.get("weights") and tuple(recorded.get("members", ())) == tuple(members):
+        weights = tuple(recorded["weights"])
         log(f"fusion.method ensemble: the weights recorded in {config.output.cube} "
             f"(resuming): {', '.join(f'{m} {w:.3f}' for m, w in zip(members, weights))}")
         return with_weights(config, weights), None

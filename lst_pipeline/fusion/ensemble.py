@@ -25,9 +25,6 @@ from lst_pipeline.fusion.holdout import (
 )
 from lst_pipeline.fusion.registry import ENSEMBLE
 
-#: Root attribute of the cube: the fitted weights and the held-out scores behind them.
-ENSEMBLE_ATTR = "lst_pipeline:ensemble"
-
 
 @dataclass(frozen=True)
 class EnsembleFit:
