@@ -21,6 +21,7 @@ import numpy as np
 
 from lst_pipeline.chunks import OutputChunk
 from lst_pipeline.config.locations import StorePath
+from lst_pipeline.devices import limit_numba_threads
 from lst_pipeline.errors import LSTPipelineError, StoreError, TaskError, describe_os_error
 from lst_pipeline.flags import Flag
 from lst_pipeline.fusion import timing
@@ -83,7 +84,9 @@ def fuse_chunk(task: FusionTask, chunk: OutputChunk) -> ChunkStats:
     clocks = timing.snapshot()
     inputs = read_block_inputs(task, chunk.t0, chunk.t1, chunk.read_window)
     t_read = time.perf_counter()
-    method = task.fusion_method(worker_threads())
+    threads = worker_threads()
+    limit_numba_threads(threads)  # else numba would also reset the threads torch may use
+    method = task.fusion_method(threads)
     block = fuse_inputs(task, inputs, chunk.window, chunk.read_window, method=method)
     t_fuse = time.perf_counter()
     # this thread's clocks: tasks sharing a worker (threads, tasks_per_gpu) count only their own

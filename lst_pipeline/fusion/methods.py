@@ -292,7 +292,7 @@ class DLSTFMMethod(_Method):
         self.checkpoint = path
         self.checkpoint_sha256 = file_sha256(path)
         self.mixed_precision = bool(mixed_precision) and self.device == "cuda"
-        self.batch_pixels = int(batch_pixels)
+        self.batch_pixels, self.threads = int(batch_pixels), threads
 
     @property
     def alignment(self) -> int:  # type: ignore[override]
@@ -314,6 +314,9 @@ class DLSTFMMethod(_Method):
         """The network's prediction, in batches of ``batch_pixels`` on the pinned device."""
         import torch
 
+        from lst_pipeline.devices import limit_cpu_threads
+
+        limit_cpu_threads(self.threads)  # a numba kernel (STARFM) may have reset them
         c1 = reference_coarse_up
         c2 = upsample_bilinear(target_coarse, coarse_factor)
         n, h, w = reference_fine.shape
@@ -354,12 +357,11 @@ class DLSTFMMethod(_Method):
 class EnsembleMethod(_Method):
     """A weighted mean of other methods' predictions from the same reference pair.
 
-    ``F2 = sum_i w_i F2_i`` over the members (each predicting from the reference the kernel
-    chose); a pixel without a prediction from one member with a weight above 0 has none.
-    The weights are fitted per run on the stack's own held-out Landsat dates
-    (:mod:`lst_pipeline.fusion.stacking`) or given in ``fusion.ensemble.weights``. Members
-    with weight 0 are not run. Halo and alignment cover every member, so that a cube's
-    chunks do not depend on the weights.
+    ``F2 = sum_i w_i F2_i`` over the members (each from the reference the kernel chose); no
+    value where a member with a weight above 0 has none. Weights: fitted per run on held-out
+    Landsat dates (:mod:`lst_pipeline.fusion.ensemble`) or ``fusion.ensemble.weights``.
+    Members with weight 0 are not run; halo and alignment cover them all (chunks do not
+    depend on the weights).
 
     Parameters
     ----------
@@ -376,8 +378,7 @@ class EnsembleMethod(_Method):
             raise InputError("fusion.ensemble.weights: not fitted; plan the run with "
                              "lst_pipeline.fusion.engine.plan_run, which fits them on the "
                              "stack's held-out Landsat dates")
-        self.params = params
-        self.members = members
+        self.params, self.members = params, members
         self.weights = np.asarray(params.weights, dtype=np.float64)
 
     @property
@@ -411,8 +412,7 @@ class EnsembleMethod(_Method):
         out = super().describe()
         for member in self.members:
             out.update({k: v for k, v in member.describe().items()
-                        if k.startswith("lst_pipeline:checkpoint")
-                        or k == "lst_pipeline:model_receptive_radius"})
+                        if k.startswith(("lst_pipeline:checkpoint", "lst_pipeline:model_"))})
         return out
 
 
