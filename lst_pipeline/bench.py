@@ -246,7 +246,8 @@ def _config_record(plan) -> dict[str, Any]:
             "uncertainty": plan.task.uncertainty, "checkpoint": plan.task.checkpoint,
             # the hash the cube's provenance records (the method is cached from planning)
             "checkpoint_sha256": plan.task.fusion_method().describe().get(
-                "lst_pipeline:checkpoint_sha256")}
+                "lst_pipeline:checkpoint_sha256"),
+            **({"ensemble": plan.ensemble.as_attrs()} if plan.ensemble is not None else {})}
 
 
 def _throughput(summary: RunSummary, wall: float, n_workers: int,
@@ -295,6 +296,9 @@ def format_table(record: dict[str, Any]) -> str:
         f"+ wall = {record['end_to_end_pixel_days_per_second']:,.0f} pixel-days/s",
         "stage            seconds  share of task time",
     ]
+    if "ensemble" in cfg:  # fitted in planning: which members ran
+        lines.insert(2, "ensemble   weights " + ", ".join(
+            f"{m} {w:.3f}" for m, w in zip(cfg["ensemble"]["members"], cfg["ensemble"]["weights"])))
     for name in ("read", "upsample", "host_to_device", "forward", "device_to_host", "write"):
         lines.append(f"  {name:<15}{stages[name]:8.2f}  {100 * stages[name] / total:5.1f} %")
     other = stages["fuse"] - stages["upsample"] - stages["model"]

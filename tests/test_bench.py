@@ -113,3 +113,14 @@ def test_bench_cli_fuses_with_the_checkpoint_it_is_given(client, tmp_path):
     assert record["config"]["checkpoint"] == str(OTHER_CHECKPOINT.resolve())
     assert record["config"]["checkpoint_sha256"] == file_sha256(OTHER_CHECKPOINT)
     assert record["pixel_days"] == 32 * 64 * 64
+
+
+def test_bench_of_an_ensemble_records_its_fitted_weights(client, tmp_path):
+    region = SyntheticRegion(size=64, days=32, chunk=32, method="ensemble", device="cpu")
+    config, _ = bench_pipeline(tmp_path, region=region)
+    record = run_bench(config, client, cluster="test")
+    _check_record(record, pixel_days=32 * 64 * 64)
+    fitted = record["config"]["ensemble"]
+    assert fitted["members"] == ["dlstfm", "starfm", "reference_change"]
+    assert sum(fitted["weights"]) == pytest.approx(1.0) and min(fitted["weights"]) >= 0
+    assert "ensemble   weights dlstfm " in format_table(record)
