@@ -68,8 +68,9 @@ def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | N
     config = load_pipeline(yaml_path)
     cubes = {}
     runs = [(m, m, checkpoint if m in ("dlstfm", "ensemble") else None) for m in methods]
-    if adapted:
-        runs.append(("dlstfm_adapted", "dlstfm", adapted))
+    if adapted:  # the network's methods again with the adapted checkpoint
+        runs += [(f"{m}_adapted", m, adapted) for m in ("dlstfm", "ensemble")
+                 if m == "dlstfm" or m in methods]
     for name, method, ckpt in runs:
         network = method in ("dlstfm", "ensemble")  # an ensemble's members include it
         tag = f"-{file_sha256(ckpt or DEFAULT_CHECKPOINT)[:8]}" if network else ""
@@ -117,8 +118,9 @@ def auto_choice(yaml_path: Path, checkpoint: str | None, scores: dict, dlstfm: s
             config.fusion, checkpoint=Path(checkpoint)))
     start = time.perf_counter()
     choice = choose_method(config, log=lambda _: None)
-    truth = {m: scores[dlstfm if m == "dlstfm" else m].mae_k for m in AUTO_CANDIDATES
-             if (dlstfm if m == "dlstfm" else m) in scores}
+    suffix = dlstfm.removeprefix("dlstfm")  # "_adapted": the network's methods adapted
+    names = {m: m + suffix if m in ("dlstfm", "ensemble") else m for m in AUTO_CANDIDATES}
+    truth = {m: scores[names[m]].mae_k for m in AUTO_CANDIDATES if names[m] in scores}
     truth_best = min(truth, key=truth.get)
     regret = truth[choice.method] / truth[truth_best] if choice.method in truth else None
     print(f"  auto: chose {choice.method} in {time.perf_counter() - start:.0f} s "
