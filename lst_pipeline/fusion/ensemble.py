@@ -16,13 +16,7 @@ from typing import Any
 import numpy as np
 
 from lst_pipeline.errors import InputError
-from lst_pipeline.fusion.holdout import (
-    AUTO_MAX_DATES,
-    AUTO_MIN_CLEAR,
-    AUTO_WINDOW,
-    AUTO_WINDOWS,
-    predict_held_out,
-)
+from lst_pipeline.fusion.holdout import predict_auto_held_out
 from lst_pipeline.fusion.registry import ENSEMBLE
 
 
@@ -80,16 +74,9 @@ def fit_ensemble(config: Any, *, log=print) -> EnsembleFit:
         If no Landsat date can be held out, or no held-out pixel was predicted by every
         member, naming the way out (``fusion.ensemble.weights``).
     """
-    from lst_pipeline.grid import resolve_grid, spread_windows
-
-    config = with_weights(config, ())
     members = tuple(config.fusion.ensemble.members)
-    grid, _ = resolve_grid(config.grid)
-    windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
-                             most=AUTO_WINDOWS)
     try:
-        held = predict_held_out(config, (*members, ENSEMBLE), min_clear_fraction=AUTO_MIN_CLEAR,
-                                max_dates=AUTO_MAX_DATES, windows=windows, log=lambda _: None)
+        held = predict_auto_held_out(config, (*members, ENSEMBLE))
     except InputError as exc:
         raise InputError(f"{exc}; fusion.method ensemble fits its weights on held-out "
                          "Landsat dates (or give them in fusion.ensemble.weights)") from exc

@@ -53,8 +53,7 @@ class HeldOut:
     #: per method, a sample of the pixels it fused with their error features (with
     #: ``features=True``), for fitting error models
     samples: dict[str, Residuals] = dataclasses.field(default_factory=dict)
-    #: an ensemble to be fitted: its weights on every held-out date (its predictions are
-    #: each date's with weights fitted on the other dates)
+    #: an ensemble to be fitted: its weights on all dates (its predictions: cross-fitted)
     ensemble_weights: tuple[float, ...] = ()
 
 
@@ -292,6 +291,25 @@ def _with_fitted_ensemble(held: HeldOut, config: Any, asked: tuple[str, ...], lo
                                ensemble_weights=tuple(float(w) for w in weights))
 
 
+def predict_auto_held_out(config: Any, methods: tuple[str, ...], *,
+                          features: bool = False) -> HeldOut:
+    """:func:`predict_held_out` on ``auto``'s dates and windows (:data:`AUTO_MAX_DATES`...).
+
+    An ``ensemble`` among ``methods`` is fitted here (configured weights are ignored).
+    """
+    from lst_pipeline.grid import resolve_grid
+
+    grid, _ = resolve_grid(config.grid)
+    windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
+                             most=AUTO_WINDOWS)
+    fusion = config.fusion
+    config = dataclasses.replace(config, fusion=dataclasses.replace(
+        fusion, ensemble=dataclasses.replace(fusion.ensemble, weights=())))
+    return predict_held_out(config, methods, min_clear_fraction=AUTO_MIN_CLEAR,
+                            max_dates=AUTO_MAX_DATES, windows=windows, features=features,
+                            log=lambda _: None)
+
+
 @dataclass(frozen=True)
 class MethodChoice:
     """What ``fusion.method: auto`` chose and why."""
@@ -341,27 +359,17 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     ``features`` the residuals keep their error features, so that the chosen method's error
     model is fitted from them (:func:`fit_uncertainty`) without predicting again.
     ``ensemble`` is scored from its members' held-out predictions, each date with weights
-    fitted on the other dates (:mod:`lst_pipeline.fusion.stacking`), and runs, if chosen,
-    with the weights fitted on every date.
+    fitted on the other dates, and runs, if chosen, with the weights fitted on every date.
 
     Raises
     ------
     InputError
         If the stack has no Landsat date clear enough to hold out.
     """
-    from lst_pipeline.grid import resolve_grid
-
-    grid, _ = resolve_grid(config.grid)
-    windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
-                             most=AUTO_WINDOWS)
     fusion = config.fusion
     if "starfm" in fusion.ensemble.members and fusion.starfm.pairs != 1:  # it would not run
         candidates = tuple(c for c in candidates if c != ENSEMBLE)
-    config = dataclasses.replace(config, fusion=dataclasses.replace(
-        fusion, ensemble=dataclasses.replace(fusion.ensemble, weights=())))  # fitted here
-    held = predict_held_out(config, candidates, min_clear_fraction=AUTO_MIN_CLEAR,
-                            max_dates=AUTO_MAX_DATES, windows=windows, features=features,
-                            log=lambda _: None)
+    held = predict_auto_held_out(config, candidates, features=features)
     candidates = tuple(c for c in candidates if c in held.predictions)
     if not held.mask.any():
         raise InputError(f"{config.inputs.stack}: no held-out pixel was fused by every "

@@ -11,7 +11,7 @@ from lst_pipeline.cli import main
 from lst_pipeline.flags import Flag
 from lst_pipeline.fusion.engine import fuse_scene, plan_run
 from lst_pipeline.fusion.ensemble import fit_ensemble
-from lst_pipeline.fusion.holdout import predict_held_out
+from lst_pipeline.fusion.holdout import predict_auto_held_out
 from lst_pipeline.fusion.methods import get_method
 from lst_pipeline.fusion.stacking import date_moments, simplex_weights
 
@@ -68,14 +68,7 @@ def test_weights_are_fitted_on_held_out_dates_deterministically(simulated_tiny,
     assert fit == fit_ensemble(config, log=lambda _: None)
     assert min(fit.weights) >= 0 and sum(fit.weights) == pytest.approx(1.0)
     # the same computation by hand: the members' held-out errors, least squares on the simplex
-    from lst_pipeline.fusion.holdout import AUTO_MAX_DATES, AUTO_WINDOW, AUTO_WINDOWS
-    from lst_pipeline.grid import resolve_grid, spread_windows
-
-    grid, _ = resolve_grid(config.grid)
-    windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
-                             most=AUTO_WINDOWS)
-    held = predict_held_out(config, fit.members, min_clear_fraction=0.3,
-                            max_dates=AUTO_MAX_DATES, windows=windows, log=lambda _: None)
+    held = predict_auto_held_out(config, fit.members)
     _, moments, counts = date_moments([held.predictions[m] - held.truth for m in fit.members],
                                       held.mask, held.days)
     np.testing.assert_allclose(fit.weights, simplex_weights(moments.sum(0) / counts.sum()))
