@@ -30,7 +30,7 @@ from bench_uncertainty import add_region_arguments, both_worlds, open_truth_of
 
 from lst_pipeline.evaluate.calibration import calibration
 from lst_pipeline.fusion.error_model import fit_error_model
-from lst_pipeline.fusion.holdout import fit_uncertainty
+from lst_pipeline.fusion.uncertainty_fit import fit_uncertainty
 from lst_pipeline.grid import Window
 
 #: One fused pixel-day in this many enters (deterministic).

@@ -45,23 +45,24 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     (:func:`lst_pipeline.fusion.holdout.choose_method`); then
     :func:`lst_pipeline.fusion.plan.plan_run` plans the chosen method, whose raised errors
     (``InputError``, ``GridError``) it passes on. With ``output.uncertainty`` the error model
-    of ``lst_uncertainty`` is fitted on the same held-out dates
-    (:func:`lst_pipeline.fusion.holdout.fit_uncertainty`), or, when the run resumes an
-    existing cube (not ``overwrite``), taken from that cube, so that every chunk of a cube
-    uses one model; so are the MODIS view-time correction and ``fusion.method:
-    ensemble``'s weights (fitted on the same kind of held-out dates,
+    of ``lst_uncertainty`` is fitted on held-out dates of the chosen method (more of them
+    than ``auto`` scores; :func:`lst_pipeline.fusion.uncertainty_fit.fit_uncertainty`), or,
+    when the run resumes an existing cube (not ``overwrite``), taken from that cube, so that
+    every chunk of a cube uses one model; so are the MODIS view-time correction and
+    ``fusion.method: ensemble``'s weights (fitted on ``auto``'s held-out dates,
     :func:`lst_pipeline.fusion.ensemble.fit_ensemble`, unless the configuration gives them).
     """
     from lst_pipeline.errors import InputError
     from lst_pipeline.fusion.error_model import ErrorModel
-    from lst_pipeline.fusion.holdout import choose_method, fit_uncertainty
+    from lst_pipeline.fusion.holdout import choose_method
     from lst_pipeline.fusion.overpass import OverpassCorrection
+    from lst_pipeline.fusion.uncertainty_fit import fit_uncertainty
     from lst_pipeline.io.cube_store import CubeStore
 
     choice = fit = None
     wanted = config.output.uncertainty
     if config.fusion.method == "auto":
-        choice = choose_method(config, features=wanted is not False, log=lambda _: None)
+        choice = choose_method(config, log=lambda _: None)
     elif config.fusion.method == ENSEMBLE and not config.fusion.ensemble.weights:
         config, fit = _ensemble_weights(config, overwrite, log)
     plan = _plan.plan_run(config, n_workers=n_workers, choice=choice)
@@ -81,8 +82,7 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
         log(f"uncertainty: the error model recorded in {plan.task.cube} (resuming)")
     else:
         try:
-            model = fit_uncertainty(plan.config, plan.task.method,
-                                    None if choice is None else choice.held, log=log)
+            model = fit_uncertainty(plan.config, plan.task.method, log=log)
         except InputError as exc:
             if wanted is True:
                 raise

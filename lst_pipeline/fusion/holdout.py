@@ -26,7 +26,6 @@ from lst_pipeline.fusion.stacking import cross_fitted_predictions
 from lst_pipeline.grid import Window, spread_windows
 
 if TYPE_CHECKING:
-    from lst_pipeline.fusion.error_model import ErrorModel
     from lst_pipeline.fusion.registry import FusionMethodName
 
 #: ``auto`` scores at most this many held-out dates, on at most this many square windows
@@ -291,8 +290,7 @@ def _with_fitted_ensemble(held: HeldOut, config: Any, asked: tuple[str, ...], lo
                                ensemble_weights=tuple(float(w) for w in weights))
 
 
-def predict_auto_held_out(config: Any, methods: tuple[str, ...], *,
-                          features: bool = False) -> HeldOut:
+def predict_auto_held_out(config: Any, methods: tuple[str, ...]) -> HeldOut:
     """:func:`predict_held_out` on ``auto``'s dates and windows (:data:`AUTO_MAX_DATES`...).
 
     An ``ensemble`` among ``methods`` is fitted here (configured weights are ignored).
@@ -306,8 +304,7 @@ def predict_auto_held_out(config: Any, methods: tuple[str, ...], *,
     config = dataclasses.replace(config, fusion=dataclasses.replace(
         fusion, ensemble=dataclasses.replace(fusion.ensemble, weights=())))
     return predict_held_out(config, methods, min_clear_fraction=AUTO_MIN_CLEAR,
-                            max_dates=AUTO_MAX_DATES, windows=windows, features=features,
-                            log=lambda _: None)
+                            max_dates=AUTO_MAX_DATES, windows=windows, log=lambda _: None)
 
 
 @dataclass(frozen=True)
@@ -318,7 +315,7 @@ class MethodChoice:
     scores: dict[str, dict[str, float]]
     dates: list[str]
     windows: list[list[int]]
-    #: the held-out predictions it was chosen by (their error features with ``features``)
+    #: the held-out predictions it was chosen by
     held: HeldOut | None = dataclasses.field(default=None, compare=False, repr=False)
     #: the chosen method against each other candidate, by per-date MAE
     comparisons: dict[str, Comparison] = dataclasses.field(default_factory=dict)
@@ -349,15 +346,13 @@ class MethodChoice:
 
 
 def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_CANDIDATES, *,
-                  features: bool = False, log=print) -> MethodChoice:
+                  log=print) -> MethodChoice:
     """The candidate with the lowest leave-one-date-out MAE on the stack's clear dates.
 
     With it, how sure the choice is: the chosen method against each other candidate by a
     paired test of per-date MAE (:mod:`lst_pipeline.fusion.selection`).
     Deterministic: the same dates (spread over the run's days) and windows (spread over the
-    grid) for the same stack and configuration. Ties go to the earlier candidate. With
-    ``features`` the residuals keep their error features, so that the chosen method's error
-    model is fitted from them (:func:`fit_uncertainty`) without predicting again.
+    grid) for the same stack and configuration. Ties go to the earlier candidate.
     ``ensemble`` is scored from its members' held-out predictions, each date with weights
     fitted on the other dates, and runs, if chosen, with the weights fitted on every date.
 
@@ -369,7 +364,7 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
     fusion = config.fusion
     if "starfm" in fusion.ensemble.members and fusion.starfm.pairs != 1:  # it would not run
         candidates = tuple(c for c in candidates if c != ENSEMBLE)
-    held = predict_auto_held_out(config, candidates, features=features)
+    held = predict_auto_held_out(config, candidates)
     candidates = tuple(c for c in candidates if c in held.predictions)
     if not held.mask.any():
         raise InputError(f"{config.inputs.stack}: no held-out pixel was fused by every "
@@ -391,60 +386,3 @@ def choose_method(config: Any, candidates: tuple[FusionMethodName, ...] = AUTO_C
                           held.ensemble_weights)
     log(choice.describe())
     return choice
-
-
-#: The error model is fitted on up to this many windows of at most this size (px): few and
-#: large, since each is read with the method's halo (DLSTFM's is over 100 px).
-UNCERTAINTY_WINDOWS = 2
-UNCERTAINTY_WINDOW = 512
-#: Fewest residuals an error model is fitted from.
-UNCERTAINTY_MIN_RESIDUALS = 1000
-
-
-def fit_uncertainty(config: Any, method: str, held: HeldOut | None = None, *,
-                    log=print) -> ErrorModel:
-    """Fit the error model of ``lst_uncertainty`` for ``method`` on the stack's own dates.
-
-    Up to :data:`AUTO_MAX_DATES` clear Landsat dates are held out one at a time (as for
-    ``fusion.method: auto``) on up to :data:`UNCERTAINTY_WINDOWS` windows spread over the
-    grid, predicted by the production kernel, and the residuals against the hidden
-    observations fit :func:`~lst_pipeline.fusion.error_model.fit_error_model`. ``held``
-    (with samples of ``method``) is used instead of predicting again.
-
-    Raises
-    ------
-    InputError
-        If the stack has too few clear Landsat dates to hold out, naming the way out
-        (``output.uncertainty: false``).
-    """
-    from lst_pipeline.fusion.error_model import fit_error_model
-    from lst_pipeline.grid import resolve_grid
-
-    if held is None or method not in held.samples:
-        grid, _ = resolve_grid(config.grid)
-        windows = spread_windows(grid.shape, grid.coarse_factor * 8,
-                                 size=UNCERTAINTY_WINDOW, most=UNCERTAINTY_WINDOWS)
-        try:
-            held = predict_held_out(config, (method,), min_clear_fraction=AUTO_MIN_CLEAR,
-                                    max_dates=AUTO_MAX_DATES, windows=windows,
-                                    features=True, log=lambda _: None)
-        except InputError as exc:
-            raise InputError(f"{exc}; lst_uncertainty needs held-out Landsat dates to fit "
-                             "its error model (or set output.uncertainty: false)") from exc
-    residuals = held.samples.get(method)
-    n = 0 if residuals is None else len(residuals)
-    dates = sorted({str(d) for d in held.days})
-    if residuals is None or n < UNCERTAINTY_MIN_RESIDUALS:
-        raise InputError(
-            f"{config.inputs.stack}: only {n} held-out pixels were fused by "
-            f"{method} on {len(dates)} Landsat date(s), too few to fit the error model of "
-            "lst_uncertainty; use a stack with more clear Landsat dates, or set "
-            "output.uncertainty: false")
-    model = fit_error_model(residuals.raw, residuals.errors, method,
-                            observation_k=residuals.observation_k,
-                            info={"held_out_dates": dates, "windows": len(held.windows)})
-    log(f"uncertainty: error model for {method} fitted on {n:,} residuals of "
-        f"{len(dates)} held-out Landsat date(s); within 1 sigma "
-        f"{model.fitted['within_1_sigma']:.2f}, within 2 sigma "
-        f"{model.fitted['within_2_sigma']:.2f}")
-    return model
