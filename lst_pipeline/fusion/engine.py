@@ -30,7 +30,7 @@ from lst_pipeline.fusion.plan import (
     provenance,
     stale_chunks,
 )
-from lst_pipeline.fusion.registry import ENSEMBLE
+from lst_pipeline.fusion.registry import ENSEMBLE, with_ensemble_weights
 
 __all__ = ["BlockInputs", "ChunkStats", "FusionTask", "ResumeState", "RunPlan", "RunSummary",
            "changed_dates", "execute", "fingerprint", "fuse_chunk", "fuse_inputs", "fuse_scene",
@@ -99,7 +99,7 @@ def _ensemble_weights(config, overwrite: bool, log):
 
     Returns the configuration and the fit (None when the weights were recorded).
     """
-    from lst_pipeline.fusion.ensemble import fit_ensemble, with_weights
+    from lst_pipeline.fusion.ensemble import fit_ensemble
     from lst_pipeline.io.cube_store import CubeStore
 
     members = config.fusion.ensemble.members
@@ -110,6 +110,6 @@ def _ensemble_weights(config, overwrite: bool, log):
         weights = tuple(recorded["weights"])
         log(f"fusion.method ensemble: the weights recorded in {config.output.cube} "
             f"(resuming): {', '.join(f'{m} {w:.3f}' for m, w in zip(members, weights))}")
-        return with_weights(config, weights), None
+        return with_ensemble_weights(config, weights), None
     fit = fit_ensemble(config, log=lambda _: None)
-    return with_weights(config, fit.weights), fit
+    return with_ensemble_weights(config, fit.weights), fit

@@ -9,7 +9,6 @@ dates and windows) and :mod:`lst_pipeline.fusion.stacking`. No truth enters.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,9 +91,3 @@ def fit_ensemble(config: Any, *, log=print) -> EnsembleFit:
     log(fit.describe())
     return fit
 
-
-def with_weights(config: Any, weights: tuple[float, ...]) -> Any:
-    """``config`` with ``fusion.ensemble.weights`` set."""
-    fusion = config.fusion
-    return dataclasses.replace(config, fusion=dataclasses.replace(
-        fusion, ensemble=dataclasses.replace(fusion.ensemble, weights=tuple(weights))))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lst_pipeline.errors import InputError
-from lst_pipeline.fusion.registry import AUTO_CANDIDATES, ENSEMBLE
+from lst_pipeline.fusion.registry import AUTO_CANDIDATES, ENSEMBLE, with_ensemble_weights
 from lst_pipeline.fusion.selection import SIGNIFICANCE, Comparison, choose, per_date_mae
 from lst_pipeline.fusion.stacking import cross_fitted_predictions
 from lst_pipeline.grid import Window, spread_windows
@@ -300,11 +300,9 @@ def predict_auto_held_out(config: Any, methods: tuple[str, ...]) -> HeldOut:
     grid, _ = resolve_grid(config.grid)
     windows = spread_windows(grid.shape, grid.coarse_factor * 8, size=AUTO_WINDOW,
                              most=AUTO_WINDOWS)
-    fusion = config.fusion
-    config = dataclasses.replace(config, fusion=dataclasses.replace(
-        fusion, ensemble=dataclasses.replace(fusion.ensemble, weights=())))
-    return predict_held_out(config, methods, min_clear_fraction=AUTO_MIN_CLEAR,
-                            max_dates=AUTO_MAX_DATES, windows=windows, log=lambda _: None)
+    return predict_held_out(with_ensemble_weights(config, ()), methods,
+                            min_clear_fraction=AUTO_MIN_CLEAR, max_dates=AUTO_MAX_DATES,
+                            windows=windows, log=lambda _: None)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from lst_pipeline.errors import GridError, InputError
 from lst_pipeline.fusion import reference_offset
 from lst_pipeline.fusion.methods import FusionMethod, get_method
 from lst_pipeline.fusion.overpass import OverpassCorrection, planned_overpass
-from lst_pipeline.fusion.registry import method_geometry
+from lst_pipeline.fusion.registry import method_geometry, with_ensemble_weights
 from lst_pipeline.grid import TargetGrid, resolve_grid
 from lst_pipeline.io.cube_store import CHUNKS_ATTR, CubeStore
 from lst_pipeline.io.stack import StackReader
@@ -257,9 +257,8 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
         if choice is None:
             raise ValueError("fusion.method auto: choose the method first "
                              "(lst_pipeline.fusion.engine.plan_run does)")
-        config = dataclasses.replace(config, fusion=dataclasses.replace(
-            config.fusion, method=choice.method, ensemble=dataclasses.replace(
-                config.fusion.ensemble, weights=choice.ensemble_weights)))
+        config = with_ensemble_weights(dataclasses.replace(config, fusion=dataclasses.replace(
+            config.fusion, method=choice.method)), choice.ensemble_weights)
     grid, grid_notes = resolve_grid(config.grid)
     reader = StackReader(config.inputs.stack)
     days = output_days(config)

@@ -139,6 +139,19 @@ class EnsembleParams:
                            "empty to fit them on the stack")
 
 
+def with_ensemble_weights(config: Any, weights: tuple[float, ...]) -> Any:
+    """``config`` (a pipeline configuration) with ``fusion.ensemble.weights`` replaced.
+
+    Empty weights: to be fitted by the run (``auto`` scores its candidate so).
+    """
+    import dataclasses
+
+    fusion = config.fusion
+    return dataclasses.replace(config, fusion=dataclasses.replace(
+        fusion, ensemble=dataclasses.replace(fusion.ensemble,
+                                             weights=tuple(float(w) for w in weights))))
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     """What callers need to know of a fusion method before running it.
