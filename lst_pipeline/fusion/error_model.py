@@ -11,7 +11,14 @@ error from what the fusion kernel knows about each pixel-day (:data:`FEATURES`):
 - the disagreement between the predictions from the references before and after the day
   (K), where there are two, and whether there were;
 - the MODIS QC LST-error class of the target day, and whether its MODIS was interpolated
-  over a cloud gap.
+  over a cloud gap;
+- the MODIS departure (K): how far the target day's MODIS at the pixel lies from the
+  references' MODIS blended with the weights of the fused value,
+  ``|w (C_t - C_before) + (1 - w) (C_t - C_after)|`` (the MODIS change itself where one
+  reference made the value). A day on the trend between two references is what their
+  blend can follow; a day that breaks it (a cold front, a rain event, a bad MODIS retrieval)
+  changed in a way neither reference shows at the fine scale. Unlike the MODIS change, it
+  does not grow with a steady seasonal trend.
 
 The model is a log-linear scale, ``log s^2 = X @ beta``, fitted per run and method by
 maximum Student-t likelihood (:data:`TAIL_DOF` degrees of freedom) on leave-one-date-out
@@ -72,10 +79,11 @@ from lst_pipeline.resample import upsample_nearest
 
 #: Columns of the design matrix (after the intercept), in order.
 FEATURES = ("log_age", "log_modis_change", "log_subcell_std", "cloud_fraction",
-            "log_disagreement", "single_reference", "modis_error_class", "modis_gap_filled")
+            "log_disagreement", "single_reference", "modis_error_class", "modis_gap_filled",
+            "log_modis_departure")
 #: The raw per-pixel quantities the kernel measures, in order (see :func:`design`).
 RAW = ("age_days", "modis_change_k", "subcell_std_k", "cloud_fraction", "disagreement_k",
-       "modis_error_class", "modis_gap_filled")
+       "modis_error_class", "modis_gap_filled", "modis_departure_k")
 #: Sigma is clipped to this range (K).
 SIGMA_RANGE_K = (0.05, 50.0)
 #: What a normal distribution puts within 1 and 2 sigma.
@@ -94,7 +102,7 @@ def _columns(raw, dtype) -> list:
     A missing disagreement (NaN: one reference only) enters as 0 with ``single_reference``
     set. The one definition of the features' transforms, for fitting and for predicting.
     """
-    age, change, std, cloud, disagree, qc_class, filled = raw
+    age, change, std, cloud, disagree, qc_class, filled, departure = raw
 
     def f(a):
         return np.asarray(a, dtype)
@@ -103,7 +111,8 @@ def _columns(raw, dtype) -> list:
             lambda: np.log1p(np.nan_to_num(f(std))), lambda: np.nan_to_num(f(cloud)),
             lambda: np.log1p(np.nan_to_num(np.abs(f(disagree)))),
             lambda: (~np.isfinite(f(disagree))).astype(dtype),
-            lambda: np.nan_to_num(f(qc_class)), lambda: np.nan_to_num(f(filled))]
+            lambda: np.nan_to_num(f(qc_class)), lambda: np.nan_to_num(f(filled)),
+            lambda: np.log1p(np.nan_to_num(np.abs(f(departure))))]
 
 
 def design(raw: np.ndarray) -> np.ndarray:
@@ -346,6 +355,20 @@ def calibration_scale(errors: np.ndarray, sigma: np.ndarray) -> float:
     loss = (((cover1 - NORMAL_WITHIN[0]) / 0.05) ** 2
             + ((cover2 - NORMAL_WITHIN[1]) / 0.025) ** 2)
     return float(scales[int(np.argmin(loss))])
+
+
+def departure(weight_before: np.ndarray, change_before: np.ndarray,
+              change_after: np.ndarray) -> np.ndarray:
+    """How far the target day's MODIS departs from the references' MODIS blended (K).
+
+    ``|w C_before + (1 - w) C_after|`` of the signed MODIS changes since each reference, with
+    the weight ``w`` of the reference before: 0 where the day's MODIS lies on the line
+    between the references' (the change the references' blend follows), large on a day that
+    breaks the trend, which no reference shows at the fine scale (an error feature of
+    :data:`FEATURES`).
+    """
+    w = np.asarray(weight_before, np.float32)
+    return np.abs(w * change_before + (1 - w) * change_after).astype(np.float32)
 
 
 def reference_cell_stats(fine: np.ndarray, clear: np.ndarray, factor: int

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lst_pipeline.flags import REFERENCE_DATE_FILL, Flag
-from lst_pipeline.fusion.error_model import ErrorInputs, reference_cell_stats
+from lst_pipeline.fusion.error_model import ErrorInputs, departure, reference_cell_stats
 from lst_pipeline.fusion.gain import DayGains
 from lst_pipeline.fusion.pairs import Side, candidate_references
 from lst_pipeline.resample import coarse_cell_fraction, upsample_bilinear, upsample_nearest
@@ -166,9 +166,10 @@ class _Block:
         self.target_seen = np.isfinite(self.target_modis).any(axis=(-2, -1))
         self.features = features
         self._gains: DayGains | None = None  # fitted on first use (gain methods)
-        if features:  # modis change, sub-cell spread, cloud fraction; disagreement
+        if features:  # modis change, sub-cell spread, cloud fraction; disagreement, departure
             self.feat = np.full((3, *self.shape), np.nan, dtype=np.float32)
             self.disagreement = np.full(self.shape, np.nan, dtype=np.float32)
+            self.departure = np.full(self.shape, np.nan, dtype=np.float32)
             stats = reference_cell_stats(self.landsat_lst, self.clear, f)
             self.ref_stats = np.stack([s[:, self.ys, self.xs] for s in stats])
             self.target_up: np.ndarray | None = None
@@ -246,7 +247,7 @@ class _Block:
 
     def composite_features(self, days: list[int], coarse_up: np.ndarray, used: np.ndarray
                            ) -> np.ndarray | None:
-        """``(3, T, y, x)`` MODIS change, sub-cell spread and cloud fraction of a composite."""
+        """``(3, T, y, x)`` signed MODIS change, sub-cell spread, cloud fraction of a composite."""
         if not self.features:
             return None
         out = np.full((3, *self.shape), np.nan, dtype=np.float32)
@@ -259,7 +260,7 @@ class _Block:
         r = used[:, ys, xs]
         iy, ix = np.ogrid[:r.shape[1], :r.shape[2]]
         for k, t in enumerate(days):
-            out[0, t] = np.abs(target_up[k] - coarse_up[k][ys, xs])
+            out[0, t] = target_up[k] - coarse_up[k][ys, xs]
             out[1:, t] = self.ref_stats[:, np.maximum(r[k], 0), iy, ix]
         return out
 
@@ -292,9 +293,13 @@ class _Block:
             if feat_b is not None and feat_a is not None:
                 self.feat[:, t][:, take] = np.where(before, feat_b[:, t][:, take],
                                                     feat_a[:, t][:, take])
+                weight_before = (day_a - target) / np.maximum(day_a - day_b, 1)
+                self.departure[t][take] = departure(
+                    weight_before, feat_b[0, t][take], feat_a[0, t][take])
 
     def take(self, where: np.ndarray, values: np.ndarray, flag, reference: np.ndarray,
-             feat: np.ndarray | None = None, disagreement: np.ndarray | None = None) -> None:
+             feat: np.ndarray | None = None, disagreement: np.ndarray | None = None,
+             departure: np.ndarray | None = None) -> None:
         """Set the outputs where ``where`` (flag may be an array), and their features."""
         self.lst[where] = values[where]
         self.qa[where] = flag[where] if isinstance(flag, np.ndarray) else flag
@@ -303,6 +308,8 @@ class _Block:
             np.copyto(self.feat, feat, where=where)
         if disagreement is not None:
             np.copyto(self.disagreement, disagreement, where=where)
+        if departure is not None:
+            np.copyto(self.departure, departure, where=where)
 
     def blend(self, before: tuple[np.ndarray, np.ndarray, np.ndarray | None],
               after: tuple[np.ndarray, np.ndarray, np.ndarray | None],
@@ -328,10 +335,12 @@ class _Block:
         weight_before = agreement * weight_before + (1 - agreement) * use_before
         blended = weight_before * pred_b + (1 - weight_before) * pred_a
         where = has_before | has_after
+        away = None if feat_b is None or feat_a is None else np.where(
+            both, departure(weight_before, feat_b[0], feat_a[0]), np.float32(np.nan))
         self.take(where, np.where(both, blended, nearest),
                   np.where(both, Flag.FUSED_TWO, Flag.FUSED),
                   np.where(use_before, ref_b, ref_a), None,
-                  np.abs(pred_b - pred_a) if self.features else None)
+                  np.abs(pred_b - pred_a) if self.features else None, away)
         if feat_b is not None and feat_a is not None:  # the nearer side's, in place
             from_before, from_after = where & use_before, where & ~use_before
             for out, b, a in zip(self.feat, feat_b, feat_a):
@@ -340,12 +349,19 @@ class _Block:
 
     def raw_features(self, qa: np.ndarray, reference_day: np.ndarray,
                      error_class: np.ndarray | None) -> list[np.ndarray]:
-        """The ``len(RAW)`` raw error features ``(T, y, x)`` (age NaN where not fused)."""
+        """The ``len(RAW)`` raw error features ``(T, y, x)`` (age NaN where not fused).
+
+        The MODIS departure of a value made from one reference is its MODIS change.
+        """
         age = np.abs(self.target_days[:, None, None].astype(np.int32) - reference_day)
         age = np.where(Flag.fused(qa), age.astype(np.float32), np.float32(np.nan))
         qc = (np.zeros(self.shape, np.float32) if error_class is None
               else upsample_nearest(error_class, self.f)[:, self.ys, self.xs])
-        return [age, *self.feat, self.disagreement, qc, qa == Flag.MODIS_GAP_FILLED]
+        change, spread, cloud = self.feat
+        change = np.abs(change)
+        away = np.where(np.isfinite(self.departure), self.departure, change)
+        return [age, change, spread, cloud, self.disagreement, qc,
+                qa == Flag.MODIS_GAP_FILLED, away]
 
     def uncertainty(self, raw: list[np.ndarray], qa: np.ndarray, model: ErrorModel,
                     observed_sigma: dict[int, np.ndarray]) -> np.ndarray:

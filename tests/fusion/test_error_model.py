@@ -33,9 +33,10 @@ def synthetic_residuals(n: int, seed: int, coef: np.ndarray | None = None):
         np.where(rng.random(n) < 0.4, np.nan, rng.gamma(2.0, 0.7, n)),  # disagreement
         rng.integers(0, 2, n).astype(float),             # MODIS error class
         np.zeros(n),                                     # gap filled: never here
+        rng.gamma(1.5, 1.0, n),                          # MODIS departure (K)
     ])
     if coef is None:
-        coef = np.array([-1.0, 0.3, 0.2, 0.4, 0.5, 0.6, 0.5, 0.3, 0.0])
+        coef = np.array([-1.0, 0.3, 0.2, 0.4, 0.5, 0.6, 0.5, 0.3, 0.0, 0.4])
     sigma = np.exp(0.5 * design(raw) @ coef)
     return raw, rng.standard_normal(n) * sigma, sigma
 
@@ -44,9 +45,10 @@ def test_fit_recovers_a_known_model_and_is_calibrated_on_new_data():
     raw, err, _ = synthetic_residuals(40_000, seed=1)
     model = fit_error_model(raw, err, "starfm")
     assert len(model.coefficients) == 1 + len(FEATURES)
-    truth = np.array([-1.0, 0.3, 0.2, 0.4, 0.5, 0.6, 0.5, 0.3, 0.0])
+    truth = np.array([-1.0, 0.3, 0.2, 0.4, 0.5, 0.6, 0.5, 0.3, 0.0, 0.4])
     assert np.allclose(model.coefficients[1:], truth[1:], atol=0.12)
-    assert model.coefficients[-1] == 0.0  # a feature that never varies stays out
+    # a feature that never varies stays out
+    assert model.coefficients[1 + FEATURES.index("modis_gap_filled")] == 0.0
     # the Student-t fit's scale sits below a Gaussian's sigma by one factor, which the tail
     # scale makes up: alike in both age classes, and the intercept comes out right with it
     assert 1.1 < model.scale < 1.3 and abs(model.old_scale - model.scale) < 0.05
@@ -83,7 +85,7 @@ def test_heavy_tails_are_calibrated_by_the_scale():
 
 def test_an_older_reference_is_never_predicted_better():
     raw, err, _ = synthetic_residuals(20_000, seed=6,
-                                      coef=np.array([0.0, -0.5, 0.2, 0.4, 0, 0, 0, 0, 0]))
+                                      coef=np.array([0.0, -0.5, 0.2, 0.4, 0, 0, 0, 0, 0, 0]))
     model = fit_error_model(raw, err, "starfm")
     assert model.coefficients[1 + FEATURES.index("log_age")] == 0.0
 
@@ -121,7 +123,7 @@ def test_calibration_by_age_class_and_cross_validation_by_date():
 
 def test_features_outside_the_fitted_range_are_clamped_not_extrapolated():
     raw, err, _ = synthetic_residuals(20_000, seed=10,
-                                      coef=np.array([-2.0, 1.5, 0.2, 0.4, 0, 0, 0, 0, 0]))
+                                      coef=np.array([-2.0, 1.5, 0.2, 0.4, 0, 0, 0, 0, 0, 0]))
     keep = raw[0] >= 16  # leave-one-date-out sees ages of a revisit interval and more
     model = fit_error_model(raw[:, keep], err[keep], "dlstfm")
     assert model.coefficients[1] > 1.0  # a steep age slope, learnt on 16 to 48 days

@@ -175,6 +175,33 @@ def test_two_references_blend_by_distance_where_they_agree():
                                (w * before + (1 - w) * after)[fading], atol=1e-4)
 
 
+def test_modis_departure_is_zero_on_the_references_trend_and_the_break_off_it():
+    from lst_pipeline.fusion.error_model import RAW
+
+    rng = np.random.default_rng(11)
+    landsat, ldays, lmodis, tmodis, tdays = synthetic_block(rng, clouds=False)
+    # day 0 (18628) lies 5 days after 18623 and 3 before 18631: weights 3/8 and 5/8
+    on_trend = 3 / 8 * lmodis[0] + 5 / 8 * lmodis[1]
+    tmodis[0], tmodis[1] = on_trend, on_trend + 2.0  # day 1: 2 K off the trend
+    inputs = (landsat, ldays, lmodis, tmodis, tdays)
+    two = run_block(inputs, Window(0, 64, 0, 96), two_references=True,
+                    max_disagreement_k=100.0, return_features=True)
+    departure = two.features[RAW.index("modis_departure_k")]
+    change = two.features[RAW.index("modis_change_k")]
+    assert (two.qa[:2] == Flag.FUSED_TWO).all()
+    np.testing.assert_allclose(departure[0], 0.0, atol=1e-4)
+    assert change[0].mean() > 0.2  # the day changed since each reference, on the trend
+    # day 1 (weights 2/8, 6/8 for 18623, 18631): the trend moved on by an eighth of the
+    # references' difference, the day stayed 2 K above day 0
+    expected = np.abs(2.0 + upsample_bilinear((lmodis[0] - lmodis[1]) / 8, F))
+    np.testing.assert_allclose(departure[1], expected, atol=1e-3)
+    one = run_block(inputs, Window(0, 64, 0, 96), return_features=True)
+    fused = Flag.fused(one.qa)
+    np.testing.assert_array_equal(  # one reference: the departure is the change
+        one.features[RAW.index("modis_departure_k")][fused],
+        one.features[RAW.index("modis_change_k")][fused])
+
+
 def test_a_tiny_change_in_a_prediction_never_moves_a_value_far():
     """Blending is continuous in the predictions: 1e-3 K more in one reference moves no
     value by more than a few times that (a hard threshold moved some by ~half of it)."""
