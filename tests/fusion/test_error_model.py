@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -171,6 +173,19 @@ def test_one_tail_scale_keeps_both_age_classes_in_the_bands_and_old_models_keep_
     assert np.allclose(earlier.sigma(raw2), [1.0, 2.0])
     legacy = {k: v for k, v in attrs.items() if k not in ("scale_old", "observation_k")}
     assert ErrorModel.from_attrs(legacy).old_scale == 1.0  # cubes from before either
+
+
+def test_a_model_from_before_the_modis_departure_reads_as_one_without_it():
+    # a cube being resumed keeps the model it was started with: 8 features, no departure
+    raw, err, _ = synthetic_residuals(5_000, seed=16)
+    model = fit_error_model(raw, err, "starfm")
+    assert model.coefficients[1 + FEATURES.index("log_modis_departure")] > 0.2
+    attrs = model.as_attrs()
+    earlier = ErrorModel.from_attrs({**attrs, "coefficients": attrs["coefficients"][:-1],
+                                     "ranges": attrs["ranges"][:-1]})
+    without = dataclasses.replace(model, coefficients=(*model.coefficients[:-1], 0.0))
+    np.testing.assert_array_equal(earlier.sigma(raw), without.sigma(raw))
+    assert not np.array_equal(earlier.sigma(raw), model.sigma(raw))
 
 
 def test_a_calibration_sample_weighs_every_pixel_day_alike_whichever_block_it_is_in():
