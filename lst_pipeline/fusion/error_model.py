@@ -18,7 +18,11 @@ error from what the fusion kernel knows about each pixel-day (:data:`FEATURES`):
   reference made the value). A day on the trend between two references is what their
   blend can follow; a day that breaks it (a cold front, a rain event, a bad MODIS retrieval)
   changed in a way neither reference shows at the fine scale. Unlike the MODIS change, it
-  does not grow with a steady seasonal trend.
+  does not grow with a steady seasonal trend. Kept on the simulator's dev seeds 201-203
+  (summed deviation from the calibration bands 10.5 -> 7.1, Spearman of sigma and |error|
+  >= 0.3 in 9 of 9 region-method pairs instead of 7); on the independent test world, whose
+  errors are mostly the target day's own MODIS error, it changes little
+  (benchmarks/README.md).
 
 The model is a log-linear scale, ``log s^2 = X @ beta``, fitted per run and method by
 maximum Student-t likelihood (:data:`TAIL_DOF` degrees of freedom) on leave-one-date-out
@@ -367,8 +371,10 @@ def departure(weight_before: np.ndarray, change_before: np.ndarray,
     breaks the trend, which no reference shows at the fine scale (an error feature of
     :data:`FEATURES`).
     """
-    w = np.asarray(weight_before, np.float32)
-    return np.abs(w * change_before + (1 - w) * change_after).astype(np.float32)
+    away = np.subtract(change_before, change_after, dtype=np.float32)
+    away *= np.asarray(weight_before, np.float32)
+    away += change_after  # w (C_b - C_a) + C_a
+    return np.abs(away, out=away)
 
 
 def reference_cell_stats(fine: np.ndarray, clear: np.ndarray, factor: int

@@ -335,8 +335,10 @@ class _Block:
         weight_before = agreement * weight_before + (1 - agreement) * use_before
         blended = weight_before * pred_b + (1 - weight_before) * pred_a
         where = has_before | has_after
-        away = None if feat_b is None or feat_a is None else np.where(
-            both, departure(weight_before, feat_b[0], feat_a[0]), np.float32(np.nan))
+        away = None
+        if feat_b is not None and feat_a is not None:
+            away = departure(weight_before, feat_b[0], feat_a[0])
+            away[~both] = np.nan
         self.take(where, np.where(both, blended, nearest),
                   np.where(both, Flag.FUSED_TWO, Flag.FUSED),
                   np.where(use_before, ref_b, ref_a), None,
@@ -359,7 +361,8 @@ class _Block:
               else upsample_nearest(error_class, self.f)[:, self.ys, self.xs])
         change, spread, cloud = self.feat
         change = np.abs(change)
-        away = np.where(np.isfinite(self.departure), self.departure, change)
+        away = self.departure  # in place: called once, by result()
+        np.copyto(away, change, where=np.isnan(away))
         return [age, change, spread, cloud, self.disagreement, qc,
                 qa == Flag.MODIS_GAP_FILLED, away]
 
