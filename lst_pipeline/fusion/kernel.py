@@ -299,7 +299,7 @@ class _Block:
 
     def take(self, where: np.ndarray, values: np.ndarray, flag, reference: np.ndarray,
              feat: np.ndarray | None = None, disagreement: np.ndarray | None = None,
-             departure: np.ndarray | None = None) -> None:
+             departure_k: np.ndarray | None = None) -> None:
         """Set the outputs where ``where`` (flag may be an array), and their features."""
         self.lst[where] = values[where]
         self.qa[where] = flag[where] if isinstance(flag, np.ndarray) else flag
@@ -308,8 +308,8 @@ class _Block:
             np.copyto(self.feat, feat, where=where)
         if disagreement is not None:
             np.copyto(self.disagreement, disagreement, where=where)
-        if departure is not None:
-            np.copyto(self.departure, departure, where=where)
+        if departure_k is not None:
+            np.copyto(self.departure, departure_k, where=where)
 
     def blend(self, before: tuple[np.ndarray, np.ndarray, np.ndarray | None],
               after: tuple[np.ndarray, np.ndarray, np.ndarray | None],
