@@ -200,6 +200,14 @@ def test_modis_departure_is_zero_on_the_references_trend_and_the_break_off_it():
     np.testing.assert_array_equal(  # one reference: the departure is the change
         one.features[RAW.index("modis_departure_k")][fused],
         one.features[RAW.index("modis_change_k")][fused])
+    # a two-pair method (ubESTARFM) weighs its references by time: the same departure
+    pairs = fuse_block(*inputs, method=get_method("ubestarfm"), coarse_factor=F,
+                       out_window=Window(0, 64, 0, 96), max_gap_days=16,
+                       min_clear_fraction=0.3, max_references=3, return_features=True)
+    assert (pairs.qa[:2] == Flag.FUSED_TWO).all()
+    away = pairs.features[RAW.index("modis_departure_k")]
+    np.testing.assert_allclose(away[0], 0.0, atol=1e-4)
+    np.testing.assert_allclose(away[1], expected, atol=1e-3)
 
 
 def test_a_tiny_change_in_a_prediction_never_moves_a_value_far():
