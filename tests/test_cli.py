@@ -118,14 +118,14 @@ def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
 @pytest.mark.slow
 def test_files_at_coarse_factor_30_ingest_and_fuse_with_dlstfm_without_chunks(tmp_path,
                                                                                capsys):
-    """600 x 600 px of 30 m with 900 m coarse pixels: a grid no chunk arithmetic was done for."""
+    """360 x 360 px of 30 m with 900 m coarse pixels: a grid no chunk arithmetic was done for."""
     import numpy as np
 
     from lst_pipeline.io.cube import open_cube
 
     region = {"name": "f30", "grid": {"crs": "EPSG:32755", "resolution": 30,
                                       "coarse_factor": 30,
-                                      "bounds": [400000, 6200000, 418000, 6218000]},
+                                      "bounds": [400000, 6200000, 410800, 6210800]},
               "dates": {"start": "2021-03-01", "end": "2021-03-12"},
               "inputs": {"stack": str(tmp_path / "sim.zarr")},
               "output": {"cube": str(tmp_path / "unused.zarr")},
@@ -150,8 +150,8 @@ def test_files_at_coarse_factor_30_ingest_and_fuse_with_dlstfm_without_chunks(tm
     assert "chunks:" in out and "chosen" in out and "GiB per task" in out
     assert main(["run", str(path), "--no-progress"]) == 0
     cube = open_cube(tmp_path / "cube.zarr")
-    assert cube["lst"].shape == (12, 600, 600)
-    assert float(cube.x[0]) == 400015 and float(cube.y[0]) == 6217985  # the configured grid
+    assert cube["lst"].shape == (12, 360, 360)
+    assert float(cube.x[0]) == 400015 and float(cube.y[0]) == 6210785  # the configured grid
     assert cube.attrs["lst_pipeline:method"] == "dlstfm"
     assert np.isfinite(cube["lst"].values).mean() > 0.5
 
