@@ -79,6 +79,31 @@ def test_simulate_run_and_demo_commands(tmp_path, capsys):
         "in.zarr", "out.zarr", "quicklook.png", "truth.zarr"]
 
 
+def test_a_run_of_a_cube_another_run_writes_is_refused_before_planning(tmp_path, capsys):
+    import os
+
+    from lst_pipeline.io.lock import StoreLock
+
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path)))
+    assert main(["simulate", str(path), "--no-progress"]) == 0
+    capsys.readouterr()
+    holder = StoreLock(tmp_path / "cube.zarr", "another run is writing this cube")
+    holder.acquire()  # a live writer: this test's process
+    try:
+        assert main(["run", str(path), "--no-progress"]) == 2
+        out, err = capsys.readouterr()
+        assert f"another run is writing this cube (pid {os.getpid()}" in err
+        assert "plan:" not in out and "cluster:" not in out  # no planning, no cluster
+        assert not (tmp_path / "cube.zarr" / "zarr.json").exists()  # nothing written
+        assert main(["run", str(path), "--plan-only"]) == 0  # looking is still allowed
+        assert "plan:" in capsys.readouterr().out
+    finally:
+        holder.release()
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert cube_status(tmp_path / "cube.zarr") == "complete"
+
+
 def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
     from test_ingest import yanco_config
 

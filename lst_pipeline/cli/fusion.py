@@ -114,9 +114,11 @@ def _add_bench_parser(sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Plan the run (for the cluster's threads), print it, then fuse every chunk left."""
     from lst_pipeline.config import load_pipeline
-    from lst_pipeline.fusion.engine import execute, plan_run
+    from lst_pipeline.fusion.engine import execute, plan_run, refuse_if_busy
 
     config = load_pipeline(args.config)
+    if not args.plan_only:  # before planning and before a cluster is started or queued
+        refuse_if_busy(config.output.cube)
     if args.scheduler:  # the cluster exists: plan for its threads
         context, resources = cluster(args, config.cluster)
         with context as client:

@@ -242,6 +242,7 @@ def test_a_second_run_on_s3_is_refused_and_credentials_come_from_the_environment
         holder.release()
     assert code == 2, out
     assert f"another run is writing this cube (pid {os.getpid()}" in out
+    assert "plan:" not in out and "cluster:" not in out  # refused before either
     assert not s3.filesystem().exists(f"{BUCKET}/second/cube.zarr/zarr.json")
 
 
