@@ -8,8 +8,33 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
+def head_commit() -> str:
+    """Short hash of the checkout's HEAD, ``+dirty`` if tracked files differ from it.
+
+    ``unknown`` outside a git checkout: a figure must say which code produced it (the
+    README's results table), and a run from an uncommitted tree must say so.
+    """
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def append_result(name: str, record: dict) -> Path:
-    """Append ``record`` as one JSON line to ``results/<name>.jsonl``."""
+    """Append ``record`` as one JSON line to ``results/<name>.jsonl``.
+
+    A record without a ``commit`` gets :func:`head_commit`'s.
+    """
+    if "commit" not in record:
+        record = {**record, "commit": head_commit()}
     path = RESULTS / f"{name}.jsonl"
     path.parent.mkdir(exist_ok=True)
     with path.open("a") as fh:

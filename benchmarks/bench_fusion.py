@@ -16,24 +16,15 @@ import argparse
 import dataclasses
 import os
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from _record import append_result
+from _record import append_result, head_commit
 
 from lst_pipeline.cluster import ClusterProfile, connect
 from lst_pipeline.fusion.engine import execute, plan_run
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:
@@ -69,7 +60,7 @@ def main() -> None:
         "benchmark": "fusion_end_to_end", "method": config.fusion.method,
         "size": args.size, "days": args.days, "chunk": [32, args.chunk, args.chunk],
         "pixel_days_per_second": {str(k): round(v) for k, v in rates.items()},
-        "commit": commit(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "commit": head_commit(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
     }
     if 1 in rates and 2 in rates:

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _record import append_result
+from _record import append_result, head_commit
 
 from lst_pipeline.io import landsat, modis
 from lst_pipeline.simulate import encode_qa_pixel, landsat_cloud_masks, smooth_field
@@ -187,8 +187,7 @@ def main() -> None:
     by_workers = {r["workers"]: r for r in on_cluster}
     record = {
         "benchmark": "ingest", "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True, cwd=Path(__file__).parent).stdout.strip(),
+        "commit": head_commit(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "size": args.size, "quarter": quarter, "year": year,
         "peak_rss_ratio_year_vs_quarter": year["peak_rss_mib"] / quarter["peak_rss_mib"],

@@ -13,13 +13,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _record import append_result, held_out_region
+from _record import append_result, head_commit, held_out_region
 
 from lst_pipeline.evaluate import ALL_METHODS, compare_methods, comparison_table, write_report
 
@@ -74,10 +73,8 @@ def main() -> None:
                                                   for m in c.groups})
             print("days where dlstfm is not the lowest MAE:", record[seed]["days_dlstfm_not_best"])
     if not args.no_record:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
         append_result("methods", {"benchmark": "methods", "seeds": args.seeds,
-                                  "size": args.size, "days": args.days, "commit": commit,
+                                  "size": args.size, "days": args.days, "commit": head_commit(),
                                   "date": time.strftime("%Y-%m-%d"), "regions": record})
 
 

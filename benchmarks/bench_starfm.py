@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import time
 
 import numpy as np
-from _record import append_result
+from _record import append_result, head_commit
 
 from lst_pipeline.fusion.baselines import starfm
 
@@ -65,11 +64,9 @@ def main() -> None:
     load = os.getloadavg()
     print(f"numba threads {numba.get_num_threads()}, load average {load[0]:.2f}")
     if not args.no_record:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
         append_result("starfm", {"benchmark": "starfm", "size": args.size,
                                  "window": args.window, "threads": numba.get_num_threads(),
-                                 "load_average_1min": load[0], "commit": commit,
+                                 "load_average_1min": load[0], "commit": head_commit(),
                                  "date": time.strftime("%Y-%m-%d"), **result})
 
 

@@ -19,12 +19,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
-from _record import append_result
+from _record import append_result, head_commit
 
 from lst_pipeline.evaluate import metrics
 from lst_pipeline.fusion.baselines import starfm, ubestarfm
@@ -121,9 +120,7 @@ def main() -> None:
     fig.savefig(args.out / "yanco_20160218.png", dpi=80, bbox_inches="tight")
     print(f"figure: {args.out / 'yanco_20160218.png'}")
     if not args.no_record:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
-        append_result("yanco", {"benchmark": "yanco_agreement", "commit": commit,
+        append_result("yanco", {"benchmark": "yanco_agreement", "commit": head_commit(),
                                 "date": time.strftime("%Y-%m-%d"), "pixels": int(common.sum()),
                                 "against": "fused_result_ubESTARFM_pred20160218.tif",
                                 "methods": rows})
