@@ -40,10 +40,15 @@ def zarr_store(path: StorePath, *, read_only: bool = False) -> Any:
 
     from zarr.storage import FsspecStore
 
+    options = dict(path.storage_options)
+    if path.protocol in ("s3", "s3a"):
+        # s3fs asks for an object's size (one more request) before every whole-object read,
+        # to split large files over connections; Zarr chunks are a few MiB, so that only
+        # doubles the requests (a user's own setting wins)
+        options.setdefault("max_concurrency", 1)
     with warnings.catch_warnings():  # memory:// is synchronous: zarr wraps it, and says so
         warnings.simplefilter("ignore", UserWarning)
-        return FsspecStore.from_url(str(path), storage_options=dict(path.storage_options),
-                                    read_only=read_only)
+        return FsspecStore.from_url(str(path), storage_options=options, read_only=read_only)
 
 
 def write_atomic(path: StorePath, text: str) -> None:

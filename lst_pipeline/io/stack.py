@@ -241,7 +241,10 @@ class StackReader:
                              "the command that wrote it (simulate or ingest) did not finish; "
                              "run it again (any `lst-pipeline ingest` into this stack first "
                              "finishes an interrupted commit)")
-        missing = {LANDSAT_LST, LANDSAT_CLEAR, MODIS_LST} - set(self._group.array_keys())
+        # read once: listing a group reads every array's metadata (two requests each on
+        # S3), and a reader is opened by every task
+        self._arrays = frozenset(self._group.array_keys())
+        missing = {LANDSAT_LST, LANDSAT_CLEAR, MODIS_LST} - self._arrays
         if missing:
             raise InputError(f"{self.path}: input stack lacks {sorted(missing)}")
 
@@ -268,14 +271,14 @@ class StackReader:
     @cached_property
     def landsat_hour_utc(self) -> np.ndarray:
         """Acquisition time of each Landsat date, hours after 00:00 UTC (NaN: unknown)."""
-        if LANDSAT_HOUR not in set(self._group.array_keys()):
+        if LANDSAT_HOUR not in self._arrays:
             return np.full(len(self.landsat_dates), np.nan, np.float32)
         return self._group[LANDSAT_HOUR][:]
 
     @cached_property
     def modis_view_time(self) -> np.ndarray:
         """Mean local solar view time of each MODIS date, hours (NaN: unknown)."""
-        if MODIS_VIEW_TIME not in set(self._group.array_keys()):
+        if MODIS_VIEW_TIME not in self._arrays:
             return np.full(len(self.modis_dates), np.nan, np.float32)
         return self._group[MODIS_VIEW_TIME][:]
 
@@ -307,7 +310,7 @@ class StackReader:
     def read_landsat_uncertainty(self, indices: np.ndarray, window: Window
                                  ) -> np.ndarray | None:
         """ST_QA uncertainty (K, float32, NaN unknown) at the date indices; None if unstored."""
-        if LANDSAT_ST_UNCERTAINTY not in set(self._group.array_keys()):
+        if LANDSAT_ST_UNCERTAINTY not in self._arrays:
             return None
         return self._read_fine(LANDSAT_ST_UNCERTAINTY, indices, window)
 
@@ -332,7 +335,7 @@ class StackReader:
 
         0 on dates absent from the stack and in stacks without QC.
         """
-        if MODIS_QC not in set(self._group.array_keys()):
+        if MODIS_QC not in self._arrays:
             return np.zeros((len(dates), *coarse_window.shape), np.uint8)
         qc = self._read_modis(MODIS_QC, np.uint8(0), dates, coarse_window)
         return modis.qc_field(qc, modis.QC_LST_ERROR_SHIFT)

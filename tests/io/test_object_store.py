@@ -91,6 +91,49 @@ def test_a_missing_bucket_is_named_and_never_created(s3):
     assert not s3.filesystem().exists("no-such-bucket")
 
 
+def test_a_task_reads_a_stack_in_a_bucket_with_one_request_per_object(s3, simulated_tiny,
+                                                                      monkeypatch):
+    """No size request before each chunk, no listing of the stack's arrays per read."""
+    import collections
+    import dataclasses
+
+    import s3fs
+
+    from lst_pipeline.config import load_pipeline
+    from lst_pipeline.fusion.block import read_block_inputs
+    from lst_pipeline.fusion.engine import plan_run
+    from lst_pipeline.grid import Window
+
+    s3.filesystem().put(str(simulated_tiny.inputs.stack) + "/", f"{BUCKET}/reads/in.zarr/",
+                        recursive=True)
+    data = copy.deepcopy(TINY)
+    data["inputs"]["stack"], data["output"]["cube"] = s3.url("reads/in.zarr"), s3.url(
+        "reads/cube.zarr")
+    data["storage_options"] = s3.storage_options
+    data["output"]["uncertainty"] = False
+    data.pop("simulation")
+    config = load_pipeline(data)
+    window = Window(0, 64, 0, 64)
+    plan = plan_run(config, log=lambda *_: None)
+    local = read_block_inputs(plan_run(dataclasses.replace(
+        simulated_tiny, output=config.output), log=lambda *_: None).task, 0, 16, window)
+
+    calls: collections.Counter = collections.Counter()
+    original = s3fs.S3FileSystem._call_s3
+
+    async def counted(self, method, *args, **kwargs):
+        calls[method] += 1
+        return await original(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counted)
+    remote = read_block_inputs(plan.task, 0, 16, window)
+    np.testing.assert_array_equal(remote.landsat_lst, local.landsat_lst)
+    np.testing.assert_array_equal(remote.target_modis, local.target_modis)
+    assert calls["get_object"] > 10  # metadata and chunks
+    # before: a size request per object and every array's metadata per listing (59 in all)
+    assert calls["head_object"] + calls["list_objects_v2"] <= 4, calls
+
+
 def stack_arrays(path):
     from lst_pipeline.io.zarr_store import open_group
 
