@@ -242,7 +242,7 @@ class StackReader:
                              "run it again (any `lst-pipeline ingest` into this stack first "
                              "finishes an interrupted commit)")
         # read once: listing a group reads every array's metadata (two requests each on
-        # S3), and a reader is opened by every task
+        # S3), and the methods below asked for the list on every call
         self._arrays = frozenset(self._group.array_keys())
         missing = {LANDSAT_LST, LANDSAT_CLEAR, MODIS_LST} - self._arrays
         if missing:
