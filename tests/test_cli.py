@@ -104,6 +104,40 @@ def test_a_run_of_a_cube_another_run_writes_is_refused_before_planning(tmp_path,
     assert cube_status(tmp_path / "cube.zarr") == "complete"
 
 
+def test_an_ingest_into_a_stack_another_ingest_writes_is_refused_before_planning(tmp_path,
+                                                                                  capsys):
+    import os
+
+    from test_ingest import yanco_config
+
+    from lst_pipeline.io.lock import StoreLock
+
+    cfg = yanco_config(tmp_path)
+    data = {"name": "yanco", "grid": {"crs": "EPSG:4326", "resolution": 0.001,
+                                      "bounds": [146.0, -35.2, 146.4, -34.8],
+                                      "coarse_factor": 10, "allow_geographic": True},
+            "dates": {"start": "2016-02-05", "end": "2016-02-18"},
+            "inputs": {"stack": str(cfg.inputs.stack)}, "output": {"cube": str(cfg.output.cube)},
+            "ingest": {"pregridded": {"landsat": list(cfg.ingest.pregridded.landsat),
+                                      "modis": list(cfg.ingest.pregridded.modis)}}}
+    path = tmp_path / "yanco.yaml"
+    path.write_text(yaml.safe_dump(data))
+    holder = StoreLock(cfg.inputs.stack, "another ingest is writing into this stack")
+    holder.acquire()  # a live writer: this test's process
+    try:
+        assert main(["ingest", str(path), "--no-progress"]) == 2
+        out, err = capsys.readouterr()
+        assert f"another ingest is writing into this stack (pid {os.getpid()}" in err
+        assert "ingest into" not in out  # refused before planning
+        assert not (cfg.inputs.stack / "zarr.json").exists()
+        assert main(["ingest", str(path), "--plan-only"]) == 0  # looking is still allowed
+        assert "ingest into" in capsys.readouterr().out
+    finally:
+        holder.release()
+    assert main(["ingest", str(path), "--no-progress"]) == 0
+    assert (cfg.inputs.stack / "zarr.json").exists()
+
+
 def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
     from test_ingest import yanco_config
 

@@ -97,9 +97,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     from lst_pipeline.config import load_pipeline
     from lst_pipeline.errors import InputWarning
-    from lst_pipeline.ingest import execute_ingest, plan_ingest
+    from lst_pipeline.ingest import execute_ingest, plan_ingest, refuse_if_ingesting
 
-    plan = plan_ingest(load_pipeline(args.config))
+    config = load_pipeline(args.config)
+    if not args.plan_only:  # before reading every file's header and starting a cluster
+        refuse_if_ingesting(config.inputs.stack)
+    plan = plan_ingest(config)
     print(plan.describe())
     if args.plan_only:
         for reason in plan.skipped:

@@ -45,6 +45,10 @@ def worker_threads() -> int | None:
         return None
 
 
+#: What a live holder of a cube's lock is doing, in the refusal.
+CUBE_WRITER = "another run is writing this cube"
+
+
 @lru_cache(maxsize=8)
 def _writer(path: StorePath) -> CubeWriter:
     return CubeWriter(path)
@@ -183,8 +187,8 @@ def prepare_cube(plan: RunPlan, *, overwrite: bool, log=print
 
     cube = plan.task.cube
     protected = {"inputs.stack": plan.task.stack}
-    lock, made_dir = lock_store(cube, "cube", field="output.cube",
-                                what="another run is writing this cube", protected=protected)
+    lock, made_dir = lock_store(cube, "cube", field="output.cube", what=CUBE_WRITER,
+                                protected=protected)
     store = CubeStore(cube)
     try:
         if store.exists and not overwrite:
@@ -252,20 +256,18 @@ def refuse_if_busy(cube: StorePath) -> None:
 
     Planning a run can take minutes (leave-one-date-out for ``lst_uncertainty`` and
     ``auto``), and a cluster may wait in a batch queue; a second run of the same cube
-    must not spend either before :func:`execute` refuses it. Advisory only: the lock
-    itself is taken by :func:`execute`, so two runs that pass this check together are
-    still told apart there.
+    must not spend either before :func:`execute` refuses it
+    (:func:`lst_pipeline.io.lock.refuse_if_locked`; the lock itself is taken by
+    :func:`execute`).
 
     Raises
     ------
     StoreError
         Naming the process that holds the lock.
     """
-    from lst_pipeline.io.lock import StoreLock
+    from lst_pipeline.io.lock import refuse_if_locked
 
-    busy = StoreLock(cube, "another run is writing this cube").live_holder_error()
-    if busy is not None:
-        raise busy
+    refuse_if_locked(cube, CUBE_WRITER)
 
 
 def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,

@@ -26,6 +26,7 @@ from lst_pipeline.ingest.read import Updates, read_dates
 from lst_pipeline.io.lock import (
     discard_unborn,
     lock_store,
+    refuse_if_locked,
 )
 from lst_pipeline.io.ownership import (
     LOCK_FILES,
@@ -38,6 +39,23 @@ if TYPE_CHECKING:
     from distributed import Client
 
 INGEST_SOURCE = "lst_pipeline.ingest"
+#: What a live holder of a stack's lock is doing, in the refusal.
+STACK_WRITER = "another ingest is writing into this stack"
+
+
+def refuse_if_ingesting(stack: StorePath) -> None:
+    """Refuse at once if a live ingest writes into ``stack`` (before planning).
+
+    Planning reads every input file's metadata and a cluster may wait in a batch queue; a
+    second ingest into the same stack must not spend either before
+    :func:`execute_ingest` refuses it (:func:`lst_pipeline.io.lock.refuse_if_locked`).
+
+    Raises
+    ------
+    StoreError
+        Naming the process that holds the lock.
+    """
+    refuse_if_locked(stack, STACK_WRITER)
 
 
 @dataclass
@@ -99,8 +117,7 @@ def execute_ingest(plan: IngestPlan, *, progress: bool = True, log=print,
     ingest = plan.config.ingest
     assert ingest is not None  # plan_ingest refuses a configuration without an ingest section
     platform = modis_options(ingest).platform
-    lock, made_dir = lock_store(stack, "stack", field="inputs.stack",
-                                what="another ingest is writing into this stack")
+    lock, made_dir = lock_store(stack, "stack", field="inputs.stack", what=STACK_WRITER)
     created = not (stack / "zarr.json").exists()
     commit = StackCommit(stack, plan.grid, spatial_chunk=_stack_chunk(plan),
                          attrs={"source": INGEST_SOURCE})

@@ -130,6 +130,24 @@ def _pid_alive(pid: object) -> bool:
     return True
 
 
+def refuse_if_locked(path: StorePath | str, what: str) -> None:
+    """Refuse at once if a live command holds the lock of the store at ``path``.
+
+    For commands that plan for minutes or start a cluster before they write: a second one
+    must not spend either before :func:`lock_store` refuses it. Advisory only: the lock is
+    taken by :func:`lock_store`, so two commands that pass this check together are still
+    told apart there.
+
+    Raises
+    ------
+    StoreError
+        Naming the process that holds the lock (``what`` says what it is doing).
+    """
+    busy = StoreLock(path, what).live_holder_error()
+    if busy is not None:
+        raise busy
+
+
 def lock_store(path: StorePath | str, kind: str, *, field: str, what: str,
                protected: Mapping[str, StorePath | str] | None = None
                ) -> tuple[StoreLock, bool]:
