@@ -108,20 +108,9 @@ def test_an_ingest_into_a_stack_another_ingest_writes_is_refused_before_planning
                                                                                   capsys):
     import os
 
-    from test_ingest import yanco_config
-
     from lst_pipeline.io.lock import StoreLock
 
-    cfg = yanco_config(tmp_path)
-    data = {"name": "yanco", "grid": {"crs": "EPSG:4326", "resolution": 0.001,
-                                      "bounds": [146.0, -35.2, 146.4, -34.8],
-                                      "coarse_factor": 10, "allow_geographic": True},
-            "dates": {"start": "2016-02-05", "end": "2016-02-18"},
-            "inputs": {"stack": str(cfg.inputs.stack)}, "output": {"cube": str(cfg.output.cube)},
-            "ingest": {"pregridded": {"landsat": list(cfg.ingest.pregridded.landsat),
-                                      "modis": list(cfg.ingest.pregridded.modis)}}}
-    path = tmp_path / "yanco.yaml"
-    path.write_text(yaml.safe_dump(data))
+    cfg, path = yanco_yaml(tmp_path)
     holder = StoreLock(cfg.inputs.stack, "another ingest is writing into this stack")
     holder.acquire()  # a live writer: this test's process
     try:
@@ -138,7 +127,8 @@ def test_an_ingest_into_a_stack_another_ingest_writes_is_refused_before_planning
     assert (cfg.inputs.stack / "zarr.json").exists()
 
 
-def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
+def yanco_yaml(tmp_path):
+    """The Yanco series (pre-gridded GeoTIFFs) as a pipeline YAML: its config and path."""
     from test_ingest import yanco_config
 
     cfg = yanco_config(tmp_path)
@@ -153,6 +143,11 @@ def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
                                       "modis": list(cfg.ingest.pregridded.modis)}}}
     path = tmp_path / "yanco.yaml"
     path.write_text(yaml.safe_dump(data))
+    return cfg, path
+
+
+def test_ingest_inspect_and_run_the_yanco_series(tmp_path, capsys):
+    cfg, path = yanco_yaml(tmp_path)
     assert main(["ingest", str(path), "--plan-only"]) == 0
     out = capsys.readouterr().out
     assert "landsat: 1 file(s) on 1 date(s)" in out and "modis: 2 file(s) on 2 date(s)" in out
