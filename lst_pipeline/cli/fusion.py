@@ -114,11 +114,13 @@ def _add_bench_parser(sub) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Plan the run (for the cluster's threads), print it, then fuse every chunk left."""
     from lst_pipeline.config import load_pipeline
-    from lst_pipeline.fusion.engine import execute, plan_run, refuse_if_busy
+    from lst_pipeline.fusion.engine import execute, plan_run
+    from lst_pipeline.fusion.executor import CUBE_WRITER
+    from lst_pipeline.io.lock import refuse_if_locked
 
     config = load_pipeline(args.config)
     if not args.plan_only:  # before planning and before a cluster is started or queued
-        refuse_if_busy(config.output.cube)
+        refuse_if_locked(config.output.cube, CUBE_WRITER)
     if args.scheduler:  # the cluster exists: plan for its threads
         context, resources = cluster(args, config.cluster)
         with context as client:

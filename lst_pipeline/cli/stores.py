@@ -97,11 +97,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     from lst_pipeline.config import load_pipeline
     from lst_pipeline.errors import InputWarning
-    from lst_pipeline.ingest import execute_ingest, plan_ingest, refuse_if_ingesting
+    from lst_pipeline.ingest import execute_ingest, plan_ingest
+    from lst_pipeline.ingest.execute import STACK_WRITER
+    from lst_pipeline.io.lock import refuse_if_locked
 
     config = load_pipeline(args.config)
     if not args.plan_only:  # before reading every file's header and starting a cluster
-        refuse_if_ingesting(config.inputs.stack)
+        refuse_if_locked(config.inputs.stack, STACK_WRITER)
     plan = plan_ingest(config)
     print(plan.describe())
     if args.plan_only:

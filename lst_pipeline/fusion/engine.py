@@ -17,14 +17,7 @@ from lst_pipeline.fusion.block import (
     read_and_fuse,
     read_block_inputs,
 )
-from lst_pipeline.fusion.executor import (
-    ChunkStats,
-    RunSummary,
-    execute,
-    fuse_chunk,
-    prepare_cube,
-    refuse_if_busy,
-)
+from lst_pipeline.fusion.executor import ChunkStats, RunSummary, execute, fuse_chunk, prepare_cube
 from lst_pipeline.fusion.plan import (
     OVERPASS_ATTR,
     UNCERTAINTY_ATTR,
@@ -42,7 +35,7 @@ from lst_pipeline.fusion.registry import ENSEMBLE, with_ensemble_weights
 __all__ = ["BlockInputs", "ChunkStats", "FusionTask", "ResumeState", "RunPlan", "RunSummary",
            "changed_dates", "execute", "fingerprint", "fuse_chunk", "fuse_inputs", "fuse_scene",
            "output_days", "plan_run", "prepare_cube", "provenance", "read_and_fuse",
-           "read_block_inputs", "refuse_if_busy", "stale_chunks"]
+           "read_block_inputs", "stale_chunks"]
 
 
 def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) -> RunPlan:

@@ -251,25 +251,6 @@ def _resume(plan: RunPlan, store: CubeStore, state, log) -> set[tuple[int, int, 
     return done
 
 
-def refuse_if_busy(cube: StorePath) -> None:
-    """Refuse at once if a live run holds the lock of ``cube`` (before planning).
-
-    Planning a run can take minutes (leave-one-date-out for ``lst_uncertainty`` and
-    ``auto``), and a cluster may wait in a batch queue; a second run of the same cube
-    must not spend either before :func:`execute` refuses it
-    (:func:`lst_pipeline.io.lock.refuse_if_locked`; the lock itself is taken by
-    :func:`execute`).
-
-    Raises
-    ------
-    StoreError
-        Naming the process that holds the lock.
-    """
-    from lst_pipeline.io.lock import refuse_if_locked
-
-    refuse_if_locked(cube, CUBE_WRITER)
-
-
 def execute(plan: RunPlan, client: Client, *, overwrite: bool = False,
             progress: bool = True, max_in_flight: int | None = None,
             resources: dict[str, int] | None = None, log=print) -> RunSummary:

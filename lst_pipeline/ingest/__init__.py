@@ -17,12 +17,7 @@ Memory is bounded by one date of the fine grid (read, masked, resampled) and the
 copy blocks, whatever the number of dates.
 """
 
-from lst_pipeline.ingest.execute import (
-    IngestSummary,
-    execute_ingest,
-    ingest,
-    refuse_if_ingesting,
-)
+from lst_pipeline.ingest.execute import IngestSummary, execute_ingest, ingest
 from lst_pipeline.ingest.plan import DateSources, IngestPlan, plan_ingest
 from lst_pipeline.ingest.read import DateOnGrid, read_date
 from lst_pipeline.io.stack import RECORD_PATH
@@ -37,5 +32,4 @@ __all__ = [
     "ingest",
     "plan_ingest",
     "read_date",
-    "refuse_if_ingesting",
 ]

@@ -26,7 +26,6 @@ from lst_pipeline.ingest.read import Updates, read_dates
 from lst_pipeline.io.lock import (
     discard_unborn,
     lock_store,
-    refuse_if_locked,
 )
 from lst_pipeline.io.ownership import (
     LOCK_FILES,
@@ -41,21 +40,6 @@ if TYPE_CHECKING:
 INGEST_SOURCE = "lst_pipeline.ingest"
 #: What a live holder of a stack's lock is doing, in the refusal.
 STACK_WRITER = "another ingest is writing into this stack"
-
-
-def refuse_if_ingesting(stack: StorePath) -> None:
-    """Refuse at once if a live ingest writes into ``stack`` (before planning).
-
-    Planning reads every input file's metadata and a cluster may wait in a batch queue; a
-    second ingest into the same stack must not spend either before
-    :func:`execute_ingest` refuses it (:func:`lst_pipeline.io.lock.refuse_if_locked`).
-
-    Raises
-    ------
-    StoreError
-        Naming the process that holds the lock.
-    """
-    refuse_if_locked(stack, STACK_WRITER)
 
 
 @dataclass
