@@ -42,14 +42,20 @@ def append_result(name: str, record: dict) -> Path:
     return path
 
 
-def held_out_region(root: Path, seed: int, size: int, days: int):
+#: Simulator settings of a snowy winter (``--snow``): a cold climate, snowfall, from June.
+SNOWY_WINTER = {"start": "2021-06-01", "climate_shift_k": -15.0, "snow_events_per_year": 25.0}
+
+
+def held_out_region(root: Path, seed: int, size: int, days: int, **simulation):
     """Simulate a held-out region (seed never used in training) and return its config.
 
-    Each seed gets its own place (origin) so regions never overlap.
+    Each seed gets its own place (origin) so regions never overlap; ``simulation`` goes to
+    :func:`~lst_pipeline.simulate.synthetic_pipeline` (e.g. :data:`SNOWY_WINTER`).
     """
     from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
     config = synthetic_pipeline(root / f"seed{seed}", seed=seed, size=size, days=days,
-                                origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0))
+                                origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0),
+                                **simulation)
     simulate_region(config, progress=False)
     return config

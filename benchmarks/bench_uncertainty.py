@@ -19,6 +19,11 @@ Usage::
 
     .venv/bin/python benchmarks/bench_uncertainty.py [--seeds 901 902 903] [--days 120]
         [--worlds DIR] [--regions alpine-foothills ...] [--methods dlstfm starfm ...]
+        [--snow]
+
+``--snow`` simulates the seeds in a snowy winter (``_record.SNOWY_WINTER``: a climate 15 K
+colder, 25 snowfall events a year, from June); with ``--seeds 201 202 203 --regions`` (none)
+it screens snow-related choices on dev regions, as the frozen-reference feature was.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from _record import append_result, held_out_region
+from _record import SNOWY_WINTER, append_result, held_out_region
 
 from lst_pipeline.evaluate.calibration import Calibration, CalibrationSample
 
@@ -115,6 +120,9 @@ def add_region_arguments(parser: argparse.ArgumentParser, methods: list[str]) ->
                         help="workdir of the independent world (generated when absent)")
     parser.add_argument("--regions", nargs="*", default=None)
     parser.add_argument("--methods", nargs="+", default=methods)
+    parser.add_argument("--snow", action="store_true",
+                        help="simulator regions in a snowy winter (for screening snow-related "
+                             "choices on dev seeds; the scored seeds have no snow)")
 
 
 def both_worlds(args: argparse.Namespace, tmp: Path) -> list:
@@ -129,8 +137,10 @@ def both_worlds(args: argparse.Namespace, tmp: Path) -> list:
     from lst_pipeline.worlds import WORLD_REGIONS
 
     worlds = args.worlds or tmp / "worlds"
-    return [("simulator", f"seed {s}", lambda s=s: held_out_region(
-        tmp, s, args.size, args.days)) for s in args.seeds] + [
+    snow = SNOWY_WINTER if args.snow else {}
+    return [("simulator", f"seed {s}" + (" snow" if args.snow else ""),
+             lambda s=s: held_out_region(tmp, s, args.size, args.days, **snow))
+            for s in args.seeds] + [
         ("independent", spec.name, lambda spec=spec: load_pipeline(
             prepare(spec, worlds / spec.name))) for spec in WORLD_REGIONS
         if args.regions is None or spec.name in args.regions]
@@ -158,7 +168,7 @@ def main() -> None:
     print("\n".join(rows))
     if not args.no_record:
         path = append_result("uncertainty", {
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seeds": args.seeds,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seeds": args.seeds, "snow": args.snow,
             "days": args.days, "methods": args.methods, "results": results})
         print(f"recorded in {path}")
 

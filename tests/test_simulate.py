@@ -28,6 +28,7 @@ from lst_pipeline.simulate import (
     WATER,
     SimulationSummary,
     simulate_region,
+    snow,
 )
 
 N_PX = 256
@@ -391,3 +392,66 @@ def test_cloud_fractions_are_stratified_and_u_shaped():
     assert f.mean() == pytest.approx(0.3, abs=0.02)
     assert (f == 0).mean() > 0.1 and (f > 0.9).any() and f.max() < 1.0
     assert np.all(simulate.cloud_fractions(rng, 10, 0.0) == 0)
+
+
+# --------------------------------------------------------------------------------------
+# Snow (off by default).
+
+SNOWY = {"climate_shift_k": -15.0, "snow_events_per_year": 25.0}
+
+
+@pytest.fixture(scope="module")
+def snowy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("snowy")
+    config = make_config(root, n_px=128, start="2021-06-01", end="2021-08-29", **SNOWY)
+    simulate_region(config, progress=False)
+    return config, read_all(config.inputs.stack), read_all(config.simulation.truth)
+
+
+def test_snow_caps_lst_at_the_melting_point_and_comes_and_goes(snowy):
+    config, _, truth = snowy
+    lst = truth["lst"]
+    without = dataclasses.replace(config.simulation, snow_events_per_year=0.0)
+    scene = simulate.make_scene(without.seed, lst.shape[1:], 30.0, len(lst))
+    days = np.datetime64(config.dates.start, "D") + np.arange(len(lst))
+    snow_free = simulate.truth_batch(scene, simulate.weather_series(without.seed, len(lst)),
+                                     days, range(len(lst)), shift_k=-15.0)
+    colder = snow_free - lst  # snow only ever cools a pixel, and never below a snow surface:
+    # SNOW_COOLING_K below the snow-free LST, or the melting point where that is warmer
+    assert colder.min() >= -1e-3
+    assert (colder <= np.maximum(snow.SNOW_COOLING_K, snow_free - snow.MELT_K) + 1e-3).all()
+    snowy_days = (colder > 1.0).mean(axis=(1, 2))
+    assert snowy_days.max() > 0.5  # a snowfall covers most of the region ...
+    assert (snowy_days < 0.05).sum() >= 5  # ... and melts away again
+    water = truth["land_cover"] == simulate.WATER
+    assert np.abs(colder[:, water]).max() < 1e-3  # open water holds no snow
+    # a pixel at least 90 % covered is at most a tenth of its thaw above the melting point
+    covered = colder >= 0.9 * np.maximum(snow.SNOW_COOLING_K, snow_free - snow.MELT_K)
+    thaw = np.maximum(snow_free[covered] - snow.MELT_K, 0)
+    assert covered.mean() > 0.002 and (lst[covered] <= snow.MELT_K + 0.1 * thaw + 1e-3).all()
+
+
+def test_landsat_flags_snow_only_on_clear_snowy_pixels(snowy):
+    stack = snowy[1]
+    qa, lst = stack["landsat_qa_pixel"], stack["landsat_lst"]
+    flagged = (qa >> landsat.QA_SNOW) & 1 == 1
+    assert flagged.mean() > 0.01
+    assert (qa[flagged] == landsat.QA_VALUE_CLEAR_SNOW).all()
+    # snow is valid LST (unless a config masks it) and reads cold
+    assert np.isfinite(lst[flagged]).all()
+    assert np.median(lst[flagged]) < snow.MELT_K and np.nanmedian(lst[~flagged]) > snow.MELT_K - 5
+
+
+def test_snow_is_the_same_whatever_the_batch_size(snowy, tmp_path):
+    _, stack, truth = snowy
+    again = make_config(tmp_path, n_px=128, start="2021-06-01", end="2021-08-29",
+                        day_batch=5, **SNOWY)
+    simulate_region(again, progress=False)
+    np.testing.assert_array_equal(read_all(again.simulation.truth)["lst"], truth["lst"])
+    np.testing.assert_array_equal(read_all(again.inputs.stack)["landsat_qa_pixel"],
+                                  stack["landsat_qa_pixel"])
+
+
+def test_snow_events_must_not_be_negative(tmp_path):
+    with pytest.raises(ConfigError, match="snow_events_per_year"):
+        make_config(tmp_path, snow_events_per_year=-1.0)

@@ -329,6 +329,11 @@ class SimulationConfig:
         Gaussian thermal footprint of Landsat (fine pixels).
     climate_shift_k, climate_amp_scale
         Every class's seasonal mean shifted, seasonal range scaled.
+    snow_events_per_year
+        Mean number of snowfall events a year; snow settles, covers, cools and melts as in
+        :mod:`lst_pipeline.simulate.snow`. 0 (the default) for none. Snow needs a cold
+        season: the default climate never falls below about 290 K, so combine it with a
+        ``climate_shift_k`` of about -20 K and winter dates.
     """
 
     truth: Path | UPath = field(metadata={"store": True})
@@ -347,6 +352,7 @@ class SimulationConfig:
     landsat_psf_sigma_px: float = 0.0
     climate_shift_k: float = 0.0
     climate_amp_scale: float = 1.0
+    snow_events_per_year: float = 0.0
     day_batch: int = 16
 
     def __post_init__(self) -> None:
@@ -355,7 +361,8 @@ class SimulationConfig:
                            "must be in [0, 1)")
         for name in ("landsat_noise_k", "modis_noise_k", "modis_psf_sigma",
                      "modis_date_offset_sd_k", "modis_class_offset_sd_k",
-                     "modis_geolocation_sd_px", "landsat_offset_sd_k", "landsat_psf_sigma_px"):
+                     "modis_geolocation_sd_px", "landsat_offset_sd_k", "landsat_psf_sigma_px",
+                     "snow_events_per_year"):
             require_config(getattr(self, name) >= 0.0, f"simulation.{name}", "must be >= 0")
         require_config(self.climate_amp_scale > 0, "simulation.climate_amp_scale", "must be > 0")
         require_config(self.day_batch >= 1, "simulation.day_batch", "must be >= 1")

@@ -49,6 +49,7 @@ QA_VALUE_CLEAR_WATER = 21952
 QA_VALUE_CLOUD_HIGH = 22280
 QA_VALUE_CLOUD_SHADOW = 23888
 QA_VALUE_DILATED_CLOUD = 21762  # dilated cloud over land, confidences low, not clear
+QA_VALUE_CLEAR_SNOW = 30048  # snow/ice, clear, snow confidence high
 QA_VALUE_FILL = 1
 
 

@@ -53,6 +53,7 @@ from lst_pipeline.simulate.sensors import (
     simulate_landsat_date,
     simulate_modis_day,
 )
+from lst_pipeline.simulate.snow import SnowPack
 
 #: The ``source`` attribute of simulated stacks (``simulate --overwrite`` replaces only those).
 SIMULATE_SOURCE = "lst_pipeline.simulate"
@@ -168,6 +169,7 @@ class _RegionDraws:
     modis_fraction: np.ndarray
     bias: np.ndarray
     sensor: Any
+    snow: SnowPack | None = None
 
     @property
     def landsat_position(self) -> dict[int, int]:
@@ -189,6 +191,8 @@ def _region_draws(sim: Any, shape: tuple[int, int], resolution: float, factor: i
                                        sim.modis_cloud_fraction),
         bias=modis_bias(days, sim.modis_offset_k),
         sensor=sensor_draws(seed, n_days, len(l_index), factor, sim),
+        snow=SnowPack.draw(seed, shape, resolution, n_days, sim.snow_events_per_year)
+        if sim.snow_events_per_year > 0 else None,
     )
 
 
@@ -224,12 +228,14 @@ def _simulate(config: PipelineConfig, sim: SimulationConfig, stack_path: StorePa
             t1 = min(t0 + sim.day_batch, n_days)
             truth = truth_batch(scene, draws.weather, days[t0:t1], range(t0, t1),
                                 shift_k=sim.climate_shift_k, amp_scale=sim.climate_amp_scale)
+            snow_cover = _snow(draws, truth, t0)
             truth_writer.write_days(t0, truth)
             qcs = np.empty((t1 - t0, *grid.coarse_shape), dtype=np.uint8)
             lsts = np.empty((t1 - t0, *grid.coarse_shape), dtype=np.float32)
             for k, t in enumerate(range(t0, t1)):
                 qcs[k], lsts[k] = _sense_day(sim, draws, truth[k], t, grid.coarse_factor,
-                                             resolution, writer, landsat_clear)
+                                             resolution, writer, landsat_clear,
+                                             None if snow_cover is None else snow_cover[k])
                 modis_clear.append(float(modis.usable_mask(qcs[k]).mean()))
             writer.write_modis(t0, qcs, lsts)
             del truth
@@ -249,10 +255,25 @@ def _simulate(config: PipelineConfig, sim: SimulationConfig, stack_path: StorePa
     )
 
 
+def _snow(draws: _RegionDraws, truth: np.ndarray, t0: int) -> np.ndarray | None:
+    """Put the region's snow into a batch of truth from day ``t0``, in place; its cover."""
+    if draws.snow is None:
+        return None
+    scene = draws.scene
+    cover = np.empty_like(truth)
+    for k in range(len(truth)):
+        cls = land_cover_on(scene.land_cover, scene.harvest_day, t0 + k)
+        truth[k], cover[k] = draws.snow.advance(truth[k], cls, t0 + k)
+    return cover
+
+
 def _sense_day(sim: Any, draws: _RegionDraws, truth: np.ndarray, t: int, factor: int,
-               resolution: float, writer: StackWriter, landsat_clear: list[float]
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """MODIS of day ``t`` (returned), and the Landsat date of that day if any (written)."""
+               resolution: float, writer: StackWriter, landsat_clear: list[float],
+               snow_cover: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MODIS of day ``t`` (returned), and the Landsat date of that day if any (written).
+
+    Landsat flags a pixel as snow (QA_PIXEL bit 5) where at least half of it is covered.
+    """
     scene, sensor, seed = draws.scene, draws.sensor, sim.seed
     cls_today = land_cover_on(scene.land_cover, scene.harvest_day, t)
     fine_offset = (sensor.class_offset_k[cls_today] * np.float32(sensor.view[t])
@@ -270,7 +291,8 @@ def _sense_day(sim: Any, draws: _RegionDraws, truth: np.ndarray, t: int, factor:
             truth, water, stream_rng(seed, _S_LANDSAT_DATE, t),
             noise_k=sim.landsat_noise_k, cloud_fraction=float(draws.landsat_fraction[i]),
             resolution_m=resolution, offset_k=float(sensor.landsat_offset_k[i]),
-            psf_sigma_px=sim.landsat_psf_sigma_px)
+            psf_sigma_px=sim.landsat_psf_sigma_px,
+            snow=None if snow_cover is None else snow_cover >= 0.5)
         # the simulated sensor reports its noise as ST_QA does
         landsat_clear.append(writer.write_landsat(i, qa, lst,
                                                   st_uncertainty=sim.landsat_noise_k))

@@ -214,11 +214,12 @@ def landsat_cloud_masks(field: np.ndarray, fraction: float, *, dilate_px: int,
 
 
 def encode_qa_pixel(cloud: np.ndarray, dilated: np.ndarray, shadow: np.ndarray,
-                    water: np.ndarray) -> np.ndarray:
+                    water: np.ndarray, snow: np.ndarray | None = None) -> np.ndarray:
     """Collection 2 QA_PIXEL values from masks (cloud wins over shadow over dilated).
 
-    Clear pixels get :data:`landsat.QA_VALUE_CLEAR_LAND` or ``QA_VALUE_CLEAR_WATER``; dilated
-    cloud :data:`landsat.QA_VALUE_DILATED_CLOUD` with the water bit (7) set over water only.
+    Clear pixels get :data:`landsat.QA_VALUE_CLEAR_LAND` or ``QA_VALUE_CLEAR_WATER``, or
+    ``QA_VALUE_CLEAR_SNOW`` where ``snow``; dilated cloud
+    :data:`landsat.QA_VALUE_DILATED_CLOUD` with the water bit (7) set over water only.
 
     Returns
     -------
@@ -228,6 +229,8 @@ def encode_qa_pixel(cloud: np.ndarray, dilated: np.ndarray, shadow: np.ndarray,
     water_bit = np.uint16(1 << landsat.QA_WATER)
     qa = np.where(water, np.uint16(landsat.QA_VALUE_CLEAR_WATER),
                   np.uint16(landsat.QA_VALUE_CLEAR_LAND)).astype(np.uint16)
+    if snow is not None:
+        qa[snow & ~water] = landsat.QA_VALUE_CLEAR_SNOW
     dilated_land = np.uint16(landsat.QA_VALUE_DILATED_CLOUD) & ~water_bit
     qa[dilated] = dilated_land
     qa[dilated & water] = dilated_land | water_bit
@@ -238,8 +241,8 @@ def encode_qa_pixel(cloud: np.ndarray, dilated: np.ndarray, shadow: np.ndarray,
 
 def simulate_landsat_date(truth_k: np.ndarray, water: np.ndarray, rng: np.random.Generator,
                           *, noise_k: float, cloud_fraction: float, resolution_m: float,
-                          offset_k: float = 0.0, psf_sigma_px: float = 0.0
-                          ) -> tuple[np.ndarray, np.ndarray]:
+                          offset_k: float = 0.0, psf_sigma_px: float = 0.0,
+                          snow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One Landsat-like acquisition: truth plus noise, clouds, shadows and QA_PIXEL bits.
 
     Parameters
@@ -260,6 +263,8 @@ def simulate_landsat_date(truth_k: np.ndarray, water: np.ndarray, rng: np.random
         Calibration offset of the date.
     psf_sigma_px
         Gaussian thermal footprint (fine pixels), 0 for none.
+    snow
+        Boolean snow mask of the date (sets the snow QA value where clear), or None.
 
     Returns
     -------
@@ -278,7 +283,7 @@ def simulate_landsat_date(truth_k: np.ndarray, water: np.ndarray, rng: np.random
     cloud, dilated, shadow = landsat_cloud_masks(
         field, cloud_fraction, dilate_px=max(1, round(DILATION_M * px)),
         shadow_shift_px=(round(SHADOW_SHIFT_M[0] * px), round(SHADOW_SHIFT_M[1] * px)))
-    return encode_qa_pixel(cloud, dilated, shadow, water), lst
+    return encode_qa_pixel(cloud, dilated, shadow, water, snow), lst
 
 
 
