@@ -31,7 +31,8 @@ def simulate_training_region(region: RegionSpec, workdir: Path | str) -> Path:
     random = region.randomise
     region, simulation = realise(region)
     root = Path(workdir) / (f"region-seed{region.seed}-{region.size}px"
-                            + (f"-f{region.coarse_factor}-random" if random else ""))
+                            + (f"-f{region.coarse_factor}-random" if random else "")
+                            + ("-snow" if region.snow_events_per_year > 0 else ""))
     config = synthetic_pipeline(
         root, seed=region.seed, size=region.size, start=region.start.isoformat(),
         days=(region.end - region.start).days + 1,

@@ -49,6 +49,10 @@ class RegionSpec:
     offsets (per date and per class), footprint and geolocation errors, and its climate
     (warmer or colder, a larger or smaller seasonal range) are drawn from the seed
     (:func:`realise`), so that training sees many worlds, not one.
+
+    ``climate_shift_k`` (not randomised regions only) and ``snow_events_per_year`` (any) go
+    to the simulator as they are: a cold region with snow is e.g. ``climate_shift_k: -15``
+    and ``snow_events_per_year: 25`` over a whole year (snow in its winter).
     """
 
     seed: int
@@ -61,6 +65,8 @@ class RegionSpec:
     modis_cloud_fraction: float = 0.25
     modis_noise_k: float = 0.7
     randomise: bool = False
+    climate_shift_k: float = 0.0
+    snow_events_per_year: float = 0.0
 
     def __post_init__(self) -> None:
         if self.size % self.coarse_factor and not self.randomise:
@@ -75,9 +81,10 @@ def realise(region: RegionSpec) -> tuple[RegionSpec, dict[str, Any]]:
     """
     base = {"landsat_cloud_fraction": region.landsat_cloud_fraction,
             "modis_cloud_fraction": region.modis_cloud_fraction,
-            "modis_noise_k": region.modis_noise_k}
+            "modis_noise_k": region.modis_noise_k,
+            "snow_events_per_year": region.snow_events_per_year}
     if not region.randomise:
-        return region, base
+        return region, {**base, "climate_shift_k": region.climate_shift_k}
     rng = np.random.default_rng([region.seed, 7717])
     factor = int(rng.integers(8, 41))
     size = factor * max(6, round(region.size / factor))
@@ -98,6 +105,7 @@ def realise(region: RegionSpec) -> tuple[RegionSpec, dict[str, Any]]:
         "modis_geolocation_sd_px": rng.uniform(0.0, 0.3),
         "climate_shift_k": rng.uniform(-12.0, 8.0),
         "climate_amp_scale": rng.uniform(0.5, 1.5),
+        "snow_events_per_year": region.snow_events_per_year,
     }
     spec = dataclasses.replace(region, size=size, coarse_factor=factor, start=start,
                                end=start + dt.timedelta(days=length), randomise=False)

@@ -137,6 +137,23 @@ def test_the_shipped_recipe_describes_the_shipped_network():
     assert Path(offset.init_checkpoint).name == DEFAULT_CHECKPOINT.name
     assert offset.model == gain.model and offset.regions == gain.regions
     assert offset.reference_offset_days == 32 and gain.reference_offset_days == 0
+    # the snow candidate: the default's regions and weights, plus cold regions with snow
+    snow = load_train_config(pipelines / "train_dlstfm_snow.yaml")
+    assert Path(snow.init_checkpoint).name == DEFAULT_CHECKPOINT.name
+    assert snow.model == gain.model and snow.regions[:len(gain.regions)] == gain.regions
+    snowy = [r for r in snow.regions if r.snow_events_per_year > 0]
+    assert len(snowy) == 4 and len(snow.regions) == len(gain.regions) + 4
+
+
+def test_a_snowy_region_reaches_the_simulator_plain_or_randomised():
+    from lst_pipeline.model.train import RegionSpec, realise
+
+    _, params = realise(RegionSpec(seed=5, climate_shift_k=-15.0, snow_events_per_year=25))
+    assert params["snow_events_per_year"] == 25 and params["climate_shift_k"] == -15.0
+    _, drawn = realise(RegionSpec(seed=5, size=448, randomise=True, snow_events_per_year=25))
+    assert drawn["snow_events_per_year"] == 25 and -12 <= drawn["climate_shift_k"] <= 8
+    _, none = realise(RegionSpec(seed=5))  # the regions of every shipped recipe: no snow
+    assert none["snow_events_per_year"] == 0 and none["climate_shift_k"] == 0
 
 
 def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
