@@ -6,7 +6,9 @@ meets the independent world. Every checkpoint is scored on the pixel-days all of
 with the run's defaults otherwise (``fusion.reference_offset_days`` 32). Prints MAE and RMSE
 (K) per seed and checkpoint.
 
-    .venv/bin/python benchmarks/dev_checkpoints.py --workdir DIR --checkpoints A.pt B.pt
+    .venv/bin/python benchmarks/dev_checkpoints.py --workdir DIR --checkpoints A.pt B.pt [--snow]
+
+``--snow`` simulates the dev regions in a snowy winter (``_record.SNOWY_WINTER``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _record import SNOWY_WINTER
 from dev_reference_offset import dev_region, errors
 
 
@@ -27,9 +30,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--timescale", type=int, default=32)
+    parser.add_argument("--snow", action="store_true")
     args = parser.parse_args()
     for seed in args.seeds:
-        config = dev_region(args.workdir, seed, args.size, args.days)
+        config = dev_region(args.workdir, seed, args.size, args.days,
+                            **(SNOWY_WINTER if args.snow else {}))
         start = time.perf_counter()
         errs = {c: errors(config, "dlstfm", args.timescale, c) for c in args.checkpoints}
         common = np.logical_and.reduce([np.isfinite(e) for e in errs.values()])

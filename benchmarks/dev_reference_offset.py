@@ -30,10 +30,15 @@ from lst_pipeline.io.cube import Flag
 from lst_pipeline.simulate import simulate_region, synthetic_pipeline
 
 
-def dev_region(root: Path, seed: int, size: int, days: int):
-    """The dev region of ``seed`` (simulated under ``root`` unless it is there already)."""
-    config = synthetic_pipeline(root / f"seed{seed}", seed=seed, size=size, days=days,
-                                origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0))
+def dev_region(root: Path, seed: int, size: int, days: int, **simulation):
+    """The dev region of ``seed`` (simulated under ``root`` unless it is there already).
+
+    ``simulation`` goes to ``synthetic_pipeline`` (a snowy region lives in its own folder).
+    """
+    name = f"seed{seed}" + ("-snow" if simulation.get("snow_events_per_year") else "")
+    config = synthetic_pipeline(root / name, seed=seed, size=size, days=days,
+                                origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0),
+                                **simulation)
     if not Path(config.inputs.stack).exists():
         simulate_region(config, progress=False)
     return config
