@@ -26,6 +26,8 @@ scaled by a per-class gain (water responds to an exponentially smoothed anomaly)
 evaporative cooling of irrigated fields on hot days, plus per-parcel offsets and a static
 fine texture. A few irrigated parcels are harvested in the middle of the series and are
 bare soil from then on.
+Optionally (``simulation.snow_events_per_year``), seasonal snow falls on cold ground,
+covers, cools and melts (:mod:`lst_pipeline.simulate.snow`); Landsat flags it in QA_PIXEL.
 
 Truth store layout (Zarr v3, at ``simulation.truth``)
 -----------------------------------------------------
