@@ -48,11 +48,8 @@ class RegionSpec:
     coarse pixels), Landsat revisit, noise, clouds, offsets and footprint, MODIS noise,
     offsets (per date and per class), footprint and geolocation errors, and its climate
     (warmer or colder, a larger or smaller seasonal range) are drawn from the seed
-    (:func:`realise`), so that training sees many worlds, not one.
-
-    ``climate_shift_k`` (not randomised regions only) and ``snow_events_per_year`` (any) go
-    to the simulator as they are: a cold region with snow is e.g. ``climate_shift_k: -15``
-    and ``snow_events_per_year: 25`` over a whole year (snow in its winter).
+    (:func:`realise`), so that training sees many worlds, not one. ``snow_events_per_year``
+    and (not randomised) ``climate_shift_k`` go to the simulator as they are.
     """
 
     seed: int
