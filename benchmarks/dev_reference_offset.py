@@ -27,20 +27,20 @@ import xarray as xr
 from lst_pipeline.fusion.block import fuse_scene
 from lst_pipeline.fusion.engine import plan_run
 from lst_pipeline.io.cube import Flag
-from lst_pipeline.simulate import simulate_region, synthetic_pipeline
+from lst_pipeline.simulate import simulate_region, simulated_as, synthetic_pipeline
 
 
 def dev_region(root: Path, seed: int, size: int, days: int, **simulation):
     """The dev region of ``seed`` (simulated under ``root`` unless it is there already).
 
-    ``simulation`` goes to ``synthetic_pipeline`` (a snowy region lives in its own folder).
+    ``simulation`` goes to ``synthetic_pipeline``; a region simulated with other parameters
+    (e.g. without ``--snow``) is simulated again.
     """
-    name = f"seed{seed}" + ("-snow" if simulation.get("snow_events_per_year") else "")
-    config = synthetic_pipeline(root / name, seed=seed, size=size, days=days,
+    config = synthetic_pipeline(root / f"seed{seed}", seed=seed, size=size, days=days,
                                 origin=(700_000.0 + 20_000.0 * (seed % 10), 6_000_000.0),
                                 **simulation)
-    if not Path(config.inputs.stack).exists():
-        simulate_region(config, progress=False)
+    if not simulated_as(config):
+        simulate_region(config, overwrite=True, progress=False)
     return config
 
 

@@ -23,23 +23,24 @@ if TYPE_CHECKING:
 
 
 def simulate_training_region(region: RegionSpec, workdir: Path | str) -> Path:
-    """Simulate ``region`` under ``workdir`` (once; reused if complete) and return its stack."""
-    from lst_pipeline.io.zarr_store import store_status
+    """Simulate ``region`` under ``workdir`` and return its stack.
+
+    Simulated once: a complete stack of the same parameters and dates is reused.
+    """
     from lst_pipeline.model.train import realise
-    from lst_pipeline.simulate import simulate_region, synthetic_pipeline
+    from lst_pipeline.simulate import simulate_region, simulated_as, synthetic_pipeline
 
     random = region.randomise
     region, simulation = realise(region)
     root = Path(workdir) / (f"region-seed{region.seed}-{region.size}px"
-                            + (f"-f{region.coarse_factor}-random" if random else "")
-                            + ("-snow" if region.snow_events_per_year > 0 else ""))
+                            + (f"-f{region.coarse_factor}-random" if random else ""))
     config = synthetic_pipeline(
         root, seed=region.seed, size=region.size, start=region.start.isoformat(),
         days=(region.end - region.start).days + 1,
         origin=(300_000.0 + 10_000.0 * (region.seed % 50), 6_100_000.0),
         resolution=region.resolution, coarse_factor=region.coarse_factor, **simulation)
     stack = require_local(config.inputs.stack, "training region")
-    if store_status(stack) == "complete":
+    if simulated_as(config):  # a region whose parameters changed is simulated again
         return stack
     simulate_region(config, overwrite=True, progress=False)
     return stack

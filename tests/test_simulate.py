@@ -452,6 +452,25 @@ def test_snow_is_the_same_whatever_the_batch_size(snowy, tmp_path):
                                   stack["landsat_qa_pixel"])
 
 
+def test_a_region_counts_as_simulated_only_with_the_same_parameters_and_dates(snowy, tmp_path):
+    config = snowy[0]
+    assert simulate.simulated_as(config)
+    for other in (dataclasses.replace(config.simulation, snow_events_per_year=10.0),
+                  dataclasses.replace(config.simulation, climate_shift_k=-10.0)):
+        assert not simulate.simulated_as(dataclasses.replace(config, simulation=other))
+    shorter = make_config(tmp_path, n_px=128, start="2021-06-01", end="2021-08-28", **SNOWY)
+    assert not simulate.simulated_as(dataclasses.replace(shorter, inputs=config.inputs))
+    assert not simulate.simulated_as(make_config(tmp_path))  # nothing there
+    # a stack from before a parameter existed: recorded with its default
+    plain = make_config(tmp_path / "plain", n_px=64, end="2021-10-20")
+    simulate_region(plain, progress=False)
+    group = zarr.open_group(str(plain.inputs.stack), mode="r+")
+    recorded = dict(group.attrs["simulation"])
+    del recorded["snow_events_per_year"]
+    group.attrs["simulation"] = recorded
+    assert simulate.simulated_as(plain)
+
+
 def test_snow_events_must_not_be_negative(tmp_path):
     with pytest.raises(ConfigError, match="snow_events_per_year"):
         make_config(tmp_path, snow_events_per_year=-1.0)

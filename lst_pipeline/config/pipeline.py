@@ -333,7 +333,7 @@ class SimulationConfig:
         Mean number of snowfall events a year; snow settles, covers, cools and melts as in
         :mod:`lst_pipeline.simulate.snow`. 0 (the default) for none. Snow needs a cold
         season: the default climate never falls below about 290 K, so combine it with a
-        ``climate_shift_k`` of about -20 K and winter dates.
+        ``climate_shift_k`` of about -15 K and winter dates.
     """
 
     truth: Path | UPath = field(metadata={"store": True})

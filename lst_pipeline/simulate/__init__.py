@@ -59,6 +59,7 @@ from lst_pipeline.simulate.driver import (
     TRUTH_LAYERS,
     SimulationSummary,
     simulate_region,
+    simulated_as,
     synthetic_pipeline,
 )
 from lst_pipeline.simulate.landscape import (
@@ -118,6 +119,7 @@ __all__ = [
     "simulate_landsat_date",
     "simulate_modis_day",
     "simulate_region",
+    "simulated_as",
     "smooth_field",
     "synthetic_pipeline",
     "truth_batch",

@@ -102,6 +102,30 @@ def _provenance(sim: SimulationConfig) -> dict[str, Any]:
     return json.loads(json.dumps(params, default=str))
 
 
+def simulated_as(config: PipelineConfig) -> bool:
+    """Whether ``config``'s input stack is a complete simulation of ``config`` itself.
+
+    The stack's recorded simulation parameters must equal the configuration's (a parameter
+    added to :class:`SimulationConfig` after the stack was written counts as recorded with
+    its default) and its days the configured dates. For callers that reuse a simulated
+    region: a changed parameter must simulate it again, not reuse the old one.
+    """
+    from lst_pipeline.io.stack import StackReader
+    from lst_pipeline.io.zarr_store import root_attrs, store_status
+
+    sim = config.simulation
+    stack = config.inputs.stack
+    if sim is None or store_status(stack) != "complete":
+        return False
+    defaults = _provenance(dataclasses.replace(
+        sim, **{f.name: f.default for f in dataclasses.fields(sim)
+                if f.default is not dataclasses.MISSING}))
+    recorded = {**defaults, **(root_attrs(stack) or {}).get("simulation", {})}
+    days = np.asarray(StackReader(stack).modis_dates, "datetime64[D]")
+    wanted = np.datetime64(config.dates.start, "D") + np.arange(config.dates.n_days)
+    return recorded == _provenance(sim) and np.array_equal(days, wanted)
+
+
 def simulate_region(config: PipelineConfig, *, overwrite: bool = False,
                     progress: bool = True) -> SimulationSummary:
     """Simulate a region and write its input stack and its truth cube.

@@ -154,6 +154,8 @@ def test_a_snowy_region_reaches_the_simulator_plain_or_randomised():
     assert drawn["snow_events_per_year"] == 25 and -12 <= drawn["climate_shift_k"] <= 8
     _, none = realise(RegionSpec(seed=5))  # the regions of every shipped recipe: no snow
     assert none["snow_events_per_year"] == 0 and none["climate_shift_k"] == 0
+    with pytest.raises(ConfigError, match=r"randomised.*climate_shift_k"):
+        RegionSpec(seed=5, randomise=True, climate_shift_k=-15.0)  # would be ignored
 
 
 def test_gains_leave_out_the_date_itself_and_the_held_out_dates(workdir):
