@@ -66,9 +66,8 @@ class RegionSpec:
     snow_events_per_year: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.randomise and self.climate_shift_k:
-            raise ConfigError(f"regions: seed {self.seed} is randomised, so its climate is "
-                              "drawn; leave out climate_shift_k or randomise")
+        if self.randomise and self.climate_shift_k:  # it would be ignored
+            raise ConfigError(f"regions: seed {self.seed}: climate_shift_k needs randomise off")
         if self.size % self.coarse_factor and not self.randomise:
             raise ConfigError(f"regions: size {self.size} is not a multiple of the coarse "
                               f"factor {self.coarse_factor}")
