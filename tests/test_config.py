@@ -47,6 +47,7 @@ def test_yaml_file_round_trip(tmp_path):
         ("chunks", {"time": 0}, r"chunks\.time: must be >= 1"),
         ("fusion", {"method": "magic"}, r"fusion\.method: 'magic' is not one of"),
         ("fusion", {"min_clear_fraction": 1.5}, r"fusion\.min_clear_fraction: must be between"),
+        ("fusion", {"modis_registration": "yes"}, r"fusion\.modis_registration: 'yes' is not one"),
         ("output", {"dtype": "uint8"}, r"output\.dtype: 'uint8' is not one of"),
         ("simulation", {"landsat_revisit_days": 10}, r"simulation\.landsat_revisit_days"),
         ("simulation", {"modis_cloud_fraction": 1.0}, r"simulation\.modis_cloud_fraction"),
@@ -55,6 +56,19 @@ def test_yaml_file_round_trip(tmp_path):
 def test_bad_values_name_the_field(tmp_path, section, values, match):
     with pytest.raises(ConfigError, match=match):
         load_pipeline(config_dict(tmp_path, **{section: values}))
+
+
+def test_a_bare_off_in_yaml_is_the_word_off(tmp_path):
+    import yaml
+
+    text = yaml.safe_dump(config_dict(tmp_path)).replace(
+        "fusion:\n", "fusion:\n  overpass_correction: off\n  modis_registration: off\n", 1)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    fusion = load_pipeline(path).fusion  # safe_load reads both as False
+    assert (fusion.overpass_correction, fusion.modis_registration) == ("off", "off")
+    with pytest.raises(ConfigError, match=r"fusion\.modis_registration: True is not one of"):
+        load_pipeline(config_dict(tmp_path, fusion={"modis_registration": True}))
 
 
 def test_missing_and_unknown_top_level_fields(tmp_path):

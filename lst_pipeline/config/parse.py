@@ -79,6 +79,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         non_none = [a for a in args if a is not type(None)]
         return _convert(non_none[0], value, path)
     if origin is Literal:
+        if isinstance(value, bool) and ("on" if value else "off") in args:
+            value = "on" if value else "off"  # YAML 1.1 reads a bare off (or on) as a bool
         if value not in args:
             raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value
