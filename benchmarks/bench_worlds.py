@@ -11,7 +11,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_worlds.py [--workdir DIR] [--checkpoint PT]
         [--methods dlstfm starfm reference_change gain_change] [--regions alpine-foothills ...]
-        [--adapt-steps N]
+        [--adapt-steps N] [--registration]
 
 ``--workdir`` keeps the generated regions and stacks (reused when present). ``--adapt-steps``
 also runs ``lst-pipeline adapt`` on each region's stack and scores the adapted model.
@@ -59,9 +59,10 @@ def prepare(spec, root: Path) -> Path:
 
 
 def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | None,
-                adapted: str | None) -> dict[str, Path]:
+                adapted: str | None, registration: bool = False) -> dict[str, Path]:
     """Fuse the region with each method (a cube per method and checkpoint, reused when a
-    complete one of the same run exists)."""
+    complete one of the same run exists); ``registration``: ``fusion.modis_registration:
+    auto``, in cubes of their own."""
     from lst_pipeline.fusion.engine import execute, plan_run
     from lst_pipeline.model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
 
@@ -74,9 +75,10 @@ def run_methods(yaml_path: Path, methods: list[str], client, checkpoint: str | N
     for name, method, ckpt in runs:
         network = method in ("dlstfm", "ensemble")  # an ensemble's members include it
         tag = f"-{file_sha256(ckpt or DEFAULT_CHECKPOINT)[:8]}" if network else ""
-        cube = yaml_path.parent / f"cube-{name}{tag}.zarr"
+        cube = yaml_path.parent / f"cube-{name}{tag}{'-reg' if registration else ''}.zarr"
         fusion = dataclasses.replace(config.fusion, method=method,
-                                     checkpoint=Path(ckpt) if ckpt else None)
+                                     checkpoint=Path(ckpt) if ckpt else None,
+                                     modis_registration="auto" if registration else "off")
         run = dataclasses.replace(config, fusion=fusion,
                                   output=dataclasses.replace(config.output, cube=cube))
         start = time.perf_counter()
@@ -146,6 +148,8 @@ def main() -> None:
     parser.add_argument("--auto", action="store_true",
                         help="also run fusion.method auto's choice (leave-one-date-out) and "
                              "compare it with the truth's ranking")
+    parser.add_argument("--registration", action="store_true",
+                        help="fusion.modis_registration: auto for every run")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
@@ -154,7 +158,8 @@ def main() -> None:
     from lst_pipeline.io.stack import StackReader
 
     specs = [s for s in WORLD_REGIONS if args.regions is None or s.name in args.regions]
-    record = {"checkpoint": args.checkpoint or "shipped", "regions": {}}
+    record = {"checkpoint": args.checkpoint or "shipped", "regions": {},
+              "modis_registration": "auto" if args.registration else "off"}
     with tempfile.TemporaryDirectory(prefix="bench-worlds-") as tmp:
         base = args.workdir or Path(tmp)
         with connect(ClusterProfile(n_workers=2, threads_per_worker=1), quiet=True) as client:
@@ -165,7 +170,8 @@ def main() -> None:
                 if args.adapt_steps:
                     adapted, adapt_record = adapt(args, yaml_path, root)
                     record["regions"].setdefault(spec.name, {})["adapt"] = adapt_record
-                cubes = run_methods(yaml_path, args.methods, client, args.checkpoint, adapted)
+                cubes = run_methods(yaml_path, args.methods, client, args.checkpoint, adapted,
+                                    args.registration)
                 landsat_days = StackReader(root / "stack.zarr").landsat_dates
                 scores = compare_cubes_with_truth(cubes, root / "truth.zarr",
                                                   skip_days=landsat_days)

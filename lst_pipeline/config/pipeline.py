@@ -231,6 +231,11 @@ class FusionConfig:
         rate measured on the stack's own clear Landsat dates (MODIS minus Landsat against
         MODIS view time; :mod:`lst_pipeline.fusion.overpass`), when the stack records view
         times that vary; recorded in the cube. ``off``: use MODIS as observed.
+    modis_registration
+        ``auto``: measure each day's MODIS geolocation shift against the nearest other
+        clear Landsat date (up to half a cell each way) and move the day's MODIS back onto
+        its cells (:mod:`lst_pipeline.fusion.registration`); recorded in the cube. ``off``
+        (default): MODIS cells as gridded.
     reference_offset_days
         A reference date's MODIS is rebuilt, in each coarse cell its Landsat sees clearly,
         as the cell's Landsat mean plus the cell's MODIS-minus-Landsat offset averaged over
@@ -257,6 +262,7 @@ class FusionConfig:
     max_modis_interpolation_days: int = 4
     landsat_days: Literal["observe", "fuse"] = "observe"
     overpass_correction: Literal["auto", "off"] = "auto"
+    modis_registration: Literal["auto", "off"] = "off"
     reference_offset_days: int = 32
     starfm: StarfmParams = field(default_factory=StarfmParams)
     ubestarfm: UbestarfmParams = field(default_factory=UbestarfmParams)

@@ -22,6 +22,7 @@ from lst_pipeline.fusion.kernel import FusedBlock, fuse_block
 from lst_pipeline.fusion.modis_gaps import interpolate_modis_gaps
 from lst_pipeline.fusion.overpass import correct_modis
 from lst_pipeline.fusion.reference_offset import cell_means, horizon_days, smoothed_reference_modis
+from lst_pipeline.fusion.registration import register_modis
 from lst_pipeline.grid import Window
 from lst_pipeline.io.stack import StackReader
 
@@ -71,10 +72,11 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window, *
                             & usable)[0]
         coarse_read = read_window.coarse(task.coarse_factor)
 
-        def modis_on(days: np.ndarray) -> np.ndarray:  # at Landsat's hour with the correction
+        def modis_on(days: np.ndarray) -> np.ndarray:  # at Landsat's hour, on its own cells
             dates = days.astype("datetime64[D]")
-            return correct_modis(reader.read_modis(dates, coarse_read),
-                                 reader.modis_view_time_on(dates), task.overpass)
+            modis = register_modis(reader.read_modis(dates, coarse_read), days,
+                                   task.registration, reader, read_window)
+            return correct_modis(modis, reader.modis_view_time_on(dates), task.overpass)
 
         filled = None
         if task.modis_gap_days:

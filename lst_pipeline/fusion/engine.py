@@ -19,16 +19,19 @@ from lst_pipeline.fusion.block import (
 )
 from lst_pipeline.fusion.executor import ChunkStats, RunSummary, execute, fuse_chunk, prepare_cube
 from lst_pipeline.fusion.plan import (
-    OVERPASS_ATTR,
-    UNCERTAINTY_ATTR,
     FusionTask,
     ResumeState,
     RunPlan,
     changed_dates,
     fingerprint,
     output_days,
-    provenance,
     stale_chunks,
+)
+from lst_pipeline.fusion.provenance import (
+    OVERPASS_ATTR,
+    REGISTRATION_ATTR,
+    UNCERTAINTY_ATTR,
+    provenance,
 )
 from lst_pipeline.fusion.registry import ENSEMBLE, with_ensemble_weights
 
@@ -56,6 +59,7 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     from lst_pipeline.fusion.error_model import ErrorModel
     from lst_pipeline.fusion.holdout import choose_method
     from lst_pipeline.fusion.overpass import OverpassCorrection
+    from lst_pipeline.fusion.registration import ModisRegistration
     from lst_pipeline.fusion.uncertainty_fit import fit_uncertainty
     from lst_pipeline.io.cube_store import CubeStore
 
@@ -68,11 +72,14 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     plan = _plan.plan_run(config, n_workers=n_workers, choice=choice)
     if fit is not None:
         plan = dataclasses.replace(plan, ensemble=fit, notes=(*plan.notes, fit.describe()))
-    if plan.task.overpass is not None and plan.resume is not None and not overwrite:
-        recorded = CubeStore(plan.task.cube).attrs.get(OVERPASS_ATTR)
+    for field, attr, kind in (("overpass", OVERPASS_ATTR, OverpassCorrection),
+                              ("registration", REGISTRATION_ATTR, ModisRegistration)):
+        recorded = CubeStore(plan.task.cube).attrs.get(attr) if (
+            getattr(plan.task, field) is not None and plan.resume is not None
+            and not overwrite) else None
         if recorded is not None:  # every chunk of a cube uses one correction
             plan = dataclasses.replace(plan, task=dataclasses.replace(
-                plan.task, overpass=OverpassCorrection.from_attrs(recorded)))
+                plan.task, **{field: kind.from_attrs(recorded)}))
     if wanted is False:
         return plan
     recorded = CubeStore(plan.task.cube).attrs.get(UNCERTAINTY_ATTR) if (

@@ -26,7 +26,8 @@ from lst_pipeline.errors import LSTPipelineError, StoreError, TaskError, describ
 from lst_pipeline.flags import Flag
 from lst_pipeline.fusion import timing
 from lst_pipeline.fusion.block import fuse_inputs, read_block_inputs
-from lst_pipeline.fusion.plan import FusionTask, RunPlan, fingerprint, provenance
+from lst_pipeline.fusion.plan import FusionTask, RunPlan, fingerprint
+from lst_pipeline.fusion.provenance import provenance
 from lst_pipeline.io.cube import CubeWriter, create_cube
 from lst_pipeline.io.cube_store import CubeStore
 from lst_pipeline.io.zarr_store import FINGERPRINT_ATTR

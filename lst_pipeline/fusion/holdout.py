@@ -150,12 +150,14 @@ def _inputs_hiding(task: Any, t: int, read: Window, day: int) -> Any:
     """The inputs of output day ``t`` over ``read`` with Landsat date ``day`` hidden.
 
     The date is no reference, no part of another reference's averaged MODIS offset, and the
-    MODIS view-time rate is refitted without it.
+    MODIS view-time rate is refitted without it; no day's MODIS is registered against it.
     """
     from lst_pipeline.fusion.block import read_block_inputs
 
     if task.overpass is not None:
         task = dataclasses.replace(task, overpass=task.overpass.without(day))
+    if task.registration is not None:
+        task = dataclasses.replace(task, registration=task.registration.without(day))
     return read_block_inputs(task, t, t + 1, read, hide_day=day)
 
 

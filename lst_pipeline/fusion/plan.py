@@ -13,23 +13,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lst_pipeline._version import __version__
 from lst_pipeline.chunks import ChunkPlan, TaskCost, choose_chunks, plan_chunks
 from lst_pipeline.config.locations import StorePath
 from lst_pipeline.errors import GridError, InputError
 from lst_pipeline.fusion import reference_offset
 from lst_pipeline.fusion.methods import FusionMethod, get_method
 from lst_pipeline.fusion.overpass import OverpassCorrection, planned_overpass
+from lst_pipeline.fusion.registration import ModisRegistration, planned_registration
 from lst_pipeline.fusion.registry import method_geometry, with_ensemble_weights
 from lst_pipeline.grid import TargetGrid, resolve_grid
-from lst_pipeline.io.cube_store import CHUNKS_ATTR, CubeStore
+from lst_pipeline.io.cube_store import CubeStore
 from lst_pipeline.io.stack import StackReader
 from lst_pipeline.io.zarr_store import grid_attrs
 
@@ -70,6 +68,8 @@ class FusionTask:
     #: timescale (days) of the reference dates' averaged MODIS offset (0: MODIS as observed;
     #: ``fusion.reference_offset_days``, :mod:`lst_pipeline.fusion.reference_offset`)
     reference_offset_days: int = 0
+    #: per-day MODIS shifts (``fusion.modis_registration``; None: MODIS cells as gridded)
+    registration: ModisRegistration | None = None
 
     def fusion_method(self, threads: int | None = None) -> FusionMethod:
         """The method, built once per process and ``threads``.
@@ -266,7 +266,9 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
     task = _task(config, grid, days)
     fusion = config.fusion
     overpass, overpass_notes = planned_overpass(config.inputs.stack, fusion.overpass_correction)
-    task = dataclasses.replace(task, overpass=overpass)
+    registration, registration_notes = planned_registration(reader, fusion, days)
+    task = dataclasses.replace(task, overpass=overpass, registration=registration)
+    overpass_notes += registration_notes
     if fusion.reference_offset_days:
         overpass_notes.append(reference_offset.describe(fusion.reference_offset_days))
     gap = fusion.max_reference_gap_days
@@ -312,43 +314,6 @@ def plan_run(config: PipelineConfig, *, n_workers: int = 2, choice: Any = None) 
 #: allocation of one 32-day 512 x 512 block grew from 86 to 136 B per pixel-day (tracemalloc).
 UNCERTAINTY_BYTES_PER_PIXEL_DAY = 50.0
 
-#: Root attribute of the MODIS view-time correction of the run.
-OVERPASS_ATTR = "lst_pipeline:overpass"
-
-#: Root attribute of the error model behind ``lst_uncertainty``.
-UNCERTAINTY_ATTR = "lst_pipeline:uncertainty"
-
-#: CF ``references`` of every cube: the fusion model the default method follows.
-REFERENCES = (
-    "Jin, Li & Shen (2026), Deep-Learning Spatial and Temporal Fusion Model for Land Surface "
-    "Temperature Based on a Spatially Adaptive Feature and Temperature-Adaptive Correction "
-    "Module, Remote Sensing 18(2):238, doi:10.3390/rs18020238 (DLSTFM)"
-)
-
-
-def provenance(plan: RunPlan) -> dict[str, Any]:
-    """Root attributes recording how the cube was made."""
-    cfg = plan.config
-    fusion = {k: (str(v) if isinstance(v, Path) else v)
-              for k, v in dataclasses.asdict(cfg.fusion).items()}
-    return {
-        "lst_pipeline:version": __version__,
-        **plan.task.fusion_method().describe(),
-        "lst_pipeline:fusion": fusion,
-        "lst_pipeline:input_stack": str(cfg.inputs.stack),
-        CHUNKS_ATTR: list(plan.chunks.chunks),
-        **{name: fitted.as_attrs() for name, fitted in (
-            ("lst_pipeline:auto", plan.auto), ("lst_pipeline:ensemble", plan.ensemble),
-            (UNCERTAINTY_ATTR, plan.task.error_model), (OVERPASS_ATTR, plan.task.overpass))
-           if fitted is not None},
-        "lst_pipeline:pipeline": cfg.name,
-        "source": "Landsat Collection 2 L2 ST + MODIS MOD11A1 fused by lst_pipeline",
-        "references": REFERENCES,
-        "history": f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} lst_pipeline {__version__} "
-                   f"run of pipeline {cfg.name!r}",
-    }
-
-
 def _task_fingerprint(task: FusionTask) -> dict[str, Any]:
     """The task's fields that decide the cube's bytes (paths left out).
 
@@ -361,8 +326,9 @@ def _task_fingerprint(task: FusionTask) -> dict[str, Any]:
     for name in ("uncertainty", "reference_offset_days"):  # off: as before they existed
         if not fields[name]:
             fields.pop(name)
-    if fields.pop("overpass") is not None:  # whether, not how much: the cube records it
-        fields["overpass"] = True
+    for name in ("overpass", "registration"):  # whether, not how much: the cube records it
+        if fields.pop(name) is not None:
+            fields[name] = True
     return fields
 
 

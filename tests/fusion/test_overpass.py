@@ -116,7 +116,7 @@ def _fused_mae(plan, truth, ldays, days) -> float:
 
 def test_a_run_measures_the_rate_on_its_stack_and_removes_the_view_time_offset(tmp_path):
     from lst_pipeline.fusion.engine import plan_run
-    from lst_pipeline.fusion.plan import OVERPASS_ATTR, provenance
+    from lst_pipeline.fusion.provenance import OVERPASS_ATTR, provenance
 
     config, truth, ldays, days = _view_time_world(tmp_path)
     fitted = fit_overpass(config.inputs.stack)
@@ -162,7 +162,7 @@ def test_a_stack_without_view_times_is_left_as_observed_and_fingerprints_as_befo
 
 def test_a_resumed_run_keeps_the_correction_its_cube_records(tmp_path, client):
     from lst_pipeline.fusion.engine import execute, plan_run
-    from lst_pipeline.fusion.plan import OVERPASS_ATTR
+    from lst_pipeline.fusion.provenance import OVERPASS_ATTR
     from lst_pipeline.io.zarr_store import open_group
 
     config, *_ = _view_time_world(tmp_path)

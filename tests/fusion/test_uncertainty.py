@@ -12,7 +12,7 @@ import zarr
 from conftest import tiny_config
 from lst_pipeline.errors import InputError
 from lst_pipeline.fusion.engine import execute, fuse_scene, plan_run
-from lst_pipeline.fusion.plan import UNCERTAINTY_ATTR
+from lst_pipeline.fusion.provenance import UNCERTAINTY_ATTR
 from lst_pipeline.io.cube import (
     UNCERTAINTY,
     UNCERTAINTY_FILL,
