@@ -306,7 +306,9 @@ def _measure(reader: Any, days: tuple[int, ...], max_gap_days: int) -> ModisRegi
     try:
         modis = [reader.read_modis(np.asarray(days).astype("datetime64[D]"), w.coarse(f))
                  for w in windows]
-        for t, day in enumerate(days):
+        for t, day in enumerate(days):  # in time order: older references are not needed
+            for k in [k for k in references if ldays[k] < day - max_gap_days]:
+                del references[k]
             found: list[Fit] = []
             for k in _nearest(day, ldays, usable, max_gap_days):
                 if k not in references:
