@@ -72,14 +72,15 @@ def plan_run(config, *, n_workers: int = 2, overwrite: bool = False, log=print) 
     plan = _plan.plan_run(config, n_workers=n_workers, choice=choice)
     if fit is not None:
         plan = dataclasses.replace(plan, ensemble=fit, notes=(*plan.notes, fit.describe()))
-    for field, attr, kind in (("overpass", OVERPASS_ATTR, OverpassCorrection),
-                              ("registration", REGISTRATION_ATTR, ModisRegistration)):
-        recorded = CubeStore(plan.task.cube).attrs.get(attr) if (
-            getattr(plan.task, field) is not None and plan.resume is not None
-            and not overwrite) else None
-        if recorded is not None:  # every chunk of a cube uses one correction
-            plan = dataclasses.replace(plan, task=dataclasses.replace(
-                plan.task, **{field: kind.from_attrs(recorded)}))
+    if plan.resume is not None and not overwrite:  # every chunk of a cube uses one correction
+        task, cube_attrs = plan.task, CubeStore(plan.task.cube).attrs
+        if task.overpass is not None and OVERPASS_ATTR in cube_attrs:
+            task = dataclasses.replace(
+                task, overpass=OverpassCorrection.from_attrs(cube_attrs[OVERPASS_ATTR]))
+        if task.registration is not None and REGISTRATION_ATTR in cube_attrs:
+            task = dataclasses.replace(
+                task, registration=ModisRegistration.from_attrs(cube_attrs[REGISTRATION_ATTR]))
+        plan = dataclasses.replace(plan, task=task)
     if wanted is False:
         return plan
     recorded = CubeStore(plan.task.cube).attrs.get(UNCERTAINTY_ATTR) if (

@@ -232,11 +232,11 @@ class ModisRegistration:
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> ModisRegistration:
         """The registration recorded by :meth:`as_attrs` (JSON lists back to tuples)."""
-        def fit(v: Any) -> Fit | None:
-            return None if v is None else (int(v[0]), int(v[1]), int(v[2]), float(v[3]))
+        def fit(v: Any) -> Fit:
+            return int(v[0]), int(v[1]), int(v[2]), float(v[3])
 
         return cls(tuple(int(d) for d in attrs["days"]),
-                   tuple((fit(a), fit(b)) for a, b in attrs["fits"]))
+                   tuple((fit(a), None if b is None else fit(b)) for a, b in attrs["fits"]))
 
     def without(self, day: int) -> ModisRegistration:
         """The registration with no day measured against Landsat date ``day``.
