@@ -232,9 +232,10 @@ class FusionConfig:
         MODIS view time; :mod:`lst_pipeline.fusion.overpass`), when the stack records view
         times that vary; recorded in the cube. ``off``: use MODIS as observed.
     modis_registration
-        ``auto``: measure each day's MODIS geolocation shift against the nearest other
-        clear Landsat date (up to half a cell each way) and move the day's MODIS back onto
-        its cells (:mod:`lst_pipeline.fusion.registration`); recorded in the cube. ``off``
+        ``auto``: measure each day's MODIS geolocation shift against the nearest clear
+        Landsat date (up to half a cell each way, kept if a test against no shift passes)
+        and move the day's MODIS back onto its cells
+        (:mod:`lst_pipeline.fusion.registration`); recorded in the cube. ``off``
         (default): MODIS cells as gridded.
     reference_offset_days
         A reference date's MODIS is rebuilt, in each coarse cell its Landsat sees clearly,
