@@ -72,10 +72,13 @@ def read_block_inputs(task: FusionTask, t0: int, t1: int, read_window: Window, *
                             & usable)[0]
         coarse_read = read_window.coarse(task.coarse_factor)
 
+        registration_references: dict[int, np.ndarray] = {}  # read once per block
+
         def modis_on(days: np.ndarray) -> np.ndarray:  # at Landsat's hour, on its own cells
             dates = days.astype("datetime64[D]")
             modis = register_modis(reader.read_modis(dates, coarse_read), days,
-                                   task.registration, reader, read_window)
+                                   task.registration, reader, read_window,
+                                   registration_references)
             return correct_modis(modis, reader.modis_view_time_on(dates), task.overpass)
 
         filled = None

@@ -348,8 +348,13 @@ def planned_registration(reader: Any, fusion: Any, days: np.ndarray
 
 
 def register_modis(modis: np.ndarray, days: np.ndarray, registration: ModisRegistration | None,
-                   reader: Any, read_window: Window) -> np.ndarray:
-    """``(n, wyc, wxc)`` MODIS of ``days`` over ``read_window`` moved back onto its cells."""
+                   reader: Any, read_window: Window,
+                   references: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """``(n, wyc, wxc)`` MODIS of ``days`` over ``read_window`` moved back onto its cells.
+
+    ``references`` keeps the reference Landsat read (by day) between calls for one block,
+    which reads MODIS for its target days and for its references' dates separately.
+    """
     if registration is None or not registration.days:
         return modis
     f = reader.grid.coarse_factor
@@ -360,7 +365,7 @@ def register_modis(modis: np.ndarray, days: np.ndarray, registration: ModisRegis
     origin = (read_window.y0 - outer.y0, read_window.x0 - outer.x0)
     ldays = reader.landsat_dates.astype(np.int64)
     out = modis.copy()
-    references: dict[int, np.ndarray] = {}
+    references = {} if references is None else references
     for t, day in enumerate(np.asarray(days, np.int64)):
         found = registration.on(int(day))
         if found is None:
